@@ -1,0 +1,123 @@
+"""The command line: `python -m netlab handshake --out DIR`, `python -m netlab show FILE.pcap`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from netlab.capture import PcapError, load_pcap
+from netlab.conversation import ConversationError, _streams, Conversation
+from netlab.lab import LabError
+
+
+def _handshake(args: argparse.Namespace) -> int:
+    from netlab.experiments import handshake
+
+    exp = handshake(close_delay=args.close_delay)
+    print(exp.why)
+    print(exp.conversation.table())
+    print(f"closed first: {exp.conversation.closed_first}")
+    for state in exp.kernel_states:
+        print(f"kernel after: {state}")
+    out = Path(args.out)
+    pcap = exp.save(out / "handshake.pcap")
+    png = _ladder_png(exp.conversation, out / "handshake.png")
+    print(f"wrote {pcap} and {png}")
+    return 0
+
+
+def _refused(args: argparse.Namespace) -> int:
+    from netlab.experiments import refused
+
+    exp = refused()
+    print(exp.why)
+    print(exp.conversation.table())
+    print(f"the client saw: {exp.result!r}")
+    if args.out:
+        print(f"wrote {exp.save(Path(args.out) / 'refused.pcap')}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    packets = load_pcap(args.file)
+    streams = _streams(packets)
+    if not streams:
+        raise ConversationError(f"{args.file} holds no TCP segments")
+    numbers = [args.stream] if args.stream is not None else list(range(len(streams)))
+    shown = 0
+    for number in numbers:
+        try:
+            conv = Conversation.from_packets(packets, stream=number, source=Path(args.file).name)
+        except ConversationError as err:
+            if args.stream is not None:
+                raise
+            print(f"(skipping stream {number}: {err})\n")
+            continue
+        print(conv.table(payload=args.payload))
+        print()
+        shown += 1
+        if args.png:
+            png = Path(args.png)
+            if len(numbers) > 1:
+                png = png.with_name(f"{png.stem}-stream{number}{png.suffix or '.png'}")
+            print(f"wrote {_ladder_png(conv, png)}\n")
+    if not shown:
+        raise ConversationError(f"{args.file}: no TCP stream in it starts with a handshake")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from netlab.experiments import record_all
+
+    for path in record_all(Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _ladder_png(conv: Conversation, path: Path) -> Path:
+    from netlab.draw import ladder
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ladder(conv).savefig(path, dpi=110)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m netlab",
+        description="See TCP conversations: capture them live in a private lab network, or read a pcap.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("handshake", help="capture a TCP handshake, one message and the teardown")
+    p.add_argument("--out", default=".", help="folder for handshake.pcap and handshake.png (default: .)")
+    p.add_argument("--close-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="hold the server's close this long (0.2 shows a four-segment teardown)")
+    p.set_defaults(func=_handshake)
+
+    p = commands.add_parser("refused", help="connect to a port where nothing listens: see the RST")
+    p.add_argument("--out", help="folder for refused.pcap")
+    p.set_defaults(func=_refused)
+
+    p = commands.add_parser("show", help="print the table (and draw the ladder) for a pcap you recorded")
+    p.add_argument("file", help="a pcap or pcapng file (tcpdump -w, Wireshark)")
+    p.add_argument("--stream", type=int, help="show only TCP stream N (numbered from 0 like Wireshark)")
+    p.add_argument("--png", help="also draw the ladder diagram to this PNG file")
+    p.add_argument("--payload", action="store_true", help="show the first bytes of each payload")
+    p.set_defaults(func=_show)
+
+    p = commands.add_parser("record", help="(maintainers) re-record the captures shipped in netlab/data")
+    p.add_argument("--out", default=str(Path(__file__).with_name("data")), help="folder to write to")
+    p.set_defaults(func=_record)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (PcapError, ConversationError, LabError, OSError) as err:
+        print(f"netlab: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Packet capture in the lab, pcap files in and out, and the recorded captures shipped with netlab.
+
+Theory of operation
+-------------------
+A `Capture` asks the lab's helper to start scapy's `AsyncSniffer` and returns only once the
+sniffer is *ready* (its `started_callback` fired): `start()` itself returns long before the
+socket listens, and traffic sent in that gap is lost. On `lo` the kernel shows every packet
+twice (once leaving, once arriving); the sniffer reads with scapy's `L2Socket`, which drops the
+outgoing copy, so each packet is recorded once.
+
+Stopping is the other race: a sniffer stopped right after the last packet may not have read it
+yet. So the helper sends itself one UDP "end marker" datagram on the same interface and waits
+(with a timeout) until the sniffer has seen it; everything before the marker has then been read.
+The marker is removed from the result.
+
+Rules for this file:
+1. Every start and stop has a timeout and raises `CaptureError` naming what did not happen.
+2. Packets cross from the helper as raw bytes plus kernel timestamps, never re-dissected there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from netlab.conversation import Conversation
+    from netlab.lab import Lab
+
+__all__ = ["Capture", "CaptureError", "PcapError", "load_pcap", "save_pcap", "recorded"]
+
+DATA = Path(__file__).with_name("data")
+_MARKER = b"netlab end-of-capture marker"
+
+
+class CaptureError(RuntimeError):
+    """A capture could not start or stop as it should."""
+
+
+class PcapError(ValueError):
+    """A file is not a complete pcap or pcapng capture."""
+
+
+# ---------------------------------------------------------------------------
+# The notebook side.
+
+
+class Capture:
+    """Record packets on a lab interface while the `with` block runs.
+
+    After the block, `packets` holds what was captured (scapy packets with kernel timestamps),
+    and `ready_seconds` how long the sniffer took to be ready.
+    """
+
+    def __init__(self, lab: "Lab", iface: str = "lo", timeout: float = 5.0, filter: str | None = None) -> None:
+        self._lab = lab
+        self.iface = iface
+        self.timeout = timeout
+        self.filter = filter
+        self.packets: list = []
+        self.ready_seconds: float | None = None
+
+    def __enter__(self) -> "Capture":
+        self.ready_seconds, _ = self._lab._request(
+            "sniff_start", self.iface, self.filter, self.timeout, timeout=self.timeout + 5
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        frames, _ = self._lab._request("sniff_stop", timeout=self.timeout + 5)
+        self.packets = _rebuild(frames)
+
+    def conversation(self, stream: int | None = None, source: str = "live") -> "Conversation":
+        """Return the TCP conversation captured (stream N when there are several)."""
+        from netlab.conversation import Conversation
+
+        return Conversation.from_packets(self.packets, stream=stream, source=source)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the capture as a standard pcap file (Wireshark, tcpdump and tshark read it)."""
+        return save_pcap(self.packets, path)
+
+
+def _rebuild(frames: Iterable[tuple[int, bytes, float]]) -> list:
+    import scapy.layers.all  # noqa: F401  (registers the link types: Ethernet, Linux SLL, ...)
+    from scapy.config import conf
+    from scapy.packet import Raw
+
+    packets = []
+    for linktype, data, stamp in frames:
+        cls = conf.l2types.num2layer.get(linktype, Raw)
+        pkt = cls(data)
+        pkt.time = stamp
+        packets.append(pkt)
+    return packets
+
+
+# ---------------------------------------------------------------------------
+# The helper side (runs inside the lab namespace; see lab.py).
+
+
+class _Sniffer:
+    def __init__(self, iface: str, filter: str | None, timeout: float) -> None:
+        self.iface = iface
+        self.filter = filter
+        self.timeout = timeout
+        self._sniffer = None
+        self._marker_sock: socket.socket | None = None
+
+    def start(self) -> float:
+        from scapy.arch.common import compile_filter
+        from scapy.arch.linux import L2ListenSocket, L2Socket
+        from scapy.error import Scapy_Exception
+        from scapy.sendrecv import AsyncSniffer
+
+        # The end marker: a datagram from this socket to itself, on the captured interface.
+        self._marker_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._marker_sock.bind(("127.0.0.1", 0))
+        bpf = self.filter
+        if bpf:
+            # Compile first: a filter that cannot compile would otherwise fail only at stop(),
+            # after the started callback silently never fired.
+            bpf = f"({bpf}) or (udp port {self._marker_sock.getsockname()[1]})"
+            try:
+                compile_filter(bpf, iface=self.iface)
+            except (ImportError, Scapy_Exception, OSError) as err:
+                self._close_marker()
+                raise CaptureError(f"the capture filter {self.filter!r} cannot be used: {err}") from None
+        ready = threading.Event()
+        sniff_socket = L2Socket if self.iface == "lo" else L2ListenSocket
+        self._sniffer = AsyncSniffer(
+            iface=self.iface, filter=bpf, L2socket=sniff_socket, store=True,
+            started_callback=ready.set, stop_filter=self._is_marker,
+        )
+        t0 = time.perf_counter()
+        self._sniffer.start()
+        if not ready.wait(self.timeout):
+            self._force_stop()
+            raise CaptureError(f"the capture on {self.iface} was not ready within {self.timeout:g} s")
+        return time.perf_counter() - t0
+
+    @staticmethod
+    def _is_marker(pkt) -> bool:
+        return bytes(pkt).endswith(_MARKER)
+
+    def stop(self) -> list[tuple[int, bytes, float]]:
+        if self._sniffer is None:
+            return []
+        sniffer, self._sniffer = self._sniffer, None
+        if self._marker_sock is not None and sniffer.thread is not None and sniffer.thread.is_alive():
+            self._marker_sock.sendto(_MARKER, self._marker_sock.getsockname())
+            sniffer.thread.join(self.timeout)  # returns when the marker is seen
+        self._close_marker()
+        if sniffer.thread is not None and sniffer.thread.is_alive():
+            self._sniffer = sniffer
+            self._force_stop()
+            raise CaptureError(f"the capture on {self.iface} did not see its end marker within {self.timeout:g} s")
+        results = sniffer.results or []
+        from scapy.config import conf
+
+        frames = []
+        for pkt in results:
+            if self._is_marker(pkt):
+                continue
+            linktype = conf.l2types.layer2num.get(type(pkt), 1)
+            frames.append((linktype, bytes(pkt), float(pkt.time)))
+        return frames
+
+    def _force_stop(self) -> None:
+        sniffer, self._sniffer = self._sniffer, None
+        self._close_marker()
+        if sniffer is None:
+            return
+        try:
+            sniffer.stop(join=False)
+        except Exception:
+            pass  # not running any more: nothing to stop
+        if sniffer.thread is not None:
+            sniffer.thread.join(2.0)
+
+    def _close_marker(self) -> None:
+        if self._marker_sock is not None:
+            self._marker_sock.close()
+            self._marker_sock = None
+
+
+# ---------------------------------------------------------------------------
+# pcap files.
+
+
+def save_pcap(packets: Iterable, path: str | os.PathLike) -> Path:
+    """Write packets as a classic pcap file (what tcpdump -w writes); return the path."""
+    from scapy.utils import wrpcap
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrpcap(str(path), list(packets))
+    return path
+
+
+def load_pcap(path: str | os.PathLike) -> list:
+    """Read a pcap or pcapng file; raise PcapError if it is not one or is cut short."""
+    import scapy.layers.all  # noqa: F401  (registers the link types, or every frame reads as Raw)
+    from scapy.error import Scapy_Exception
+    from scapy.utils import rdpcap
+
+    path = Path(path)
+    if not path.is_file():
+        raise PcapError(f"{path}: no such file")
+    _check_complete(path)
+    try:
+        return list(rdpcap(str(path)))
+    except (Scapy_Exception, EOFError, struct.error) as err:
+        raise PcapError(f"{path}: cannot be read as a capture ({err})") from None
+
+
+def _check_complete(path: Path) -> None:
+    """Walk the file's record lengths (not its contents) to catch a cut-short capture."""
+    data = path.read_bytes()
+    size = len(data)
+    if not size:
+        raise PcapError(f"{path}: the file is empty, not a capture")
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        endian = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        endian = ">"
+    elif magic == b"\x0a\x0d\x0d\x0a":
+        _check_pcapng(path, data)
+        return
+    else:
+        raise PcapError(f"{path}: not a pcap or pcapng file (it starts with {data[:8]!r})")
+    if size < 24:
+        raise PcapError(f"{path}: truncated pcap: the 24-byte file header is cut short ({size} bytes)")
+    offset, number = 24, 0
+    while offset < size:
+        number += 1
+        if offset + 16 > size:
+            raise PcapError(f"{path}: truncated pcap: the header of packet {number} is cut short")
+        (caplen,) = struct.unpack_from(endian + "I", data, offset + 8)
+        offset += 16 + caplen
+        if offset > size:
+            raise PcapError(f"{path}: truncated pcap: packet {number} is missing {offset - size} of its {caplen} bytes")
+
+
+def _check_pcapng(path: Path, data: bytes) -> None:
+    size = len(data)
+    if size < 12:
+        raise PcapError(f"{path}: truncated pcapng: the section header is cut short")
+    endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+    offset, number = 0, 0
+    while offset < size:
+        number += 1
+        if offset + 12 > size:
+            raise PcapError(f"{path}: truncated pcapng: block {number} is cut short")
+        (length,) = struct.unpack_from(endian + "I", data, offset + 4)
+        if length < 12:
+            raise PcapError(f"{path}: not a valid pcapng file: block {number} has length {length}")
+        offset += length
+        if offset > size:
+            raise PcapError(f"{path}: truncated pcapng: block {number} is missing {offset - size} bytes")
+
+
+def recorded(name: str) -> list:
+    """Return the packets of a recorded capture shipped with netlab (`netlab/data/NAME.pcap`)."""
+    path = DATA / f"{name}.pcap"
+    if not path.is_file():
+        names = sorted(p.stem for p in DATA.glob("*.pcap"))
+        raise FileNotFoundError(f"no recorded capture named {name!r}; netlab ships {names}")
+    return load_pcap(path)

@@ -1,0 +1,380 @@
+"""Captured packets understood: one TCP conversation, segment by segment.
+
+Theory of operation
+-------------------
+A capture is a list of scapy packets. `conversations()` groups the TCP segments into streams
+by their pair of endpoints (in the order each stream first appears, numbered from 0 as
+Wireshark's `tcp.stream` does). `Conversation` then reads one stream the way a person reads a
+ladder diagram: who is the client (the side that sent the first SYN), each side's initial
+sequence number (ISN), and for every segment its direction, its flags in words, its sequence
+and acknowledgement numbers *relative to the ISNs*, its payload length, the receive window it
+advertises in bytes, and the phase it belongs to.
+
+Rules for this file:
+1. Everything here is computed from the packets alone: no clock, no kernel, no lab. The same
+   pcap gives the same table on every machine.
+2. The TCP state machine (RFC 9293, section 3.3.2) lives in `TRANSITIONS`, one table; the
+   per-side state walk reads it, and so may any diagram.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+__all__ = [
+    "Conversation",
+    "ConversationError",
+    "NoHandshakeError",
+    "Segment",
+    "TRANSITIONS",
+    "conversations",
+    "flag_words",
+]
+
+CLIENT_TO_SERVER = "C→S"
+SERVER_TO_CLIENT = "S→C"
+
+
+class ConversationError(ValueError):
+    """The packets do not hold the TCP conversation asked for."""
+
+
+class NoHandshakeError(ConversationError):
+    """The stream has no opening SYN, so client, server and ISNs cannot be known."""
+
+
+def flag_words(flags: Any) -> str:
+    """Name TCP flags the way people say them: 'SYN', 'SYN-ACK', 'PSH-ACK', 'FIN-ACK', 'RST'."""
+    f = str(flags)
+    names = [name for letter, name in (("S", "SYN"), ("F", "FIN"), ("R", "RST"), ("P", "PSH"), ("U", "URG"))
+             if letter in f]
+    if "A" in f:
+        names.append("ACK")
+    return "-".join(names) if names else "none"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One TCP segment of a conversation, with numbers relative to each side's ISN."""
+
+    number: int  # 1-based position in the conversation
+    time: float  # seconds since the conversation's first segment
+    direction: str  # "C→S" (client to server) or "S→C"
+    flags: str  # in words: "SYN", "SYN-ACK", "ACK", "PSH-ACK", "FIN-ACK", "RST", "RST-ACK"
+    seq: int  # relative sequence number (0 = the sender's ISN)
+    ack: int | None  # relative acknowledgement number, None when the ACK flag is off
+    length: int  # payload bytes
+    window: int  # receive window the sender advertises, in bytes (scaling applied)
+    phase: str  # "handshake", "data", "teardown" or "reset"
+    payload: bytes = field(repr=False)
+    packet: Any = field(repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """A short label for diagrams: 'SYN seq=0', 'PSH-ACK seq=1 ack=1 len=13'."""
+        parts = [self.flags, f"seq={self.seq}"]
+        if self.ack is not None:
+            parts.append(f"ack={self.ack}")
+        if self.length:
+            parts.append(f"len={self.length}")
+        return " ".join(parts)
+
+    def has(self, flag: str) -> bool:
+        """True when the segment carries `flag` ('SYN', 'ACK', 'FIN', 'RST', 'PSH')."""
+        return flag in self.flags.split("-")
+
+
+# ---------------------------------------------------------------------------
+# The TCP state machine, RFC 9293 section 3.3.2, as (state, event) -> next state.
+# An event is what one side does: "send SYN", "recv SYN-ACK", "close" is implied by "send FIN".
+
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("CLOSED", "send SYN"): "SYN-SENT",
+    ("LISTEN", "recv SYN"): "SYN-RECEIVED",
+    ("SYN-SENT", "recv SYN-ACK"): "ESTABLISHED",
+    ("SYN-SENT", "recv RST"): "CLOSED",
+    ("SYN-RECEIVED", "recv ACK"): "ESTABLISHED",
+    ("ESTABLISHED", "send FIN"): "FIN-WAIT-1",
+    ("ESTABLISHED", "recv FIN"): "CLOSE-WAIT",
+    ("FIN-WAIT-1", "recv ACK of FIN"): "FIN-WAIT-2",
+    ("FIN-WAIT-1", "recv FIN"): "CLOSING",
+    ("FIN-WAIT-1", "recv FIN+ACK of FIN"): "TIME-WAIT",
+    ("FIN-WAIT-2", "recv FIN"): "TIME-WAIT",
+    ("CLOSING", "recv ACK of FIN"): "TIME-WAIT",
+    ("CLOSE-WAIT", "send FIN"): "LAST-ACK",
+    ("LAST-ACK", "recv ACK of FIN"): "CLOSED",
+}
+# Any state but LISTEN and CLOSED goes to CLOSED on a valid RST.
+_RESETTABLE = {"SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK"}
+
+
+def _endpoints(pkt: Any) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+
+    if TCP not in pkt:
+        return None
+    ip = pkt[IP] if IP in pkt else pkt[IPv6] if IPv6 in pkt else None
+    if ip is None:
+        return None
+    tcp = pkt[TCP]
+    return (str(ip.src), int(tcp.sport)), (str(ip.dst), int(tcp.dport))
+
+
+def conversations(packets: Iterable[Any], source: str = "live") -> list["Conversation"]:
+    """Split packets into TCP streams and understand each; streams without a SYN are skipped."""
+    result = []
+    for number, stream in enumerate(_streams(packets)):
+        try:
+            result.append(Conversation(stream, stream_number=number, source=source))
+        except NoHandshakeError:
+            continue
+    return result
+
+
+def _streams(packets: Iterable[Any]) -> list[list[Any]]:
+    streams: dict[frozenset, list[Any]] = {}
+    for pkt in packets:
+        ends = _endpoints(pkt)
+        if ends is None:
+            continue
+        streams.setdefault(frozenset(ends), []).append(pkt)
+    return list(streams.values())
+
+
+def _wscale(tcp: Any) -> int | None:
+    for name, value in tcp.options or []:
+        if name == "WScale":
+            return int(value)
+    return None
+
+
+class Conversation:
+    """One TCP conversation: client, server, and its segments understood.
+
+    `source` says where the packets came from: "live" (captured just now in the lab) or
+    "recorded" (a capture shipped with netlab, shown when the lab is not available) or a file name.
+    """
+
+    def __init__(self, packets: list[Any], stream_number: int = 0, source: str = "live") -> None:
+        from scapy.layers.inet import TCP
+
+        self.packets = list(packets)
+        self.stream_number = stream_number
+        self.source = source
+        if not self.packets:
+            raise ConversationError("the capture holds no TCP segments")
+        syn = next((p for p in self.packets if "S" in str(p[TCP].flags) and "A" not in str(p[TCP].flags)), None)
+        if syn is None:
+            a, b = _endpoints(self.packets[0])
+            raise NoHandshakeError(
+                f"TCP stream {stream_number} ({a[0]}:{a[1]} ⇄ {b[0]}:{b[1]}) has no SYN: the capture "
+                "started after the connection was opened, so its handshake is not in it"
+            )
+        self.client, self.server = _endpoints(syn)
+        start = float(self.packets[0].time)
+
+        from_server = [p for p in self.packets if _endpoints(p)[0] == self.server]
+        synack = next((p for p in from_server if "S" in str(p[TCP].flags)), None)
+        # Without a SYN-ACK (a refused connection), the server's first segment stands in.
+        self.isn = {
+            "client": int(syn[TCP].seq),
+            "server": int((synack or (from_server[0] if from_server else syn))[TCP].seq),
+        }
+        # Window scaling is in force only when both SYNs offer it (RFC 7323), and never on SYNs.
+        scales = {"client": _wscale(syn[TCP]), "server": _wscale(synack[TCP]) if synack else None}
+        use_scaling = None not in scales.values()
+
+        segments = []
+        phase = "handshake"
+        handshake_done = False
+        for number, pkt in enumerate(self.packets, 1):
+            tcp = pkt[TCP]
+            from_client = _endpoints(pkt)[0] == self.client
+            me, peer = ("client", "server") if from_client else ("server", "client")
+            flags = flag_words(tcp.flags)
+            has_ack = "A" in str(tcp.flags)
+            window = int(tcp.window)
+            if use_scaling and "S" not in str(tcp.flags):
+                window <<= scales[me]
+            payload = bytes(tcp.payload)
+            # Ethernet pads short frames: trust the IP length for the payload, not the frame.
+            payload = payload[: _tcp_payload_length(pkt)]
+            if "R" in str(tcp.flags):
+                phase = "reset"
+            elif "F" in str(tcp.flags) and phase != "reset":
+                phase = "teardown"
+            elif phase == "handshake" and handshake_done:
+                phase = "data"
+            segments.append(Segment(
+                number=number,
+                time=float(pkt.time) - start,
+                direction=CLIENT_TO_SERVER if from_client else SERVER_TO_CLIENT,
+                flags=flags,
+                seq=(int(tcp.seq) - self.isn[me]) % 2**32,
+                ack=(int(tcp.ack) - self.isn[peer]) % 2**32 if has_ack else None,
+                length=len(payload),
+                window=window,
+                phase=phase,
+                payload=payload,
+                packet=pkt,
+            ))
+            if phase == "handshake" and from_client and flags == "ACK" and synack is not None:
+                handshake_done = True
+            if phase == "handshake" and from_client and has_ack and synack is not None and len(payload):
+                handshake_done = True
+                segments[-1] = _with_phase(segments[-1], "data")
+                phase = "data"
+        self.segments: list[Segment] = segments
+
+    @classmethod
+    def from_packets(cls, packets: Iterable[Any], stream: int | None = None, source: str = "live") -> "Conversation":
+        """Understand the TCP conversation in `packets` (stream N when there are several)."""
+        streams = _streams(packets)
+        if not streams:
+            raise ConversationError("the capture holds no TCP segments")
+        if stream is None:
+            if len(streams) > 1:
+                raise ConversationError(
+                    f"the capture holds {len(streams)} TCP streams; choose one with stream=0..{len(streams) - 1}"
+                )
+            stream = 0
+        if not 0 <= stream < len(streams):
+            raise ConversationError(f"there is no TCP stream {stream}; the capture holds streams 0..{len(streams) - 1}")
+        return cls(streams[stream], stream_number=stream, source=source)
+
+    # -- facts a lesson asks about ------------------------------------------
+
+    def flags(self) -> list[str]:
+        """The flags of every segment in order, in words."""
+        return [s.flags for s in self.segments]
+
+    def phase(self, name: str) -> list[Segment]:
+        """The segments of one phase: 'handshake', 'data', 'teardown' or 'reset'."""
+        return [s for s in self.segments if s.phase == name]
+
+    @property
+    def handshake_complete(self) -> bool:
+        """True when SYN, SYN-ACK and the client's ACK are all in the capture."""
+        return any(s.phase != "handshake" for s in self.segments) or (
+            self.flags()[:3] == ["SYN", "SYN-ACK", "ACK"]
+        )
+
+    @property
+    def refused(self) -> bool:
+        """True when the server answered the SYN with a reset (nothing listened on the port)."""
+        return len(self.segments) >= 2 and self.segments[0].flags == "SYN" and self.segments[1].direction == SERVER_TO_CLIENT and self.segments[1].has("RST")
+
+    @property
+    def closed_first(self) -> str | None:
+        """'client' or 'server': the side that sent the first FIN (None if nobody did)."""
+        fin = next((s for s in self.segments if s.has("FIN")), None)
+        if fin is None:
+            return None
+        return "client" if fin.direction == CLIENT_TO_SERVER else "server"
+
+    def data(self, direction: str = CLIENT_TO_SERVER) -> bytes:
+        """All payload bytes sent one way, in order (each byte once, retransmissions dropped)."""
+        out = bytearray()
+        for s in self.segments:
+            if s.direction == direction and s.length and s.seq - 1 == len(out):
+                out += s.payload
+        return bytes(out)
+
+    def states(self) -> dict[str, list[tuple[int, str]]]:
+        """Walk each side through the RFC 9293 state machine: {'client': [(segment number, state)], ...}.
+
+        Entry 0 is the state before the first segment ("CLOSED" for the client, "LISTEN" for
+        the server, or "CLOSED" when nothing listened); each later entry says which segment
+        moved that side into the state.
+        """
+        # A refused connection had no listening socket: the server side stays CLOSED and resets.
+        server_start = "CLOSED" if self.refused else "LISTEN"
+        state = {"client": "CLOSED", "server": server_start}
+        walk: dict[str, list[tuple[int, str]]] = {"client": [(0, "CLOSED")], "server": [(0, server_start)]}
+        fin_seq_end: dict[str, int] = {}
+        for s in self.segments:
+            sender, receiver = ("client", "server") if s.direction == CLIENT_TO_SERVER else ("server", "client")
+            events = {sender: [], receiver: []}
+            if s.has("RST"):
+                events[receiver].append("recv RST")
+            elif s.has("SYN") and not s.has("ACK"):
+                events[sender].append("send SYN")
+                events[receiver].append("recv SYN")
+            elif s.has("SYN"):
+                events[receiver].append("recv SYN-ACK")
+            else:
+                if s.has("FIN"):
+                    fin_seq_end[sender] = s.seq + s.length + 1
+                acks_fin = s.has("ACK") and receiver in fin_seq_end and s.ack is not None and s.ack >= fin_seq_end[receiver]
+                if s.has("FIN"):
+                    events[sender].append("send FIN")
+                    events[receiver].append("recv FIN+ACK of FIN" if acks_fin else "recv FIN")
+                elif acks_fin:
+                    events[receiver].append("recv ACK of FIN")
+                elif s.has("ACK"):
+                    events[receiver].append("recv ACK")
+            for side in (sender, receiver):
+                for event in events[side]:
+                    if event == "recv RST" and state[side] in _RESETTABLE:
+                        nxt = "CLOSED"
+                    else:
+                        nxt = TRANSITIONS.get((state[side], event))
+                        if nxt is None and event == "recv FIN+ACK of FIN":
+                            # FIN-WAIT-1 is the only state where this differs from a plain FIN.
+                            nxt = TRANSITIONS.get((state[side], "recv FIN"))
+                    if nxt and nxt != state[side]:
+                        state[side] = nxt
+                        walk[side].append((s.number, nxt))
+        return walk
+
+    # -- showing it ---------------------------------------------------------
+
+    def table(self, payload: bool = False) -> str:
+        """The conversation as a plain-text table, one line per segment."""
+        c, srv = self.client, self.server
+        lines = [
+            f"TCP stream {self.stream_number}, {self.source}: client {c[0]}:{c[1]}  server {srv[0]}:{srv[1]}",
+            f"{'#':>3}  {'time ms':>8}  {'dir':<4} {'flags':<8} {'seq':>7} {'ack':>7} {'len':>6} {'window':>7}  phase",
+        ]
+        for s in self.segments:
+            ack = "" if s.ack is None else str(s.ack)
+            line = (f"{s.number:>3}  {s.time * 1000:>8.3f}  {s.direction:<4} {s.flags:<8} {s.seq:>7} {ack:>7} "
+                    f"{s.length:>6} {s.window:>7}  {s.phase}")
+            if payload and s.length:
+                line += f"  {s.payload[:24]!r}{'…' if s.length > 24 else ''}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        return f"<Conversation stream {self.stream_number} ({self.source}): {len(self.segments)} segments, {' '.join(self.flags())}>"
+
+    def save(self, path: Any) -> Any:
+        """Write this conversation's packets as a pcap file that Wireshark opens."""
+        from netlab.capture import save_pcap
+
+        return save_pcap(self.packets, path)
+
+
+def _with_phase(seg: Segment, phase: str) -> Segment:
+    from dataclasses import replace
+
+    return replace(seg, phase=phase)
+
+
+def _tcp_payload_length(pkt: Any) -> int:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+
+    tcp = pkt[TCP]
+    header = int(tcp.dataofs or 5) * 4
+    if IP in pkt:
+        ip = pkt[IP]
+        return max(0, int(ip.len) - int(ip.ihl) * 4 - header)
+    if IPv6 in pkt:
+        return max(0, int(pkt[IPv6].plen) - header)  # no extension headers in the lab
+    return len(bytes(tcp.payload))

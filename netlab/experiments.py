@@ -1,0 +1,174 @@
+"""Experiments a notebook runs in one line: live in the lab, or recorded when the lab is refused.
+
+`run(client)` is the general form: it opens a lab, starts an echo server there, captures the
+loopback, calls `client(lab, server_address)` (a student's own code or one of ours), waits for
+the connection to finish closing, and returns an `Experiment`: the conversation understood, the
+kernel's view of the sockets afterwards (`ss`), and whether all of it is *live* or *recorded*.
+`handshake()` and `refused()` are the canned experiments of notebook 03 and the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from netlab.capture import DATA, recorded as recorded_packets, save_pcap
+from netlab.conversation import Conversation
+from netlab.lab import Lab, LabUnavailable, SocketState
+from netlab.sockets import EchoServer, hello
+
+__all__ = ["Experiment", "run", "handshake", "refused", "mode"]
+
+# States in which a TCP connection is still closing (or open); the experiment waits them out.
+_BUSY = {"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK", "CLOSING"}
+
+
+@dataclass
+class Experiment:
+    """What one experiment produced: the conversation, the kernel's sockets after it, live or recorded."""
+
+    conversation: Conversation
+    source: str  # "live" or "recorded"
+    why: str  # one sentence: how it ran, or why it is recorded
+    kernel_states: list[SocketState] = field(default_factory=list)
+    result: Any = None  # what the client returned (or the exception it raised)
+    capture_ready_seconds: float | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.source == "live"
+
+    def save(self, path: str | Path) -> Path:
+        """Write the captured packets as a pcap file that Wireshark opens."""
+        return save_pcap(self.conversation.packets, path)
+
+    def __str__(self) -> str:
+        return self.conversation.table()
+
+
+def mode() -> str:
+    """One sentence: does this machine run experiments live, and if not, why not."""
+    from netlab.lab import lab_available
+
+    return lab_available()[1]
+
+
+def run(client: Callable[[Lab, tuple[str, int] | None], Any], *, recorded: str | None = None,
+        server: bool = True, close_delay: float = 0.0, timeout: float = 5.0) -> Experiment:
+    """Run `client(lab, server_address)` in a fresh lab with an echo server, capturing every packet.
+
+    `recorded` names the capture in netlab/data to show instead when this machine refuses the
+    lab. `close_delay` (seconds) holds the server's close after the client's (see EchoServer).
+    Exceptions from `client` are kept in `Experiment.result`, not raised: a refused connection
+    is an outcome to look at.
+    """
+    try:
+        lab = Lab()
+    except LabUnavailable as err:
+        if recorded is None:
+            raise
+        return load_recorded(recorded, why=str(err))
+    with lab:
+        server_ctx = EchoServer(lab=lab, timeout=timeout, close_delay=close_delay) if server else None
+        try:
+            with lab.capture(timeout=timeout) as cap:
+                try:
+                    result = client(lab, server_ctx.address if server_ctx else None)
+                except OSError as err:
+                    result = err
+                states = _wait_until_closed(lab, timeout + close_delay)
+        finally:
+            if server_ctx is not None:
+                server_ctx.close()
+    return Experiment(
+        conversation=Conversation.from_packets(cap.packets, source="live"),
+        source="live",
+        why="live: captured just now in a private network namespace that netlab created",
+        kernel_states=states,
+        result=result,
+        capture_ready_seconds=cap.ready_seconds,
+    )
+
+
+def _wait_until_closed(lab: Lab, timeout: float) -> list[SocketState]:
+    """Wait until no connection in the lab is still open or closing; return the sockets left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [s for s in lab.socket_states() if s.state != "LISTEN"]
+        if not any(s.state in _BUSY for s in states) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.005)
+
+
+def handshake(message: bytes = b"Hello, World!", close_delay: float = 0.0) -> Experiment:
+    """Connect to an echo server in the lab, send `message`, read the echo, close: captured."""
+    return run(lambda lab, address: hello(address, message, lab=lab), recorded="handshake" if close_delay == 0 else "handshake-slow-close", close_delay=close_delay)
+
+
+def _refused_client(lab: Lab, _address: Any) -> Any:
+    # A port nobody listens on: bind one to learn a free number, then close it unused.
+    with lab.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    with lab.create_connection(("127.0.0.1", closed_port), timeout=2.0):
+        return "connected (unexpected)"
+
+
+def refused() -> Experiment:
+    """Connect to a lab port where nothing listens: the SYN is answered by a reset."""
+    return run(_refused_client, recorded="refused", server=False)
+
+
+# ---------------------------------------------------------------------------
+# Recorded captures: netlab/data/NAME.pcap plus NAME.json (the kernel's sockets, provenance).
+
+
+def load_recorded(name: str, why: str = "recorded") -> Experiment:
+    """Return a recorded experiment shipped with netlab, labelled as recorded."""
+    meta_path = DATA / f"{name}.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    states = [SocketState(s["state"], tuple(s["local"]), tuple(s["peer"]) if s["peer"] else None)
+              for s in meta.get("kernel_states", [])]
+    return Experiment(
+        conversation=Conversation.from_packets(recorded_packets(name), source="recorded"),
+        source="recorded",
+        why=why,
+        kernel_states=states,
+        result=meta.get("result"),
+    )
+
+
+def record_all(directory: Path = DATA) -> list[Path]:
+    """Re-record the shipped captures from live runs (for maintainers); return the files written."""
+    runs = {
+        "handshake": lambda: handshake(),
+        "handshake-slow-close": lambda: handshake(close_delay=0.2),
+        "refused": refused,
+    }
+    written = []
+    for name, experiment in runs.items():
+        exp = experiment()
+        if not exp.live:
+            raise RuntimeError(f"cannot record {name}: {exp.why}")
+        written.append(exp.save(directory / f"{name}.pcap"))
+        meta = {
+            "recorded_with": "netlab record, live in a private network namespace",
+            "kernel": _kernel(),
+            "result": repr(exp.result),
+            "kernel_states": [{"state": s.state, "local": list(s.local), "peer": list(s.peer) if s.peer else None}
+                              for s in exp.kernel_states],
+        }
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(meta, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+def _kernel() -> str:
+    import platform
+
+    return f"{platform.system()} {platform.release()}"
+

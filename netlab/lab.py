@@ -1,0 +1,362 @@
+"""The private lab network: a user + network namespace that netlab creates and cleans up.
+
+Theory of operation
+-------------------
+`Lab()` starts one helper process with `unshare --user --map-root-user --net`. Inside, the
+helper is root of a brand-new network stack: its own `lo`, its own ports, no route to any real
+network. It works the same for root and for an ordinary user, because an unprivileged user may
+create a user namespace and is then root *of that namespace only*.
+
+The notebook's own Python stays where it is (a Jupyter kernel is multi-threaded and may not
+enter a user namespace). Instead the helper creates sockets inside the lab and hands the open
+file descriptors back over a Unix socket (SCM_RIGHTS). A socket belongs to the network
+namespace it was created in, whoever holds it, so the student's code in a notebook cell talks
+over the lab's network with ordinary `socket` objects. Packet capture needs privileges only
+the helper has, so the helper sniffs and sends the captured frames back.
+
+Rules for this file:
+1. Everything that crosses into the namespace goes through `_Helper` requests; nothing else
+   in netlab starts processes in the lab.
+2. Every wait has a timeout, and `Lab.close()` always leaves no process, thread or socket
+   behind, even when the helper has died.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available"]
+
+# How long the helper may take to start (python + scapy import), in seconds.
+START_TIMEOUT = 30.0
+# How long any single request to the helper may take, in seconds.
+REQUEST_TIMEOUT = 15.0
+
+
+class LabError(RuntimeError):
+    """The lab network failed while running an experiment."""
+
+
+class LabUnavailable(LabError):
+    """This system does not let netlab create a private network namespace."""
+
+
+@dataclass(frozen=True)
+class SocketState:
+    """One TCP socket as the lab's kernel reports it (`ss -tan`)."""
+
+    state: str  # e.g. "ESTAB", "TIME-WAIT", "LISTEN"
+    local: tuple[str, int]
+    peer: tuple[str, int] | None
+
+    def __str__(self) -> str:
+        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "*"
+        return f"{self.state:<11} {self.local[0]}:{self.local[1]} ⇄ {peer}"
+
+
+# ---------------------------------------------------------------------------
+# Messages between the notebook side and the helper: a 4-byte length, then a pickle.
+# Both ends are netlab's own processes, so pickle is safe here.
+
+
+def _send_msg(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> None:
+    data = pickle.dumps(obj)
+    header = struct.pack("!I", len(data))
+    if fds:
+        socket.send_fds(sock, [header], fds)
+        sock.sendall(data)
+    else:
+        sock.sendall(header + data)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError(f"lab channel closed with {n - len(buf)} of {n} bytes missing")
+        buf += chunk
+    return bytes(buf)
+
+
+def _recv_msg(sock: socket.socket) -> tuple[Any, list[int]]:
+    # The header is read with recv_fds so a descriptor sent with it is not lost.
+    header, fds, _flags, _addr = socket.recv_fds(sock, 4, 4)
+    if not header:
+        raise EOFError("lab channel closed")
+    header += _recv_exact(sock, 4 - len(header))
+    (size,) = struct.unpack("!I", header)
+    return pickle.loads(_recv_exact(sock, size)), fds
+
+
+# ---------------------------------------------------------------------------
+# The notebook side.
+
+
+def _unshare_command() -> list[str]:
+    tool = shutil.which("unshare")
+    if tool is None:
+        raise LabUnavailable(
+            "This system has no `unshare` tool (it is Linux-only), so netlab cannot create a "
+            "private lab network and shows recorded captures instead."
+        )
+    return [tool, "--user", "--map-root-user", "--net"]
+
+
+class Lab:
+    """A private network namespace with its own loopback, for one experiment or many.
+
+    Use it as a context manager. Sockets from `lab.socket()` live in the lab; `lab.capture()`
+    records every packet on the lab's loopback.
+    """
+
+    def __init__(self, timeout: float = START_TIMEOUT) -> None:
+        if os.environ.get("NETLAB_RECORDED"):
+            raise LabUnavailable(
+                "NETLAB_RECORDED is set, so netlab shows recorded captures instead of live ones."
+            )
+        self._lock = threading.Lock()
+        self._closed = False
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._chan = ours
+        command = _unshare_command() + [
+            sys.executable, "-c", "from netlab.lab import _serve; _serve()", str(theirs.fileno())
+        ]
+        env = dict(os.environ, PYTHONPATH=_package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        try:
+            self._proc = subprocess.Popen(
+                command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+            )
+        finally:
+            theirs.close()
+        self._chan.settimeout(timeout)
+        try:
+            hello, _ = _recv_msg(self._chan)
+        except (EOFError, OSError) as err:
+            stderr = self._reap()
+            if "Operation not permitted" in stderr or "Permission denied" in stderr or "Invalid argument" in stderr:
+                raise LabUnavailable(
+                    "This system refuses to create a private network namespace "
+                    f"({_last_line(stderr)}), so netlab shows recorded captures instead."
+                ) from None
+            raise LabError(f"the lab process did not start: {_last_line(stderr) or err}") from None
+        if hello[0] != "ready":
+            self._reap()
+            raise LabError(f"the lab process did not start: {hello[1]}")
+        self.pid: int = hello[1]["pid"]
+        self.netns: int = hello[1]["netns"]
+        self._chan.settimeout(REQUEST_TIMEOUT)
+
+    # -- requests -----------------------------------------------------------
+
+    def _request(self, op: str, *args: Any, timeout: float = REQUEST_TIMEOUT) -> tuple[Any, list[int]]:
+        if self._closed:
+            raise LabError("this lab is closed; open a new one with netlab.Lab()")
+        with self._lock:
+            self._chan.settimeout(timeout)
+            try:
+                _send_msg(self._chan, (op, args))
+                reply, fds = _recv_msg(self._chan)
+            except socket.timeout:
+                self.close()
+                raise LabError(f"the lab did not answer {op!r} within {timeout:g} s; it was stopped") from None
+            except (EOFError, OSError) as err:
+                stderr = self._reap()
+                raise LabError(f"the lab process ended during {op!r}: {_last_line(stderr) or err}") from None
+        if reply[0] == "error":
+            for fd in fds:
+                os.close(fd)
+            raise reply[1]
+        return reply[1], fds
+
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        """Return a new socket that lives in the lab's network (use it like any socket)."""
+        _, fds = self._request("socket", family, type, proto)
+        return socket.socket(fileno=fds[0])
+
+    def create_connection(self, address: tuple[str, int], timeout: float = 5.0) -> socket.socket:
+        """Connect a TCP socket inside the lab to `address`; `timeout` in seconds."""
+        sock = self.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def create_server(self, address: tuple[str, int] = ("127.0.0.1", 0), backlog: int = 16) -> socket.socket:
+        """Return a TCP socket listening inside the lab (port 0: the kernel picks one)."""
+        sock = self.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(address)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def run(self, *argv: str, timeout: float = 10.0) -> str:
+        """Run a command (such as `ss -tan`) inside the lab and return what it printed."""
+        out, _ = self._request("run", list(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)
+        return out
+
+    def socket_states(self) -> list[SocketState]:
+        """Return the lab's TCP sockets as its kernel sees them right now (`ss -tan`)."""
+        return _parse_ss(self.run("ss", "-tanH"))
+
+    def wait_for_state(self, state: str, timeout: float = 2.0) -> list[SocketState]:
+        """Wait (up to `timeout` seconds) until some socket is in `state`; return all sockets."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.socket_states()
+            if any(s.state == state for s in states) or time.monotonic() > deadline:
+                return states
+            time.sleep(0.01)
+
+    def capture(self, iface: str = "lo", timeout: float = 5.0, filter: str | None = None):
+        """Record packets on a lab interface from the `with` block's start to its end."""
+        from netlab.capture import Capture
+
+        return Capture(self, iface=iface, timeout=timeout, filter=filter)
+
+    # -- life cycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the helper process; the lab network disappears with its last socket."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._chan.settimeout(2.0)
+            _send_msg(self._chan, ("quit", ()))
+        except OSError:
+            pass
+        self._reap()
+
+    def _reap(self) -> str:
+        """Make sure the helper has exited; return what it wrote on stderr."""
+        self._closed = True
+        self._chan.close()
+        try:
+            _, err = self._proc.communicate(timeout=3.0)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            _, err = self._proc.communicate(timeout=3.0)
+        return err.decode(errors="replace")
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<netlab.Lab netns={getattr(self, 'netns', '?')} {'closed' if self._closed else 'open'}>"
+
+
+def lab_available() -> tuple[bool, str]:
+    """Try to open a lab; return (True, how) or (False, the one-sentence reason)."""
+    try:
+        with Lab():
+            return True, "live: experiments run in a private network namespace that netlab created"
+    except LabUnavailable as err:
+        return False, str(err)
+
+
+def _package_parent() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _split_addr(text: str) -> tuple[str, int] | None:
+    host, _, port = text.rpartition(":")
+    if port == "*" or not host:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _parse_ss(text: str) -> list[SocketState]:
+    states = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        local = _split_addr(fields[3])
+        if local is None:
+            continue
+        states.append(SocketState(fields[0], local, _split_addr(fields[4])))
+    return states
+
+
+# ---------------------------------------------------------------------------
+# The helper side: runs inside the namespace, answers one request at a time.
+
+
+def _serve() -> None:
+    chan = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
+        import scapy.all  # noqa: F401  (imported now so the first capture starts quickly)
+    except Exception as err:  # report any start-up failure to the notebook side
+        _send_msg(chan, ("failed", f"{type(err).__name__}: {err}"))
+        return
+    _send_msg(chan, ("ready", {"pid": os.getpid(), "netns": os.stat("/proc/self/ns/net").st_ino}))
+    sniffer = None
+    while True:
+        try:
+            (op, args), _ = _recv_msg(chan)
+        except (EOFError, OSError):
+            break  # the notebook side is gone: stop
+        if op == "quit":
+            break
+        try:
+            fds: list[int] = []
+            if op == "socket":
+                s = socket.socket(*args)
+                fds = [s.fileno()]
+                _send_msg(chan, ("ok", None), fds)
+                s.close()
+                continue
+            elif op == "run":
+                argv, timeout = args
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+                if done.returncode != 0:
+                    raise LabError(f"{' '.join(argv)} failed in the lab: {done.stderr.strip()}")
+                result: Any = done.stdout
+            elif op == "sniff_start":
+                from netlab.capture import _Sniffer
+
+                if sniffer is not None:
+                    sniffer.stop()
+                sniffer = _Sniffer(*args)
+                result = sniffer.start()
+            elif op == "sniff_stop":
+                result = sniffer.stop() if sniffer else []
+                sniffer = None
+            else:
+                raise LabError(f"unknown lab request {op!r}")
+            _send_msg(chan, ("ok", result))
+        except Exception as err:
+            try:
+                pickle.dumps(err)
+            except Exception:
+                err = LabError(f"{type(err).__name__}: {err}")
+            _send_msg(chan, ("error", err))
+    if sniffer is not None:
+        sniffer.stop()
