@@ -39,17 +39,22 @@ def handshake_completer(conv: Conversation, answer: Any) -> Feedback:
     """Exercise: the number of the segment that completes the three-way handshake."""
     if (fb := _unanswered(answer)) is not None:
         return fb
-    if not isinstance(answer, int):
+    if not isinstance(answer, int) or isinstance(answer, bool):
         return Feedback(False, f"Give the segment's number (the # column), an int, not {type(answer).__name__}.")
-    handshake = conv.phase("handshake")
-    if len(handshake) < 3:
+    if not conv.handshake_complete:
         return Feedback(False, "This capture has no complete handshake; run the capture cell again.")
-    third = handshake[2]
+    # The client's first ACK after the SYN-ACK (it may carry data: then its phase is "data").
+    synack = next(s for s in conv.segments if s.direction != CLIENT_TO_SERVER and s.flags == "SYN-ACK")
+    third = next(s for s in conv.segments if s.number > synack.number and s.direction == CLIENT_TO_SERVER
+                 and s.has("ACK") and not s.has("RST"))
     if answer == third.number:
         return Feedback(True, f"Segment {answer}: the client's ACK of the server's SYN. Both sides are now ESTABLISHED.")
     chosen = next((s for s in conv.segments if s.number == answer), None)
     if chosen is None:
         return Feedback(False, f"There is no segment {answer}; the table numbers them 1 to {len(conv.segments)}.")
+    if chosen.flags == "SYN":
+        return Feedback(False, f"Segment {answer} is the client's SYN: it opens the handshake, and the server "
+                               "has not answered yet.")
     if chosen.has("SYN"):
         return Feedback(False, f"Segment {answer} still carries SYN: the handshake needs one more segment after it.")
     return Feedback(False, f"Segment {answer} is a {chosen.flags} in the {chosen.phase} phase; "

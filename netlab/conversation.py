@@ -80,6 +80,22 @@ class Segment:
             parts.append(f"len={self.length}")
         return " ".join(parts)
 
+    @property
+    def options(self) -> str:
+        """The TCP options in words ('MSS=65495 SAckOK Timestamp NOP WScale=7').
+
+        Timestamp values are left out: they start from a random offset, like ISNs.
+        """
+        from scapy.layers.inet import TCP
+
+        words = []
+        for name, value in self.packet[TCP].options or []:
+            if name in ("MSS", "WScale"):
+                words.append(f"{name}={value}")
+            else:
+                words.append(str(name))
+        return " ".join(words)
+
     def has(self, flag: str) -> bool:
         """True when the segment carries `flag` ('SYN', 'ACK', 'FIN', 'RST', 'PSH')."""
         return flag in self.flags.split("-")
@@ -107,6 +123,9 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 # Any state but LISTEN and CLOSED goes to CLOSED on a valid RST.
 _RESETTABLE = {"SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK"}
+# A side that sends a RST from a synchronized state aborts: it goes to CLOSED too (RFC 9293
+# 3.10.5, ABORT). From SYN-SENT or SYN-RECEIVED a RST may only answer a bad ACK, so it does not.
+_ABORTABLE = {"ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK"}
 
 
 def _endpoints(pkt: Any) -> tuple[tuple[str, int], tuple[str, int]] | None:
@@ -160,7 +179,7 @@ class Conversation:
     def __init__(self, packets: list[Any], stream_number: int = 0, source: str = "live") -> None:
         from scapy.layers.inet import TCP
 
-        self.packets = list(packets)
+        self.packets = [p for p in packets if _endpoints(p) is not None]  # TCP segments only
         self.stream_number = stream_number
         self.source = source
         if not self.packets:
@@ -257,8 +276,11 @@ class Conversation:
     @property
     def handshake_complete(self) -> bool:
         """True when SYN, SYN-ACK and the client's ACK are all in the capture."""
-        return any(s.phase != "handshake" for s in self.segments) or (
-            self.flags()[:3] == ["SYN", "SYN-ACK", "ACK"]
+        synack = next((s for s in self.segments if s.direction == SERVER_TO_CLIENT and s.flags == "SYN-ACK"), None)
+        return synack is not None and any(
+            s.number > synack.number and s.direction == CLIENT_TO_SERVER and s.has("ACK") and not s.has("RST")
+            and s.ack is not None and s.ack >= 1
+            for s in self.segments
         )
 
     @property
@@ -275,11 +297,14 @@ class Conversation:
         return "client" if fin.direction == CLIENT_TO_SERVER else "server"
 
     def data(self, direction: str = CLIENT_TO_SERVER) -> bytes:
-        """All payload bytes sent one way, in order (each byte once, retransmissions dropped)."""
+        """All payload bytes sent one way, in sequence order: each byte once, however often it was
+        retransmitted or in whatever order it was captured; stops at bytes missing from the capture."""
         out = bytearray()
-        for s in self.segments:
-            if s.direction == direction and s.length and s.seq - 1 == len(out):
-                out += s.payload
+        sent = sorted((s for s in self.segments if s.direction == direction and s.length), key=lambda s: s.seq)
+        for s in sent:
+            start = s.seq - 1 + s.has("SYN")  # byte 1 is the first after the SYN's sequence number
+            if start <= len(out) < start + s.length:
+                out += s.payload[len(out) - start:]
         return bytes(out)
 
     def states(self) -> dict[str, list[tuple[int, str]]]:
@@ -294,10 +319,39 @@ class Conversation:
         state = {"client": "CLOSED", "server": server_start}
         walk: dict[str, list[tuple[int, str]]] = {"client": [(0, "CLOSED")], "server": [(0, server_start)]}
         fin_seq_end: dict[str, int] = {}
+        # A FIN in the capture has not necessarily reached its receiver yet: in a simultaneous
+        # close both FINs are on the wire before either arrives. A side has taken in the peer's
+        # FIN once it acknowledges it or gets a later segment from the peer (TCP delivers in
+        # order); until then the FIN waits here, as side -> (segment number, event).
+        unread_fin: dict[str, tuple[int, str]] = {}
+
+        def move(side: str, event: str, number: int) -> None:
+            if event == "recv RST":
+                nxt = "CLOSED" if state[side] in _RESETTABLE else None
+            elif event == "send RST":
+                nxt = "CLOSED" if state[side] in _ABORTABLE else None
+            else:
+                nxt = TRANSITIONS.get((state[side], event))
+                if nxt is None and event == "recv FIN+ACK of FIN":
+                    # FIN-WAIT-1 is the only state where this differs from a plain FIN.
+                    nxt = TRANSITIONS.get((state[side], "recv FIN"))
+            if nxt and nxt != state[side]:
+                state[side] = nxt
+                walk[side].append((number, nxt))
+
+        def take_in_fin(side: str) -> None:
+            if side in unread_fin:
+                number, event = unread_fin.pop(side)
+                move(side, event, number)
+
         for s in self.segments:
             sender, receiver = ("client", "server") if s.direction == CLIENT_TO_SERVER else ("server", "client")
+            take_in_fin(receiver)  # everything the sender sent before this segment has arrived
+            if sender in unread_fin and s.has("ACK") and s.ack is not None and s.ack >= fin_seq_end[receiver]:
+                take_in_fin(sender)  # the sender acknowledges the peer's FIN, so it had read it
             events = {sender: [], receiver: []}
             if s.has("RST"):
+                events[sender].append("send RST")
                 events[receiver].append("recv RST")
             elif s.has("SYN") and not s.has("ACK"):
                 events[sender].append("send SYN")
@@ -310,26 +364,27 @@ class Conversation:
                 acks_fin = s.has("ACK") and receiver in fin_seq_end and s.ack is not None and s.ack >= fin_seq_end[receiver]
                 if s.has("FIN"):
                     events[sender].append("send FIN")
-                    events[receiver].append("recv FIN+ACK of FIN" if acks_fin else "recv FIN")
+                    unread_fin[receiver] = (s.number, "recv FIN+ACK of FIN" if acks_fin else "recv FIN")
                 elif acks_fin:
                     events[receiver].append("recv ACK of FIN")
                 elif s.has("ACK"):
                     events[receiver].append("recv ACK")
             for side in (sender, receiver):
                 for event in events[side]:
-                    if event == "recv RST" and state[side] in _RESETTABLE:
-                        nxt = "CLOSED"
-                    else:
-                        nxt = TRANSITIONS.get((state[side], event))
-                        if nxt is None and event == "recv FIN+ACK of FIN":
-                            # FIN-WAIT-1 is the only state where this differs from a plain FIN.
-                            nxt = TRANSITIONS.get((state[side], "recv FIN"))
-                    if nxt and nxt != state[side]:
-                        state[side] = nxt
-                        walk[side].append((s.number, nxt))
+                    move(side, event, s.number)
+        for side in list(unread_fin):  # the capture ended: the last FINs have arrived by now
+            take_in_fin(side)
         return walk
 
     # -- showing it ---------------------------------------------------------
+
+    def state_table(self) -> str:
+        """Each side's walk through the TCP states, with the segment (#) that caused each step."""
+        lines = []
+        for side, walk in self.states().items():
+            steps = [walk[0][1]] + [f"{state} (#{number})" for number, state in walk[1:]]
+            lines.append(f"{side + ':':<8}" + " → ".join(steps))
+        return "\n".join(lines)
 
     def table(self, payload: bool = False) -> str:
         """The conversation as a plain-text table, one line per segment."""

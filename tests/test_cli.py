@@ -1,0 +1,199 @@
+"""`python -m netlab` as a student runs it: a subprocess, its output, its exit status.
+
+Errors a student can cause (a broken or wrong file, a stream that is not there) end with exit
+status 2 and one line "netlab: error: ..." on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from netlab.capture import DATA, load_pcap, recorded, save_pcap
+from netlab.conversation import Conversation
+
+HANDSHAKE = DATA / "handshake.pcap"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def netlab_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env.pop("NETLAB_RECORDED", None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "netlab", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=Path(__file__).resolve().parent.parent)
+
+
+def needs_draw() -> None:
+    pytest.importorskip("netlab.draw", reason="netlab.draw (the ladder diagrams) is not there yet")
+
+
+def assert_png(path: Path) -> None:
+    assert path.is_file(), path
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *words: str) -> str:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("netlab: error: ")
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def two_streams(tmp_path_factory) -> Path:
+    """The two handshake recordings merged by time, shifted so that their packets interleave."""
+    first, second = recorded("handshake"), recorded("handshake-slow-close")
+    shift = float(first[0].time) - float(second[0].time) + 0.000005
+    for p in second:
+        p.time = float(p.time) + shift
+    merged = sorted(first + second, key=lambda p: float(p.time))
+    assert [p.sport for p in merged[:2]] == [48372, 46822]  # both SYNs before any answer
+    return save_pcap(merged, tmp_path_factory.mktemp("two") / "two.pcap")
+
+
+def test_help_lists_the_commands():
+    result = netlab_cli("--help")
+    assert result.returncode == 0
+    for command in ("handshake", "show", "refused"):
+        assert command in result.stdout
+
+
+def test_show_prints_the_table_of_a_recording():
+    result = netlab_cli("show", HANDSHAKE)
+    assert result.returncode == 0, result.stderr
+    expected = Conversation.from_packets(load_pcap(HANDSHAKE), source="handshake.pcap").table()
+    assert expected in result.stdout
+    assert "handshake.pcap" in result.stdout.splitlines()[0]
+    assert result.stdout.count("C→S") + result.stdout.count("S→C") == 10
+
+
+def test_show_prints_every_stream_of_a_file(two_streams):
+    result = netlab_cli("show", two_streams)
+    assert result.returncode == 0, result.stderr
+    assert "TCP stream 0" in result.stdout and "client 127.0.0.1:48372" in result.stdout
+    assert "TCP stream 1" in result.stdout and "client 127.0.0.1:46822" in result.stdout
+    assert result.stdout.count("C→S") + result.stdout.count("S→C") == 10 + 11
+
+
+def test_show_one_stream(two_streams):
+    result = netlab_cli("show", two_streams, "--stream", "1")
+    assert result.returncode == 0, result.stderr
+    assert "TCP stream 1" in result.stdout and "client 127.0.0.1:46822" in result.stdout
+    assert "TCP stream 0" not in result.stdout
+    assert result.stdout.count("C→S") + result.stdout.count("S→C") == 11
+
+
+def test_show_draws_the_ladder_to_a_png(tmp_path):
+    needs_draw()
+    out = tmp_path / "ladder.png"
+    result = netlab_cli("show", HANDSHAKE, "--png", out)
+    assert result.returncode == 0, result.stderr
+    assert_png(out)
+    assert str(out) in result.stdout
+
+
+def test_show_draws_one_png_per_stream(tmp_path, two_streams):
+    needs_draw()
+    out = tmp_path / "ladder.png"
+    result = netlab_cli("show", two_streams, "--png", out)
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "ladder-stream0.png")
+    assert_png(tmp_path / "ladder-stream1.png")
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------
+# Files that cannot be shown
+
+
+def test_show_truncated_file(tmp_path):
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(HANDSHAKE.read_bytes()[:-5])
+    assert_clean_error(netlab_cli("show", path), "truncated", "packet 10")
+
+
+def test_show_a_file_that_is_not_a_pcap(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("these are my notes, not a capture\n")
+    assert_clean_error(netlab_cli("show", path), "not a pcap")
+
+
+def test_show_a_missing_file(tmp_path):
+    assert_clean_error(netlab_cli("show", tmp_path / "nowhere.pcap"), "no such file")
+
+
+def test_show_a_capture_without_tcp(tmp_path):
+    dns = [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5353, dport=53) / Raw(b"query")]
+    path = save_pcap(dns, tmp_path / "udp.pcap")
+    assert_clean_error(netlab_cli("show", path), "no TCP")
+
+
+def test_show_a_capture_started_mid_connection(tmp_path):
+    path = save_pcap(recorded("handshake")[3:], tmp_path / "late.pcap")  # from the first data segment on
+    assert_clean_error(netlab_cli("show", path), "handshake")
+    # And for the one stream asked for, the reason itself:
+    line = assert_clean_error(netlab_cli("show", path, "--stream", "0"), "started after the connection was opened")
+    assert "stream 0" in line
+
+
+def test_show_a_stream_that_does_not_exist(two_streams):
+    assert_clean_error(netlab_cli("show", two_streams, "--stream", "5"), "no TCP stream 5")
+
+
+# ---------------------------------------------------------------------------
+# The experiments
+
+
+def _assert_handshake_files(out: Path) -> list[str]:
+    flags = Conversation.from_packets(load_pcap(out / "handshake.pcap")).flags()
+    assert flags[:3] == ["SYN", "SYN-ACK", "ACK"]
+    assert "FIN-ACK" in flags and flags[-1] == "ACK"
+    if importlib.util.find_spec("netlab.draw") is not None:
+        assert_png(out / "handshake.png")
+    return flags
+
+
+def test_handshake_live_writes_the_capture(tmp_path):
+    result = netlab_cli("handshake", "--out", tmp_path)
+    if result.returncode == 0 and "TCP stream 0, recorded" in result.stdout:
+        # netlab fell back to the recording: its first line says why the lab was refused.
+        pytest.skip(f"this machine refuses the lab: {result.stdout.splitlines()[0]}")
+    assert result.returncode == 0, result.stderr
+    assert "live" in result.stdout.splitlines()[0]
+    assert "TCP stream 0, live" in result.stdout
+    flags = _assert_handshake_files(tmp_path)
+    assert "PSH-ACK" in flags  # the message and its echo
+    assert f"wrote {tmp_path / 'handshake.pcap'}" in result.stdout
+
+
+def test_handshake_recorded_when_asked_still_writes_the_files(tmp_path):
+    result = netlab_cli("handshake", "--out", tmp_path, env={"NETLAB_RECORDED": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "NETLAB_RECORDED" in result.stdout.splitlines()[0]  # it says why it is not live
+    assert "TCP stream 0, recorded" in result.stdout and "TCP stream 0, live" not in result.stdout
+    assert _assert_handshake_files(tmp_path) == recorded_flags("handshake")
+    assert [bytes(p) for p in load_pcap(tmp_path / "handshake.pcap")] == [bytes(p) for p in recorded("handshake")]
+
+
+def test_refused_recorded_shows_the_reset(tmp_path):
+    result = netlab_cli("refused", "--out", tmp_path, env={"NETLAB_RECORDED": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "RST-ACK" in result.stdout and "ConnectionRefusedError" in result.stdout
+    assert Conversation.from_packets(load_pcap(tmp_path / "refused.pcap")).flags() == ["SYN", "RST-ACK"]
+
+
+def recorded_flags(name: str) -> list[str]:
+    return Conversation.from_packets(recorded(name)).flags()
