@@ -36,6 +36,8 @@ __all__ = ["Capture", "CaptureError", "PcapError", "load_pcap", "save_pcap", "re
 
 DATA = Path(__file__).with_name("data")
 _MARKER = b"netlab end-of-capture marker"
+# No capture tool writes a record larger than this (tcpdump's largest snap length is 256 KiB).
+_MAX_RECORD = 256 * 1024
 
 
 class CaptureError(RuntimeError):
@@ -243,6 +245,8 @@ def _check_complete(path: Path) -> None:
         if offset + 16 > size:
             raise PcapError(f"{path}: truncated pcap: the header of packet {number} is cut short")
         (caplen,) = struct.unpack_from(endian + "I", data, offset + 8)
+        if caplen > _MAX_RECORD:
+            raise PcapError(f"{path}: not a valid pcap: packet {number} claims {caplen} bytes")
         offset += 16 + caplen
         if offset > size:
             raise PcapError(f"{path}: truncated pcap: packet {number} is missing {offset - size} of its {caplen} bytes")

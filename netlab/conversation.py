@@ -47,8 +47,8 @@ class NoHandshakeError(ConversationError):
 def flag_words(flags: Any) -> str:
     """Name TCP flags the way people say them: 'SYN', 'SYN-ACK', 'PSH-ACK', 'FIN-ACK', 'RST'."""
     f = str(flags)
-    names = [name for letter, name in (("S", "SYN"), ("F", "FIN"), ("R", "RST"), ("P", "PSH"), ("U", "URG"))
-             if letter in f]
+    names = [name for letter, name in (("S", "SYN"), ("F", "FIN"), ("R", "RST"), ("P", "PSH"), ("U", "URG"),
+                                       ("E", "ECE"), ("C", "CWR")) if letter in f]
     if "A" in f:
         names.append("ACK")
     return "-".join(names) if names else "none"
@@ -153,13 +153,28 @@ def conversations(packets: Iterable[Any], source: str = "live") -> list["Convers
 
 
 def _streams(packets: Iterable[Any]) -> list[list[Any]]:
-    streams: dict[frozenset, list[Any]] = {}
+    from scapy.layers.inet import TCP
+
+    streams: list[list[Any]] = []
+    current: dict[frozenset, int] = {}  # endpoint pair -> index of its latest stream
+    first_syn: dict[int, int] = {}  # stream index -> sequence number of its opening SYN
     for pkt in packets:
         ends = _endpoints(pkt)
         if ends is None:
             continue
-        streams.setdefault(frozenset(ends), []).append(pkt)
-    return list(streams.values())
+        key = frozenset(ends)
+        flags = str(pkt[TCP].flags)
+        opening = "S" in flags and "A" not in flags
+        index = current.get(key)
+        # The same ports used again by a new connection (a SYN with a new ISN) start a new
+        # stream, as in Wireshark; a retransmitted SYN carries the same ISN and does not.
+        if index is None or (opening and first_syn.get(index, pkt[TCP].seq) != pkt[TCP].seq):
+            index = current[key] = len(streams)
+            streams.append([])
+        if opening:
+            first_syn.setdefault(index, int(pkt[TCP].seq))
+        streams[index].append(pkt)
+    return streams
 
 
 def _wscale(tcp: Any) -> int | None:
@@ -286,7 +301,9 @@ class Conversation:
     @property
     def refused(self) -> bool:
         """True when the server answered the SYN with a reset (nothing listened on the port)."""
-        return len(self.segments) >= 2 and self.segments[0].flags == "SYN" and self.segments[1].direction == SERVER_TO_CLIENT and self.segments[1].has("RST")
+        # The client may have sent its SYN more than once before the answer: look at the answer.
+        answer = next((s for s in self.segments if s.direction == SERVER_TO_CLIENT), None)
+        return answer is not None and answer.has("RST") and not answer.has("SYN")
 
     @property
     def closed_first(self) -> str | None:
@@ -326,7 +343,9 @@ class Conversation:
         unread_fin: dict[str, tuple[int, str]] = {}
 
         def move(side: str, event: str, number: int) -> None:
-            if event == "recv RST":
+            if event == "recv RST" and state[side] == "SYN-RECEIVED" and side == "server":
+                nxt = "LISTEN"  # a connection that came from LISTEN goes back to listening
+            elif event == "recv RST":
                 nxt = "CLOSED" if state[side] in _RESETTABLE else None
             elif event == "send RST":
                 nxt = "CLOSED" if state[side] in _ABORTABLE else None

@@ -114,7 +114,9 @@ def hello(address: tuple[str, int], message: bytes = b"Hello, World!", *, lab: "
     """The seed's TCP client, done right: connect, send `message`, read the whole echo, close.
 
     An echo server sends back exactly what it received, so the client knows how many bytes to
-    wait for; one `recv` is not a message.
+    wait for; one `recv` is not a message. Meant for messages up to about a megabyte: the
+    client sends everything before it reads, so a much larger message fills the buffers both
+    ways and both sides wait for each other until `timeout` (a deadlock worth seeing once).
     """
     with _new_socket(lab) as sock:
         sock.settimeout(timeout)

@@ -68,6 +68,7 @@ def walk_states(walk):
 @pytest.mark.parametrize("flags, words", [
     ("S", "SYN"), ("SA", "SYN-ACK"), ("A", "ACK"), ("PA", "PSH-ACK"), ("FA", "FIN-ACK"),
     ("R", "RST"), ("RA", "RST-ACK"), ("FPA", "FIN-PSH-ACK"), ("", "none"),
+    ("SEC", "SYN-ECE-CWR"), ("AE", "ECE-ACK"),
 ])
 def test_flag_words_name_flags_the_way_people_say_them(flags, words):
     assert flag_words(flags) == words
@@ -464,3 +465,26 @@ def test_table_has_a_line_per_segment_and_names_its_source(source):
         assert fields[0] == str(s.number) and s.flags in fields and fields[-1] == s.phase
     assert str(conv) == conv.table()
     assert "b'Hello, World!'" in conv.table(payload=True)
+
+
+def test_refused_after_a_retransmitted_syn_is_still_refused():
+    # The client's SYN went out twice before the server's kernel answered with a reset.
+    conv = Conversation([c2s("S", 100), c2s("S", 100, time=1.0), s2c("RA", 0, 101, time=1.0)])
+    assert conv.refused
+    assert not conv.handshake_complete
+
+
+def test_reset_answering_a_syn_ack_sends_the_server_back_to_listen():
+    # RFC 9293 3.10.7.4: a connection that came from LISTEN returns there on a RST in SYN-RECEIVED.
+    conv = Conversation([c2s("S", 100), s2c("SA", 500, 101), c2s("R", 101)])
+    assert walk_states(conv.states()["server"]) == ["LISTEN", "SYN-RECEIVED", "LISTEN"]
+    assert not conv.refused
+
+
+def test_ports_used_again_by_a_new_connection_start_a_new_stream():
+    first = handshake(100, 500) + [c2s("FA", 101, 501), s2c("FA", 501, 102), c2s("A", 102, 502)]
+    second = handshake(90_000, 7_000)
+    retransmitted_syn = [second[0], second[0]] + second[1:]
+    streams = conversations(first + retransmitted_syn)
+    assert [len(c.segments) for c in streams] == [6, 4]
+    assert [c.isn["client"] for c in streams] == [100, 90_000]

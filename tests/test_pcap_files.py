@@ -230,3 +230,13 @@ def test_tshark_numbers_streams_as_netlab_does(tmp_path):
         ports = {conv.client[1], conv.server[1]}
         assert {int(r[0]) for r in rows if {int(r[1]), int(r[2])} == ports} == {conv.stream_number}
     assert Conversation.from_packets(load_pcap(path), stream=1).segments[0].packet[TCP].sport == 46822
+
+
+def test_record_claiming_an_impossible_length_is_not_a_valid_pcap(tmp_path):
+    path = tmp_path / "garbage-length.pcap"
+    save_pcap(recorded("handshake"), path)
+    data = bytearray(path.read_bytes())
+    data[PCAP_HEADER + 8:PCAP_HEADER + 12] = b"\xff\xff\xff\xff"  # packet 1's captured length
+    path.write_bytes(bytes(data))
+    err = _load_error(path)
+    assert "not a valid pcap: packet 1 claims 4294967295 bytes" in str(err)
