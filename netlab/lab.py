@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from netlab.sockets import recv_exactly
+
 __all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available"]
 
 # How long the helper may take to start (python + scapy import), in seconds.
@@ -79,24 +81,14 @@ def _send_msg(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> No
         sock.sendall(header + data)
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError(f"lab channel closed with {n - len(buf)} of {n} bytes missing")
-        buf += chunk
-    return bytes(buf)
-
-
 def _recv_msg(sock: socket.socket) -> tuple[Any, list[int]]:
     # The header is read with recv_fds so a descriptor sent with it is not lost.
     header, fds, _flags, _addr = socket.recv_fds(sock, 4, 4)
     if not header:
         raise EOFError("lab channel closed")
-    header += _recv_exact(sock, 4 - len(header))
+    header += recv_exactly(sock, 4 - len(header))
     (size,) = struct.unpack("!I", header)
-    return pickle.loads(_recv_exact(sock, size)), fds
+    return pickle.loads(recv_exactly(sock, size)), fds
 
 
 # ---------------------------------------------------------------------------
