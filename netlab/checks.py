@@ -101,8 +101,7 @@ def four_segment_teardown(exp: Any) -> Feedback:
     teardown = exp.conversation.phase("teardown")
     flags = [s.flags for s in teardown]
     if len(teardown) == 4:
-        return Feedback(True, f"Four segments: {', '.join(flags)}. The server's kernel ACKed the FIN on its own "
-                              "before the server program closed.")
+        return Feedback(True, f"Four segments: {', '.join(flags)}. The kernel ACKed the FIN before the program closed.")
     if len(teardown) == 3:
         return Feedback(False, f"Still three ({', '.join(flags)}): the server closed before the client's FIN "
                                "was acknowledged, so the ACK rode on the server's FIN. Make the server wait longer "
