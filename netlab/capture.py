@@ -73,8 +73,15 @@ class Capture:
         )
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        frames, _ = self._lab._request("sniff_stop", timeout=self.timeout + 5)
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        from netlab.lab import LabError
+
+        try:
+            frames, _ = self._lab._request("sniff_stop", timeout=self.timeout + 5)
+        except LabError:
+            if exc_type is None:
+                raise
+            return  # the block's own error (an interrupt, a dead lab) says more than this one
         self.packets = _rebuild(frames)
 
     def conversation(self, stream: int | None = None, source: str = "live") -> "Conversation":

@@ -183,6 +183,13 @@ class Lab:
                 code = self._proc.returncode
                 how = f"was killed (signal {-code})" if code is not None and code < 0 else "ended"
                 raise LabError(f"the lab process {how} during {op!r}: {_last_line(stderr) or err}") from None
+            except BaseException:
+                # Interrupted half-way (Jupyter's stop button raises KeyboardInterrupt here): the
+                # reply may still arrive and would be read as the answer to the next request.
+                # A lab out of step is no use, so stop it; the next request says it is closed.
+                self._proc.kill()
+                self._reap()
+                raise
         if reply[0] == "error":
             for fd in fds:
                 os.close(fd)
