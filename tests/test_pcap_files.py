@@ -240,3 +240,28 @@ def test_record_claiming_an_impossible_length_is_not_a_valid_pcap(tmp_path):
     path.write_bytes(bytes(data))
     err = _load_error(path)
     assert "not a valid pcap: packet 1 claims 4294967295 bytes" in str(err)
+
+
+@pytest.mark.parametrize("link", ["linux-cooked", "linux-cooked-v2", "raw-ip"])
+def test_captures_from_other_link_types_give_the_same_conversation(tmp_path, link):
+    # `tcpdump -i any` writes Linux "cooked" headers (SLL, SLL2) instead of Ethernet; some
+    # tools write bare IP. The conversation is read from the IP and TCP layers all the same.
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import CookedLinux, CookedLinuxV2
+
+    wrap = {
+        "linux-cooked": lambda ip: CookedLinux(proto=0x0800) / ip,
+        "linux-cooked-v2": lambda ip: CookedLinuxV2(proto=0x0800) / ip,
+        "raw-ip": lambda ip: ip,
+    }[link]
+    original = Conversation.from_packets(recorded("handshake"))
+    packets = []
+    for pkt in original.packets:
+        framed = wrap(pkt[IP].copy())
+        framed.time = pkt.time
+        packets.append(framed)
+    path = tmp_path / f"{link}.pcap"
+    save_pcap(packets, path)
+    again = Conversation.from_packets(load_pcap(path))
+    assert again.flags() == original.flags()
+    assert [(s.seq, s.ack, s.length) for s in again.segments] == [(s.seq, s.ack, s.length) for s in original.segments]
