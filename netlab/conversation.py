@@ -106,6 +106,7 @@ class Segment:
 # An event is what one side does: "send SYN", "recv SYN-ACK", "close" is implied by "send FIN".
 
 TRANSITIONS: dict[tuple[str, str], str] = {
+    ("CLOSED", "listen"): "LISTEN",  # a program's listen(): no segment, so no capture shows it
     ("CLOSED", "send SYN"): "SYN-SENT",
     ("LISTEN", "recv SYN"): "SYN-RECEIVED",
     ("SYN-SENT", "recv SYN-ACK"): "ESTABLISHED",
@@ -120,9 +121,12 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("CLOSING", "recv ACK of FIN"): "TIME-WAIT",
     ("CLOSE-WAIT", "send FIN"): "LAST-ACK",
     ("LAST-ACK", "recv ACK of FIN"): "CLOSED",
+    ("TIME-WAIT", "2MSL timeout"): "CLOSED",  # a timer, 60 s on Linux: after the capture ends
 }
-# Any state but LISTEN and CLOSED goes to CLOSED on a valid RST.
-_RESETTABLE = {"SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK"}
+# Any state but LISTEN and CLOSED goes to CLOSED on a valid RST (RFC 9293 3.10.7.4; TIME-WAIT
+# too, as Linux does unless net.ipv4.tcp_rfc1337 is set).
+_RESETTABLE = {"SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",
+               "LAST-ACK", "TIME-WAIT"}
 # A side that sends a RST from a synchronized state aborts: it goes to CLOSED too (RFC 9293
 # 3.10.5, ABORT). From SYN-SENT or SYN-RECEIVED a RST may only answer a bad ACK, so it does not.
 _ABORTABLE = {"ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK"}

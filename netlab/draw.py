@@ -1,4 +1,4 @@
-"""Ladder diagrams: a TCP conversation drawn the way networking textbooks draw it.
+"""Ladder and state diagrams: a TCP conversation drawn the way networking textbooks draw it.
 
 Theory of operation
 -------------------
@@ -10,9 +10,14 @@ arrive) and carries its label (flags, relative seq/ack, payload length); arrows 
 bands are coloured by phase, and each side's RFC 9293 state is written beside its lifeline
 where it changes.
 
+`state_diagram` draws the RFC 9293 state machine itself, in the familiar textbook layout: one
+box per state and one arrow per entry of `conversation.TRANSITIONS`, labelled with its event.
+Only the boxes' places are chosen here; which arrows exist comes from the table, so a transition
+added there appears in the diagram. Given a conversation, it highlights the path each side took.
+
 Rules for this file:
-1. Everything drawn is read from a `Conversation` (its segments and `states()`); nothing is
-   computed here about TCP.
+1. Everything drawn is read from a `Conversation` (its segments and `states()`) or from
+   `conversation.TRANSITIONS`; nothing is computed here about TCP.
 2. No pyplot: figures are built with `matplotlib.figure.Figure`, so drawing leaves no global
    state behind and no figure open, and importing this module changes no matplotlib setting.
 """
@@ -24,9 +29,11 @@ import math
 from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.transforms import ScaledTranslation
 
+from netlab import conversation as _tcp
 from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
 if TYPE_CHECKING:
@@ -34,7 +41,7 @@ if TYPE_CHECKING:
 
     from netlab.conversation import Conversation, Segment
 
-__all__ = ["PHASE_COLOURS", "ladder"]
+__all__ = ["PHASE_COLOURS", "SIDE_COLOURS", "ladder", "state_diagram"]
 
 # Okabe & Ito's palette, chosen to stay distinct for the common kinds of colour blindness.
 PHASE_COLOURS: dict[str, str] = {
@@ -60,7 +67,7 @@ _ARRIVE = 0.45  # row offset where it reaches the receiver's: the slope shows tr
 _FONT = 10  # labels; nothing is drawn smaller than 9 points
 
 
-class _LadderFigure(Figure):
+class _NotebookFigure(Figure):
     """A Figure that shows itself as a PNG in Jupyter even when pyplot was never imported.
 
     IPython learns to display figures only when a matplotlib backend is activated (pyplot
@@ -94,7 +101,7 @@ def ladder(conv: "Conversation", *, ax: "Axes | None" = None, title: str | None 
     top, bottom = -_HEADER_ROWS, rows + _FOOTER_ROWS
     if ax is None:
         axes_height = _ROW * (bottom - top)
-        fig = _LadderFigure(figsize=(_WIDTH, axes_height + _TITLE))
+        fig = _NotebookFigure(figsize=(_WIDTH, axes_height + _TITLE))
         ax = fig.add_axes((0.0, 0.0, 1.0, axes_height / (axes_height + _TITLE)))
     else:
         fig = ax.figure
@@ -204,3 +211,356 @@ def _draw_states(ax: "Axes", conv: "Conversation") -> None:
             ax.text(x + dx, y, state, ha=ha, va="center", fontsize=9, color="#444444",
                     fontstyle="italic", zorder=3, gid=f"state {side} {number}")
             previous = y
+
+
+# ---------------------------------------------------------------------------
+# The state diagram: RFC 9293 figure 5, drawn from conversation.TRANSITIONS.
+
+# Okabe & Ito again: blue and vermillion stay distinct for the common kinds of colour blindness.
+SIDE_COLOURS: dict[str, str] = {"client": "#0072B2", "server": "#D55E00"}
+_INK = "#1a1a1a"  # boxes, arrows and labels when no conversation is highlighted
+_NOT_TAKEN = "#b3b3b3"  # boxes and arrows neither side went through
+_NOT_TAKEN_TEXT = "#808080"  # their names and events: lighter, still legible
+
+# Geometry, in inches: the axes span the figure below the title, one data unit per inch.
+_SD_HEIGHT = 7.7
+_BOX_W, _BOX_H = 1.5, 0.44
+# Each state's box (its centre), in the layout of RFC 9293 figure 5 and Stevens: opening at the
+# top, ESTABLISHED in the middle, the side that closes first (active close) in a square at the
+# lower left, the side that closes second (passive close) down the right. Every state in
+# TRANSITIONS needs a place here.
+_STATE_AT: dict[str, tuple[float, float]] = {
+    "CLOSED": (4.3, 7.35),
+    "LISTEN": (4.3, 6.35),
+    "SYN-RECEIVED": (1.2, 5.35),
+    "SYN-SENT": (7.4, 5.35),
+    "ESTABLISHED": (4.3, 4.35),
+    "FIN-WAIT-1": (1.2, 3.25),
+    "CLOSING": (4.1, 3.25),
+    "CLOSE-WAIT": (7.4, 3.25),
+    "FIN-WAIT-2": (1.2, 1.85),
+    "TIME-WAIT": (4.1, 1.85),
+    "LAST-ACK": (7.4, 1.85),
+}
+# A state drawn a second time: CLOSED at the end of a connection stands at the bottom, as in the
+# RFC, so arrows into it need not climb back over the whole figure. Arrows into CLOSED from
+# ESTABLISHED's row or below go to this box, the others to the one at the top.
+_STATE_AGAIN_AT: dict[str, tuple[float, float]] = {"CLOSED": (7.4, 0.5)}
+# Bent arrows (arc3 radius, + bends to the right of the direction of travel), chosen by hand.
+# An arrow not listed is straight, unless it would run through a box or along another arrow
+# between the same boxes: then it is bent just enough (_clear_bend), so a transition added to
+# the table still draws legibly before anyone places it here.
+_BEND: dict[tuple[str, str], float] = {
+    ("CLOSED", "send SYN"): -0.25,  # round the outside, clear of LISTEN, so the RST can come straight back
+    ("SYN-SENT", "recv RST"): 0.0,
+}
+_BENDS_TO_TRY = (0.0, 0.2, -0.2, 0.35, -0.35, 0.5, -0.5)
+# Arrows between two boxes one above the other are too short to bend apart: they run side by
+# side instead, this far apart (points), each with its label on its own side, as in the RFC.
+_SIDE_BY_SIDE = 14.0
+# Labels of vertical arrows stand beside them: on the right unless listed here. Segment numbers
+# always go to the right, of the label or of the arrow.
+_LABEL_LEFT: set[tuple[str, str]] = {
+    ("FIN-WAIT-1", "recv ACK of FIN"),  # the right is crowded by FIN-WAIT-1's other arrows
+    ("LAST-ACK", "recv ACK of FIN"),  # the right is the figure's edge
+}
+
+_Box = tuple[str, int]  # (state, 0) for a state's box, (state, 1) for its second box
+
+
+def state_diagram(conv: "Conversation | None" = None, *, ax: "Axes | None" = None,
+                  title: str | None = None) -> Figure:
+    """Draw the TCP state machine of RFC 9293 from `TRANSITIONS`: one box per state, one arrow per transition.
+
+    Each arrow is labelled with its event ("recv SYN-ACK"). Given `conv`, the states and
+    transitions each side went through are highlighted (client blue, server vermillion) with
+    the number (#) of the segment that caused each step, and the rest turns grey. Resets outside
+    the table are left out, as a note on the figure says. Without `ax` the figure is 8.6 by 8.15
+    inches; an `ax` given needs about that room to stay legible. Returns the Figure: a notebook
+    shows it, `fig.savefig(path)` saves it.
+    """
+    transitions = dict(_tcp.TRANSITIONS)  # read at call time: the table is the one source of truth
+    states = _states_in(transitions)
+    unplaced = [state for state in states if state not in _STATE_AT]
+    if unplaced:
+        raise ValueError(f"state_diagram has no place for {', '.join(unplaced)}: add it to _STATE_AT in netlab/draw.py")
+
+    if ax is None:
+        fig = _NotebookFigure(figsize=(_WIDTH, _SD_HEIGHT + _TITLE))
+        ax = fig.add_axes((0.0, 0.0, 1.0, _SD_HEIGHT / (_SD_HEIGHT + _TITLE)))
+    else:
+        fig = ax.figure
+        while not isinstance(fig, Figure):  # a SubFigure: return the figure that holds it
+            fig = fig.figure
+    ax.set_axis_off()
+    ax.set_xlim(0, _WIDTH)
+    ax.set_ylim(0, _SD_HEIGHT)
+    ax.set_aspect("equal")  # arrows bend and labels sit in inches, the same across and up
+    if title is None:
+        title = "TCP states (RFC 9293)" if conv is None else (
+            f"TCP states in stream {conv.stream_number} ({_source_words(conv.source)})")
+    ax.set_title(title, fontsize=12, fontweight="bold", loc="center", pad=6)
+
+    arrows = {key: (_box(key[0]), _box_into(nxt, _box(key[0]))) for key, nxt in transitions.items()}
+    walks = _walks(conv, transitions) if conv is not None else {}
+    boxes = {_box(state) for state in states} | {end for _, end in arrows.values()}
+    for walk in walks.values():
+        boxes |= walk["boxes"]
+
+    highlighted = conv is not None
+    for box in sorted(boxes):
+        sides = [side for side, walk in walks.items() if box in walk["boxes"]]
+        _draw_state_box(ax, box, sides, highlighted)
+    bent: dict[tuple[_Box, _Box], list[float]] = {}  # the bends of the arrows drawn between two boxes
+    for key, (start, end) in arrows.items():
+        taken = {side: walk["taken"][key] for side, walk in walks.items() if key in walk["taken"]}
+        pair = [other for other, ends in arrows.items() if set(ends) == {start, end} and other not in _BEND]
+        bend, apart = 0.0, 0.0
+        if key in _BEND:
+            bend = _BEND[key]
+        elif len(pair) > 1 and _vertical(start, end):
+            # Side by side, spread about the line between the boxes: measured across the first
+            # arrow's direction, so an arrow the other way has its sign turned.
+            towards = 1 if arrows[pair[0]] == (start, end) else -1
+            apart = towards * (pair.index(key) - (len(pair) - 1) / 2) * _SIDE_BY_SIDE
+        else:
+            bend = _clear_bend(start, end, boxes, _bends_between(bent, start, end))
+        bent.setdefault((start, end), []).append(bend)
+        _draw_transition(ax, key, start, end, bend, apart, taken, highlighted)
+    untabled: dict[tuple[_Box, _Box], list[tuple[str, int, str]]] = {}
+    for side, walk in walks.items():
+        for number, start, end, event in walk["untabled"]:
+            untabled.setdefault((start, end), []).append((side, number, event))
+    for (start, end), steps in untabled.items():
+        bend = _clear_bend(start, end, boxes, _bends_between(bent, start, end))
+        bent.setdefault((start, end), []).append(bend)
+        _draw_untabled_steps(ax, start, end, bend, steps)
+    _draw_reset_note(ax, states)
+    if highlighted:
+        handles = [Line2D([], [], color=SIDE_COLOURS[side], lw=2.6, label=side) for side in ("client", "server")]
+        handles.append(Line2D([], [], color=_NOT_TAKEN, lw=1.4, label="not taken"))
+        if untabled:
+            handles.append(Line2D([], [], color=_INK, lw=1.6, linestyle="--", label="a step not in the table"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.01, 0.99), fontsize=9.5,
+                  title="#: segment that caused the step", title_fontsize=9, frameon=False, alignment="left")
+    return fig
+
+
+def _states_in(transitions: dict[tuple[str, str], str]) -> list[str]:
+    """Every state the table names, in the order it first names them."""
+    states: list[str] = []
+    for (state, _event), nxt in transitions.items():
+        for name in (state, nxt):
+            if name not in states:
+                states.append(name)
+    return states
+
+
+def _box(state: str) -> "_Box":
+    return (state, 0)
+
+
+def _centre(box: "_Box") -> tuple[float, float]:
+    state, again = box
+    return _STATE_AGAIN_AT[state] if again else _STATE_AT[state]
+
+
+def _vertical(start: "_Box", end: "_Box") -> bool:
+    return abs(_centre(start)[0] - _centre(end)[0]) < 0.05
+
+
+def _box_into(state: str, start: "_Box") -> "_Box":
+    """The box of `state` an arrow from `start` goes to: the second one from ESTABLISHED's row down."""
+    if state in _STATE_AGAIN_AT and _centre(start)[1] <= _STATE_AT["ESTABLISHED"][1]:
+        return (state, 1)
+    return (state, 0)
+
+
+def _bends_between(bent: dict, start: "_Box", end: "_Box") -> list[float]:
+    """The bends of arrows already drawn between two boxes, as seen going from `start` to `end`."""
+    # arc3 bends to the right of travel: an arrow drawn the other way with bend b lies at -b.
+    return bent.get((start, end), []) + [-b for b in bent.get((end, start), [])]
+
+
+def _clear_bend(start: "_Box", end: "_Box", boxes: set, taken: list[float]) -> float:
+    """The first bend of _BENDS_TO_TRY whose arrow crosses no other box and no arrow between the same boxes."""
+    others = [_centre(box) for box in boxes if box not in (start, end)]
+    margin = 0.08  # inches kept clear around a box
+
+    def clear(bend: float) -> bool:
+        if any(abs(bend - b) < 0.15 for b in taken):
+            return False
+        for i in range(1, 40):
+            x, y = _point_along(_centre(start), _centre(end), bend, i / 40)
+            if any(abs(x - bx) < _BOX_W / 2 + margin and abs(y - by) < _BOX_H / 2 + margin for bx, by in others):
+                return False
+        return True
+
+    return next((bend for bend in _BENDS_TO_TRY if clear(bend)), _BENDS_TO_TRY[-1])
+
+
+def _walks(conv: "Conversation", transitions: dict[tuple[str, str], str]) -> dict[str, dict]:
+    """Per side: the boxes it visited, the table's transitions it took (with the segment numbers
+    that caused them), and its steps the table has no entry for (a reset, mostly)."""
+    walks = {}
+    for side, walk in conv.states().items():
+        box = _box(walk[0][1])
+        visited = {box}
+        taken: dict[tuple[str, str], list[int]] = {}
+        untabled = []
+        for (_, state), (number, nxt) in zip(walk, walk[1:]):
+            end = _box_into(nxt, box)
+            # The walk names states, not events: find the table's entries from one to the other.
+            keys = [key for key, target in transitions.items() if key[0] == state and target == nxt]
+            for key in keys:
+                taken.setdefault(key, []).append(number)
+            if not keys:
+                untabled.append((number, box, end, _step_event(conv, side, number)))
+            visited.add(end)
+            box = end
+        walks[side] = {"boxes": visited, "taken": taken, "untabled": untabled}
+    return walks
+
+
+def _step_event(conv: "Conversation", side: str, number: int) -> str:
+    """'send RST' or 'recv RST' when segment `number` is a reset, else '' (the number says enough)."""
+    segment = conv.segments[number - 1]
+    if not segment.has("RST"):
+        return ""
+    sent = (segment.direction == CLIENT_TO_SERVER) == (side == "client")
+    return "send RST" if sent else "recv RST"
+
+
+def _draw_state_box(ax: "Axes", box: "_Box", sides: list[str], highlighted: bool) -> None:
+    """A rounded box named for its state; a side that visited it outlines it in its colour."""
+    state, again = box
+    x, y = _centre(box)
+    suffix = " again" if again else ""
+    if not highlighted:
+        edge, face, ink = _INK, "#f2f2f2", _INK
+    elif sides:
+        edge, face, ink = SIDE_COLOURS[sides[0]], "white", _INK
+    else:
+        edge, face, ink = _NOT_TAKEN, "white", _NOT_TAKEN_TEXT
+    patch = FancyBboxPatch((x - _BOX_W / 2, y - _BOX_H / 2), _BOX_W, _BOX_H, boxstyle="round,pad=0,rounding_size=0.08",
+                           facecolor=face, edgecolor=edge, lw=2.6 if sides else 1.2, zorder=3, gid=f"box {state}{suffix}")
+    ax.add_patch(patch)
+    for side in sides:
+        # Each side that visited the state has its own outline: the first's (the client's) on
+        # the box, the second's just outside it, so a state both went through shows both colours.
+        grow = 0.0 if side == sides[0] else 0.07
+        ring = FancyBboxPatch((x - _BOX_W / 2 - grow, y - _BOX_H / 2 - grow), _BOX_W + 2 * grow, _BOX_H + 2 * grow,
+                              boxstyle=f"round,pad=0,rounding_size={0.08 + grow}", facecolor="none",
+                              edgecolor=SIDE_COLOURS[side], lw=2.6, zorder=3.1, gid=f"{side} box {state}{suffix}")
+        ax.add_patch(ring)
+    ax.text(x, y, state, ha="center", va="center", fontsize=10.5, fontweight="bold", color=ink, zorder=4,
+            gid=f"state {state}{suffix}")
+
+
+def _point_along(start: tuple[float, float], end: tuple[float, float], bend: float, t: float) -> tuple[float, float]:
+    """The point a fraction `t` along matplotlib's arc3 curve from `start` to `end` (a quadratic Bézier)."""
+    (x0, y0), (x2, y2) = start, end
+    dx, dy = x2 - x0, y2 - y0
+    cx, cy = (x0 + x2) / 2 + bend * dy, (y0 + y2) / 2 - bend * dx
+    a, b, c = (1 - t) ** 2, 2 * t * (1 - t), t ** 2
+    return a * x0 + b * cx + c * x2, a * y0 + b * cy + c * y2
+
+
+def _arrow(ax: "Axes", start: "_Box", end: "_Box", bend: float, colour: str, lw: float, gid: str, *,
+           dashed: bool = False, shift: float = 0.0, zorder: float = 2) -> FancyArrowPatch:
+    """An arrow from box to box, clipped at their edges; `shift` moves it sideways (points)."""
+    patches = {p.get_gid(): p for p in ax.patches}
+    transform = ax.transData
+    if shift:
+        (x0, y0), (x1, y1) = _centre(start), _centre(end)
+        length = math.hypot(x1 - x0, y1 - y0)
+        transform = transform + ScaledTranslation(shift / 72 * (y1 - y0) / length, -shift / 72 * (x1 - x0) / length,
+                                                  ax.figure.dpi_scale_trans)
+    arrow = FancyArrowPatch(_centre(start), _centre(end), transform=transform,
+                            patchA=patches[_box_gid(start)], patchB=patches[_box_gid(end)],
+                            connectionstyle=f"arc3,rad={bend}", arrowstyle="-|>", mutation_scale=13,
+                            shrinkA=2, shrinkB=3, color=colour, lw=lw, linestyle="--" if dashed else "-",
+                            zorder=zorder, gid=gid)
+    ax.add_patch(arrow)
+    return arrow
+
+
+def _box_gid(box: "_Box") -> str:
+    return f"box {box[0]}{' again' if box[1] else ''}"
+
+
+def _draw_transition(ax: "Axes", key: tuple[str, str], start: "_Box", end: "_Box", bend: float, apart: float,
+                     taken: dict[str, list[int]], highlighted: bool) -> None:
+    """One table entry: its arrow and event, and over it each side that took it, with segment
+    numbers. `apart` moves the arrow sideways (points, to the right of travel)."""
+    state, event = key
+    colour = _INK if not highlighted else _NOT_TAKEN
+    _arrow(ax, start, end, bend, colour, 1.3, f"transition {state} | {event}", shift=apart)
+    for i, side in enumerate(taken):
+        shift = 0.0 if len(taken) == 1 else (-1.6 if i == 0 else 1.6)  # both sides: two tracks
+        _arrow(ax, start, end, bend, SIDE_COLOURS[side], 2.4, f"{side} transition {state} | {event}",
+               shift=apart + shift, zorder=2.5)
+    ink = _INK if (taken or not highlighted) else _NOT_TAKEN_TEXT
+    # An arrow moved sideways has its label on the side it moved to.
+    left = key in _LABEL_LEFT if not apart else (apart * (_centre(end)[1] - _centre(start)[1]) < 0)
+    _label(ax, start, end, bend, 0.5, left, event, ink, f"event {state} | {event}", taken, apart=apart)
+
+
+def _draw_untabled_steps(ax: "Axes", start: "_Box", end: "_Box", bend: float,
+                         steps: list[tuple[str, int, str]]) -> None:
+    """Steps of the walks the table has no entry for (a reset), between two boxes: a dashed
+    arrow in each side's colour, its label at its own place along the arrow."""
+    by_side: dict[str, list[tuple[int, str]]] = {}
+    for side, number, event in steps:
+        by_side.setdefault(side, []).append((number, event))
+    for i, (side, taken) in enumerate(by_side.items()):
+        shift = 0.0 if len(by_side) == 1 else (-1.6 if i == 0 else 1.6)
+        along = 0.5 if len(by_side) == 1 else (0.36 if i == 0 else 0.52)  # two labels, one above the other
+        events = list(dict.fromkeys(event for _, event in taken))
+        _arrow(ax, start, end, bend, SIDE_COLOURS[side], 2.0, f"{side} step {start[0]} -> {end[0]}", dashed=True,
+               shift=shift, zorder=2.5)
+        _label(ax, start, end, bend, along, False, " / ".join(e for e in events if e), _INK,
+               f"{side} step label {start[0]} -> {end[0]}", {side: [number for number, _ in taken]})
+
+
+def _label(ax: "Axes", start: "_Box", end: "_Box", bend: float, along: float, left: bool, text: str, ink: str,
+           gid: str, numbers: dict[str, list[int]], *, apart: float = 0.0) -> None:
+    """The event on its arrow, horizontal on a white ground (beside a vertical arrow, above a level
+    one), then the segment numbers in each side's colour: right of the label, or right of a
+    vertical arrow whose label is on its left, or under a level arrow."""
+    x, y = _point_along(_centre(start), _centre(end), bend, along)
+    (x0, y0), (x1, y1) = _centre(start), _centre(end)
+    vertical = bend == 0 and abs(x1 - x0) < 0.05
+    level = bend == 0 and abs(y1 - y0) < 0.05
+    moved = (apart if y1 > y0 else -apart) if vertical else 0.0  # points: where _arrow moved the arrow
+    ha, va, nudge = "center", "center", (0.0, 0.0)  # on the arrow, which the white ground interrupts
+    if vertical:
+        ha, nudge = ("right", (moved - 5, 0.0)) if left else ("left", (moved + 5, 0.0))
+    elif level:
+        va, nudge = "bottom", (0.0, 2.0)  # above a short level arrow, not hiding it
+    place = ax.transData + ScaledTranslation(nudge[0] / 72, nudge[1] / 72, ax.figure.dpi_scale_trans)
+    label = ax.text(x, y, text, transform=place, ha=ha, va=va, fontsize=9.5, color=ink, zorder=4, gid=gid,
+                    bbox=dict(boxstyle="round,pad=0.12", facecolor="white", edgecolor="none", alpha=0.9))
+    # The first side's numbers: anchored to a point (offset in points) or to the label's right
+    # end. A second side's follow right of the first's.
+    anchor, xy, offset, ha_number, va_number = label, (1, 0.5), (3.0, 0.0), "left", "center"
+    if vertical and left:
+        anchor, xy, offset = "data", (x, y), (moved + 5, 0.0)
+    elif level:
+        anchor, xy, va_number = "data", (x, y), "top"
+        offset, ha_number = ((0.0, -3.0), "center") if len(numbers) == 1 else ((-2.0, -3.0), "right")
+    for side, taken in numbers.items():
+        anchor = ax.annotate(", ".join(f"#{n}" for n in taken), xy=xy, xycoords=anchor, xytext=offset,
+                             textcoords="offset points", ha=ha_number, va=va_number,
+                             fontsize=9.5, fontweight="bold", color=SIDE_COLOURS[side], zorder=4,
+                             gid=f"{side} numbers {gid}", annotation_clip=False,
+                             bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none", alpha=0.9))
+        xy, offset, ha_number, va_number = (1, 0.5), (3.0, 0.0), "left", "center"
+
+
+def _draw_reset_note(ax: "Axes", states: list[str]) -> None:
+    """Say which resets are left out, read from the states a RST closes (`_RESETTABLE`)."""
+    spared = [state for state in states if state not in _tcp._RESETTABLE]
+    ax.text(0.1, 0.08, "Resets left out, to keep it legible: a RST\n"
+            f"takes every state but {', '.join(spared[:-1])}\nand {spared[-1]} to CLOSED.", ha="left", va="bottom",
+            fontsize=9, color="#555555", fontstyle="italic", zorder=4, gid="note resets")

@@ -1,4 +1,5 @@
-"""netlab.draw.ladder, checked on conversations built from scapy packets (no network needed)."""
+"""netlab.draw.ladder and state_diagram, checked on conversations built from scapy packets or
+recorded with netlab (no network needed)."""
 
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from netlab.conversation import Conversation
-from netlab.draw import PHASE_COLOURS, ladder
+import netlab
+import netlab.conversation
+from netlab.conversation import TRANSITIONS, Conversation
+from netlab.draw import PHASE_COLOURS, SIDE_COLOURS, ladder, state_diagram
 
 CLIENT = ("10.0.0.1", 40000)
 SERVER = ("10.0.0.2", 8080)
@@ -255,3 +258,286 @@ def test_importing_draw_changes_no_matplotlib_setting_and_loads_no_pyplot():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# -- state_diagram: the RFC 9293 state machine, drawn from conversation.TRANSITIONS ------------
+
+TABLE_STATES = {state for state, _ in TRANSITIONS} | set(TRANSITIONS.values())
+
+
+def by_gid(fig: Figure, prefix: str) -> dict:
+    """The texts and patches (boxes, arrows) whose gid starts with `prefix`, by gid."""
+    (ax,) = fig.axes
+    return {a.get_gid(): a for a in [*ax.texts, *ax.patches] if (a.get_gid() or "").startswith(prefix)}
+
+
+def highlighted_states(fig: Figure, side: str) -> set[str]:
+    """The states whose box carries `side`'s outline, in `side`'s colour."""
+    rings = by_gid(fig, f"{side} box ")
+    assert {to_hex(r.get_edgecolor()) for r in rings.values()} <= {SIDE_COLOURS[side].lower()}
+    return {gid.removeprefix(f"{side} box ").removesuffix(" again") for gid in rings}
+
+
+def highlighted_transitions(fig: Figure, side: str) -> set[tuple[str, str]]:
+    """The table entries drawn over in `side`'s colour, as (state, event)."""
+    arrows = by_gid(fig, f"{side} transition ")
+    assert {to_hex(a.get_edgecolor()) for a in arrows.values()} <= {SIDE_COLOURS[side].lower()}
+    return {tuple(gid.removeprefix(f"{side} transition ").split(" | ")) for gid in arrows}
+
+
+def numbers_beside(fig: Figure, side: str) -> dict[str, str]:
+    """`side`'s segment numbers, by the label they are written beside."""
+    return {gid.removeprefix(f"{side} numbers "): t.get_text() for gid, t in by_gid(fig, f"{side} numbers ").items()}
+
+
+def walk_transitions(walk: list[tuple[int, str]]) -> set[tuple[str, str]]:
+    """The table entries that lead from each state of a walk to the next."""
+    steps = set(zip([state for _, state in walk], [state for _, state in walk[1:]]))
+    return {key for key, nxt in TRANSITIONS.items() if (key[0], nxt) in steps}
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    """The conversations netlab ships, by name: what a notebook shows where the lab is refused."""
+    return {name: netlab.load_recorded(name).conversation for name in ("handshake", "handshake-slow-close", "refused")}
+
+
+def test_state_diagram_draws_one_named_box_per_state_in_the_table():
+    fig = state_diagram()
+    names = {t.get_text() for t in by_gid(fig, "state ").values()}
+    assert names == TABLE_STATES
+    for state in TABLE_STATES:
+        assert by_gid(fig, f"box {state}"), state
+
+
+def test_every_state_in_the_table_has_a_place_in_the_diagram():
+    from netlab.draw import _STATE_AT
+
+    assert TABLE_STATES <= set(_STATE_AT), "add the new state's position to _STATE_AT in netlab/draw.py"
+
+
+def test_state_diagram_draws_one_arrow_per_transition_labelled_with_its_event():
+    fig = state_diagram()
+    arrows = by_gid(fig, "transition ")
+    labels = {gid.removeprefix("event "): t.get_text() for gid, t in by_gid(fig, "event ").items()}
+    expected = {f"{state} | {event}" for state, event in TRANSITIONS}
+    assert {gid.removeprefix("transition ") for gid in arrows} == expected
+    assert labels == {f"{state} | {event}": event for state, event in TRANSITIONS}
+    assert labels["SYN-SENT | recv SYN-ACK"] == "recv SYN-ACK"
+    assert labels["FIN-WAIT-1 | recv ACK of FIN"] == "recv ACK of FIN"
+
+
+def test_state_diagram_reads_the_table_so_a_transition_added_there_appears(monkeypatch):
+    # RFC 9293's passive OPEN and the 2MSL timeout, which the lessons' table leaves out.
+    more = {**TRANSITIONS, ("CLOSED", "passive open"): "LISTEN", ("TIME-WAIT", "timeout 2MSL"): "CLOSED"}
+    monkeypatch.setattr(netlab.conversation, "TRANSITIONS", more)
+    fig = state_diagram()
+    assert len(by_gid(fig, "transition ")) == len(TRANSITIONS) + 2
+    assert by_gid(fig, "event CLOSED | passive open")["event CLOSED | passive open"].get_text() == "passive open"
+    assert "transition TIME-WAIT | timeout 2MSL" in by_gid(fig, "transition ")
+
+
+def test_state_diagram_names_a_state_it_has_no_place_for(monkeypatch):
+    monkeypatch.setattr(netlab.conversation, "TRANSITIONS", {**TRANSITIONS, ("LISTEN", "send SYN"): "SYN-SENT-AGAIN"})
+    with pytest.raises(ValueError, match="SYN-SENT-AGAIN.*_STATE_AT"):
+        state_diagram()
+
+
+def test_state_diagram_without_a_conversation_highlights_nothing_and_has_no_legend():
+    fig = state_diagram()
+    assert not by_gid(fig, "client ") and not by_gid(fig, "server ")
+    assert fig.axes[0].get_legend() is None
+    assert fig.axes[0].get_title() == "TCP states (RFC 9293)"
+
+
+def test_state_diagram_highlights_exactly_the_states_each_side_went_through(recorded):
+    conv = recorded["handshake"]
+    fig = state_diagram(conv)
+    for side, walk in conv.states().items():
+        assert highlighted_states(fig, side) == {state for _, state in walk}, side
+    assert highlighted_states(fig, "client") == {"CLOSED", "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "TIME-WAIT"}
+    assert highlighted_states(fig, "server") == {"LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK",
+                                                 "CLOSED"}
+
+
+def test_state_diagram_highlights_exactly_the_transitions_each_side_took(recorded):
+    conv = recorded["handshake"]
+    fig = state_diagram(conv)
+    for side, walk in conv.states().items():
+        assert highlighted_transitions(fig, side) == walk_transitions(walk), side
+    assert ("FIN-WAIT-1", "recv FIN+ACK of FIN") in highlighted_transitions(fig, "client")
+    assert ("LAST-ACK", "recv ACK of FIN") in highlighted_transitions(fig, "server")
+
+
+def test_state_diagram_writes_the_segment_that_caused_each_step(recorded):
+    fig = state_diagram(recorded["handshake"])
+    assert numbers_beside(fig, "client") == {
+        "event CLOSED | send SYN": "#1", "event SYN-SENT | recv SYN-ACK": "#2",
+        "event ESTABLISHED | send FIN": "#8", "event FIN-WAIT-1 | recv FIN+ACK of FIN": "#9",
+    }
+    assert numbers_beside(fig, "server") == {
+        "event LISTEN | recv SYN": "#1", "event SYN-RECEIVED | recv ACK": "#3", "event ESTABLISHED | recv FIN": "#8",
+        "event CLOSE-WAIT | send FIN": "#9", "event LAST-ACK | recv ACK of FIN": "#10",
+    }
+    for side in ("client", "server"):
+        for number in by_gid(fig, f"{side} numbers ").values():
+            assert to_hex(number.get_color()) == SIDE_COLOURS[side].lower()
+
+
+def test_state_diagram_greys_the_states_and_transitions_neither_side_took(recorded):
+    fig = state_diagram(recorded["handshake"])
+    grey = {to_hex(by_gid(fig, f"box {state}")[f"box {state}"].get_edgecolor()) for state in ("CLOSING", "FIN-WAIT-2")}
+    assert len(grey) == 1 and grey.isdisjoint({c.lower() for c in SIDE_COLOURS.values()})
+    arrow = by_gid(fig, "transition FIN-WAIT-1 | recv FIN")["transition FIN-WAIT-1 | recv FIN"]
+    assert to_hex(arrow.get_edgecolor()) in grey
+    assert "client transition FIN-WAIT-1 | recv FIN" not in by_gid(fig, "client ")
+
+
+def test_state_diagram_shows_both_colours_on_a_state_both_sides_visited(recorded):
+    fig = state_diagram(recorded["handshake"])
+    rings = {to_hex(r.get_edgecolor()) for r in by_gid(fig, "").values()
+             if (r.get_gid() or "").endswith("box ESTABLISHED")}
+    assert rings == {SIDE_COLOURS["client"].lower(), SIDE_COLOURS["server"].lower()}
+
+
+def test_state_diagram_four_segment_close_passes_through_fin_wait_2(recorded):
+    conv = recorded["handshake-slow-close"]
+    fig = state_diagram(conv)
+    assert "FIN-WAIT-2" in highlighted_states(fig, "client")
+    assert highlighted_transitions(fig, "client") >= {("FIN-WAIT-1", "recv ACK of FIN"), ("FIN-WAIT-2", "recv FIN")}
+    assert numbers_beside(fig, "client")["event FIN-WAIT-1 | recv ACK of FIN"] == "#9"
+    assert numbers_beside(fig, "client")["event FIN-WAIT-2 | recv FIN"] == "#10"
+    assert not by_gid(fig, "client step") and not by_gid(fig, "server step")
+
+
+def test_state_diagram_refused_connection_goes_back_to_closed_on_the_reset(recorded):
+    fig = state_diagram(recorded["refused"])
+    assert highlighted_states(fig, "client") == {"CLOSED", "SYN-SENT"}
+    assert highlighted_states(fig, "server") == {"CLOSED"}, "nothing listened: the server side stays CLOSED"
+    assert highlighted_transitions(fig, "client") == {("CLOSED", "send SYN"), ("SYN-SENT", "recv RST")}
+    assert numbers_beside(fig, "client")["event SYN-SENT | recv RST"] == "#2"
+    assert not by_gid(fig, "client box CLOSED again"), "the client returns to the CLOSED box it started from"
+
+
+def test_state_diagram_draws_a_reset_outside_the_table_as_a_dashed_arrow_in_each_sides_colour():
+    # The client aborts an established connection: both sides go from ESTABLISHED to CLOSED,
+    # a step TRANSITIONS does not hold.
+    conv = Conversation.from_packets([
+        tcp_segment("client", "S", 100, time=1.0),
+        tcp_segment("server", "SA", 500, 101, time=1.1),
+        tcp_segment("client", "A", 101, 501, time=1.2),
+        tcp_segment("client", "RA", 101, 501, time=1.3),
+    ])
+    assert ("ESTABLISHED", "CLOSED") not in {(state, nxt) for (state, _), nxt in TRANSITIONS.items()}
+    fig = state_diagram(conv)
+    for side, event in (("client", "send RST"), ("server", "recv RST")):
+        (arrow,) = [a for gid, a in by_gid(fig, f"{side} step ").items() if "label" not in gid]
+        assert arrow.get_linestyle() == "--"
+        assert to_hex(arrow.get_edgecolor()) == SIDE_COLOURS[side].lower()
+        label = f"{side} step label ESTABLISHED -> CLOSED"
+        assert by_gid(fig, label)[label].get_text() == event
+        assert numbers_beside(fig, side)[label] == "#4"
+        assert "CLOSED" in highlighted_states(fig, side)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "a step not in the table" in legend
+
+
+def test_state_diagram_gives_both_sides_a_track_on_a_transition_both_took():
+    # A simultaneous close: both sides send FIN from ESTABLISHED and go through CLOSING.
+    conv = Conversation.from_packets([
+        tcp_segment("client", "S", 100, time=1.0),
+        tcp_segment("server", "SA", 500, 101, time=1.1),
+        tcp_segment("client", "A", 101, 501, time=1.2),
+        tcp_segment("client", "FA", 101, 501, time=1.3),
+        tcp_segment("server", "FA", 501, 101, time=1.4),
+        tcp_segment("client", "A", 102, 502, time=1.5),
+        tcp_segment("server", "A", 502, 102, time=1.6),
+    ])
+    fig = state_diagram(conv)
+    shared = highlighted_transitions(fig, "client") & highlighted_transitions(fig, "server")
+    assert shared == {("ESTABLISHED", "send FIN"), ("FIN-WAIT-1", "recv FIN"), ("CLOSING", "recv ACK of FIN")}
+    assert numbers_beside(fig, "client")["event FIN-WAIT-1 | recv FIN"] == "#5"
+    assert numbers_beside(fig, "server")["event FIN-WAIT-1 | recv FIN"] == "#4"
+
+
+@pytest.mark.parametrize("source, words", [
+    ("recorded", "(recorded capture)"),
+    ("live", "(live capture)"),
+    ("handshake.pcap", "handshake.pcap"),
+])
+def test_state_diagram_title_names_the_stream_and_source(source, words):
+    title = state_diagram(make_conversation(source=source)).axes[0].get_title()
+    assert title.startswith("TCP states in stream 0")
+    assert words in title
+
+
+def test_state_diagram_title_given_replaces_the_default(hello):
+    assert state_diagram(hello, title="Where each side went").axes[0].get_title() == "Where each side went"
+
+
+def test_state_diagram_legend_names_client_and_server_in_their_colours(hello):
+    legend = state_diagram(hello).axes[0].get_legend()
+    entries = {t.get_text(): to_hex(h.get_color()) for t, h in zip(legend.get_texts(), legend.legend_handles)}
+    assert entries["client"] == SIDE_COLOURS["client"].lower()
+    assert entries["server"] == SIDE_COLOURS["server"].lower()
+
+
+def test_state_diagram_says_the_resets_it_leaves_out():
+    (note,) = by_gid(state_diagram(), "note resets").values()
+    assert "RST" in note.get_text() and "CLOSED" in note.get_text()
+    # The states a RST does not close are read from the table: exactly those are named.
+    from netlab.conversation import _RESETTABLE, TRANSITIONS
+
+    spared = {state for pair in TRANSITIONS.items() for state in (pair[0][0], pair[1])} - _RESETTABLE
+    named = {state for state in spared | _RESETTABLE if state in note.get_text()}
+    assert named == spared | {"CLOSED"}
+
+
+def test_state_diagram_labels_stay_clear_of_boxes_and_of_each_other(recorded):
+    for conv in (None, *recorded.values()):
+        fig = state_diagram(conv)
+        fig.draw_without_rendering()
+        (ax,) = fig.axes
+        words = [t for t in ax.texts if t.get_gid() and not t.get_gid().startswith("state ")]
+        extents = {t.get_gid(): (t.get_bbox_patch() or t).get_window_extent() for t in words}
+        boxes = {p.get_gid(): p.get_window_extent() for p in ax.patches if " box " in f" {p.get_gid()}"}
+        names = list(extents)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                assert not extents[a].overlaps(extents[b]), (a, b)
+            for box, extent in boxes.items():
+                assert not extents[a].overlaps(extent), (a, box)
+            assert fig.bbox.x0 <= extents[a].x0 and extents[a].x1 <= fig.bbox.x1, a
+
+
+def test_state_diagram_no_text_smaller_than_9_points(hello):
+    (ax,) = state_diagram(hello).axes
+    assert min(t.get_fontsize() for t in ax.texts) >= 9
+    assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) >= 9
+
+
+def test_state_diagram_fits_a_notebook_column(hello):
+    fig = state_diagram(hello)
+    assert 8 <= fig.get_figwidth() <= 9
+    assert 7 <= fig.get_figheight() <= 8.5
+
+
+def test_state_diagram_leaves_no_pyplot_figure_open(hello):
+    assert isinstance(state_diagram(hello), Figure)
+    assert isinstance(state_diagram(), Figure)
+    assert plt.get_fignums() == []
+
+
+def test_state_diagram_draws_into_given_axes_and_returns_its_figure(hello):
+    fig = Figure(figsize=(8.6, 8))
+    ax = fig.add_subplot()
+    assert state_diagram(hello, ax=ax) is fig
+    assert len(by_gid(fig, "transition ")) == len(TRANSITIONS)
+    assert plt.get_fignums() == []
+
+
+def test_state_diagram_shows_as_one_png_in_jupyter_without_pyplot(hello):
+    formatters = pytest.importorskip("IPython.core.formatters")
+    data, _ = formatters.DisplayFormatter().format(state_diagram(hello))
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["text/plain"].startswith("<Figure size 860x")
