@@ -99,14 +99,7 @@ def ladder(conv: "Conversation", *, ax: "Axes | None" = None, title: str | None 
     segments = conv.segments
     rows = len(segments)
     top, bottom = -_HEADER_ROWS, rows + _FOOTER_ROWS
-    if ax is None:
-        axes_height = _ROW * (bottom - top)
-        fig = _NotebookFigure(figsize=(_WIDTH, axes_height + _TITLE))
-        ax = fig.add_axes((0.0, 0.0, 1.0, axes_height / (axes_height + _TITLE)))
-    else:
-        fig = ax.figure
-        while not isinstance(fig, Figure):  # a SubFigure: return the figure that holds it
-            fig = fig.figure
+    fig, ax = _figure_and_axes(ax, _ROW * (bottom - top))
     ax.set_axis_off()
     ax.set_xlim(0, _WIDTH)
     ax.set_ylim(bottom, top)  # inverted: time runs down the page
@@ -121,6 +114,17 @@ def ladder(conv: "Conversation", *, ax: "Axes | None" = None, title: str | None 
         _draw_segment(ax, row, segment)
     _draw_states(ax, conv)
     return fig
+
+
+def _figure_and_axes(ax: "Axes | None", axes_height: float) -> tuple[Figure, "Axes"]:
+    """A new notebook-width figure with one axes `axes_height` inches tall under the title, or `ax`'s figure."""
+    if ax is None:
+        fig = _NotebookFigure(figsize=(_WIDTH, axes_height + _TITLE))
+        return fig, fig.add_axes((0.0, 0.0, 1.0, axes_height / (axes_height + _TITLE)))
+    fig = ax.figure
+    while not isinstance(fig, Figure):  # a SubFigure: return the figure that holds it
+        fig = fig.figure
+    return fig, ax
 
 
 def _source_words(source: str) -> str:
@@ -285,13 +289,7 @@ def state_diagram(conv: "Conversation | None" = None, *, ax: "Axes | None" = Non
     if unplaced:
         raise ValueError(f"state_diagram has no place for {', '.join(unplaced)}: add it to _STATE_AT in netlab/draw.py")
 
-    if ax is None:
-        fig = _NotebookFigure(figsize=(_WIDTH, _SD_HEIGHT + _TITLE))
-        ax = fig.add_axes((0.0, 0.0, 1.0, _SD_HEIGHT / (_SD_HEIGHT + _TITLE)))
-    else:
-        fig = ax.figure
-        while not isinstance(fig, Figure):  # a SubFigure: return the figure that holds it
-            fig = fig.figure
+    fig, ax = _figure_and_axes(ax, _SD_HEIGHT)
     ax.set_axis_off()
     ax.set_xlim(0, _WIDTH)
     ax.set_ylim(0, _SD_HEIGHT)

@@ -484,38 +484,34 @@ def test_udp_in_the_lab_is_captured_without_any_handshake(nothing_left_behind):
         cap.conversation()
 
 
-def test_interrupted_request_stops_the_lab_instead_of_leaving_it_out_of_step(nothing_left_behind):
+@pytest.fixture
+def interrupt_in():
+    """Call interrupt_in(seconds): KeyboardInterrupt arrives then, as from Jupyter's stop button."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    yield lambda seconds: signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_interrupted_request_stops_the_lab_instead_of_leaving_it_out_of_step(nothing_left_behind, interrupt_in):
     # Jupyter's stop button raises KeyboardInterrupt wherever the kernel is: here, while the
     # notebook waits for the lab's answer. The late answer must never pass for the next one's.
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        with netlab.Lab() as lab:
-            signal.setitimer(signal.ITIMER_REAL, 0.2)
-            with pytest.raises(KeyboardInterrupt):
-                lab.run("sleep", "1")
-            assert _gone(lab.pid)
-            with pytest.raises(LabError, match="closed"):
-                lab.run("echo", "late")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with netlab.Lab() as lab:
+        interrupt_in(0.2)
+        with pytest.raises(KeyboardInterrupt):
+            lab.run("sleep", "1")
+        assert _gone(lab.pid)
+        with pytest.raises(LabError, match="closed"):
+            lab.run("echo", "late")
 
 
-def test_interrupt_inside_a_capture_block_surfaces_as_itself(nothing_left_behind):
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        with netlab.Lab() as lab:
-            with pytest.raises(KeyboardInterrupt):
-                with lab.capture():
-                    signal.setitimer(signal.ITIMER_REAL, 0.2)
-                    lab.run("sleep", "1")  # interrupted while waiting for the lab
-            assert _gone(lab.pid)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def test_interrupt_inside_a_capture_block_surfaces_as_itself(nothing_left_behind, interrupt_in):
+    with netlab.Lab() as lab:
+        with pytest.raises(KeyboardInterrupt):
+            with lab.capture():
+                interrupt_in(0.2)
+                lab.run("sleep", "1")  # interrupted while waiting for the lab
+        assert _gone(lab.pid)
