@@ -155,10 +155,10 @@ def test_states_written_where_each_side_changes(hello):
     assert states["state server 8"] == "CLOSE-WAIT"
 
 
-def test_states_keep_their_order_on_a_lifeline_in_a_simultaneous_close():
-    # Both FINs are on the wire before either arrives: the server enters FIN-WAIT-1 (sending
-    # segment 5) before the client's FIN (segment 4) takes it to CLOSING.
-    conv = Conversation.from_packets([
+@pytest.fixture
+def simultaneous_close() -> Conversation:
+    """Both sides send FIN from ESTABLISHED before either FIN arrives, and both pass CLOSING."""
+    return Conversation.from_packets([
         tcp_segment("client", "S", 100, time=1.0),
         tcp_segment("server", "SA", 500, 101, time=1.1),
         tcp_segment("client", "A", 101, 501, time=1.2),
@@ -167,6 +167,12 @@ def test_states_keep_their_order_on_a_lifeline_in_a_simultaneous_close():
         tcp_segment("client", "A", 102, 502, time=1.5),
         tcp_segment("server", "A", 502, 102, time=1.6),
     ])
+
+
+def test_states_keep_their_order_on_a_lifeline_in_a_simultaneous_close(simultaneous_close):
+    # Both FINs are on the wire before either arrives: the server enters FIN-WAIT-1 (sending
+    # segment 5) before the client's FIN (segment 4) takes it to CLOSING.
+    conv = simultaneous_close
     (ax,) = ladder(conv).axes
     server = [(t.get_text(), t.get_position()[1]) for t in ax.texts if (t.get_gid() or "").startswith("state server")]
     assert [name for name, _ in server] == [state for _, state in conv.states()["server"]]
@@ -442,17 +448,9 @@ def test_state_diagram_draws_a_reset_outside_the_table_as_a_dashed_arrow_in_each
     assert "a step not in the table" in legend
 
 
-def test_state_diagram_gives_both_sides_a_track_on_a_transition_both_took():
+def test_state_diagram_gives_both_sides_a_track_on_a_transition_both_took(simultaneous_close):
     # A simultaneous close: both sides send FIN from ESTABLISHED and go through CLOSING.
-    conv = Conversation.from_packets([
-        tcp_segment("client", "S", 100, time=1.0),
-        tcp_segment("server", "SA", 500, 101, time=1.1),
-        tcp_segment("client", "A", 101, 501, time=1.2),
-        tcp_segment("client", "FA", 101, 501, time=1.3),
-        tcp_segment("server", "FA", 501, 101, time=1.4),
-        tcp_segment("client", "A", 102, 502, time=1.5),
-        tcp_segment("server", "A", 502, 102, time=1.6),
-    ])
+    conv = simultaneous_close
     fig = state_diagram(conv)
     shared = highlighted_transitions(fig, "client") & highlighted_transitions(fig, "server")
     assert shared == {("ESTABLISHED", "send FIN"), ("FIN-WAIT-1", "recv FIN"), ("CLOSING", "recv ACK of FIN")}
