@@ -41,12 +41,9 @@ def handshake_completer(conv: Conversation, answer: Any) -> Feedback:
         return fb
     if not isinstance(answer, int) or isinstance(answer, bool):
         return Feedback(False, f"Give the segment's number (the # column), an int, not {type(answer).__name__}.")
-    if not conv.handshake_complete:
+    third = conv.handshake_ack
+    if third is None:
         return Feedback(False, "This capture has no complete handshake; run the capture cell again.")
-    # The client's first ACK after the SYN-ACK (it may carry data: then its phase is "data").
-    synack = next(s for s in conv.segments if s.direction != CLIENT_TO_SERVER and s.flags == "SYN-ACK")
-    third = next(s for s in conv.segments if s.number > synack.number and s.direction == CLIENT_TO_SERVER
-                 and s.has("ACK") and not s.has("RST"))
     if answer == third.number:
         return Feedback(True, f"Segment {answer}: the client's ACK of the server's SYN. Both sides are now ESTABLISHED.")
     chosen = next((s for s in conv.segments if s.number == answer), None)

@@ -293,14 +293,19 @@ class Conversation:
         return [s for s in self.segments if s.phase == name]
 
     @property
+    def handshake_ack(self) -> Segment | None:
+        """The client's ACK that completes the handshake (it may carry data), or None if there is none."""
+        synack = next((s for s in self.segments if s.direction == SERVER_TO_CLIENT and s.flags == "SYN-ACK"), None)
+        if synack is None:
+            return None
+        return next((s for s in self.segments
+                     if s.number > synack.number and s.direction == CLIENT_TO_SERVER and s.has("ACK")
+                     and not s.has("RST") and s.ack is not None and s.ack >= 1), None)
+
+    @property
     def handshake_complete(self) -> bool:
         """True when SYN, SYN-ACK and the client's ACK are all in the capture."""
-        synack = next((s for s in self.segments if s.direction == SERVER_TO_CLIENT and s.flags == "SYN-ACK"), None)
-        return synack is not None and any(
-            s.number > synack.number and s.direction == CLIENT_TO_SERVER and s.has("ACK") and not s.has("RST")
-            and s.ack is not None and s.ack >= 1
-            for s in self.segments
-        )
+        return self.handshake_ack is not None
 
     @property
     def refused(self) -> bool:
