@@ -51,11 +51,12 @@ def missing(conv: netlab.Conversation) -> str:
 
 def wait_for_time_wait(lab: netlab.Lab, local: tuple[str, int], timeout: float = 5.0) -> None:
     """Wait until the client's socket is in TIME-WAIT: the final ACK has then been sent."""
-    deadline = time.monotonic() + timeout
-    while not any(s.state == "TIME-WAIT" and s.local == local for s in lab.socket_states()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{local} did not reach TIME-WAIT within {timeout:g} s")
-        time.sleep(0.005)
+    # This client's own socket: with --reuse-lab, earlier runs' TIME-WAIT sockets are still there.
+    def there(states):
+        return any(s.state == "TIME-WAIT" and s.local == local for s in states)
+
+    if not there(lab.wait_until(there, timeout)):
+        raise TimeoutError(f"{local} did not reach TIME-WAIT within {timeout:g} s")
 
 
 def one_run(shared_lab: netlab.Lab | None) -> dict:

@@ -10,7 +10,6 @@ kernel's view of the sockets afterwards (`ss`), and whether all of it is *live* 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -79,7 +78,7 @@ def run(client: Callable[[Lab, tuple[str, int] | None], Any], *, recorded: str |
                     result = client(lab, server_ctx.address if server_ctx else None)
                 except OSError as err:
                     result = err
-                states = _wait_until_closed(lab, timeout + close_delay)
+                states = lab.wait_until(_all_closed, timeout + close_delay)
         finally:
             if server_ctx is not None:
                 server_ctx.close()
@@ -87,20 +86,15 @@ def run(client: Callable[[Lab, tuple[str, int] | None], Any], *, recorded: str |
         conversation=Conversation.from_packets(cap.packets, source="live"),
         source="live",
         why="live: captured just now in a private network namespace that netlab created",
-        kernel_states=states,
+        kernel_states=[s for s in states if s.state != "LISTEN"],
         result=result,
         capture_ready_seconds=cap.ready_seconds,
     )
 
 
-def _wait_until_closed(lab: Lab, timeout: float) -> list[SocketState]:
-    """Wait until no connection in the lab is still open or closing; return the sockets left."""
-    deadline = time.monotonic() + timeout
-    while True:
-        states = [s for s in lab.socket_states() if s.state != "LISTEN"]
-        if not any(s.state in _BUSY for s in states) or time.monotonic() > deadline:
-            return states
-        time.sleep(0.005)
+def _all_closed(states: list[SocketState]) -> bool:
+    """True when no connection in the lab is still open or closing."""
+    return not any(s.state in _BUSY for s in states)
 
 
 def handshake(message: bytes = b"Hello, World!", close_delay: float = 0.0) -> Experiment:
@@ -136,7 +130,7 @@ def load_recorded(name: str, why: str = "recorded") -> Experiment:
         conversation=Conversation.from_packets(recorded_packets(name), source="recorded"),
         source="recorded",
         why=why,
-        kernel_states=states,
+        kernel_states=[s for s in states if s.state != "LISTEN"],
         result=meta.get("result"),
     )
 

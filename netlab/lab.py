@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from netlab.sockets import recv_exactly
 
@@ -232,14 +232,14 @@ class Lab:
         """Return the lab's TCP sockets as its kernel sees them right now (`ss -tan`)."""
         return _parse_ss(self.run("ss", "-tanH"))
 
-    def wait_for_state(self, state: str, timeout: float = 2.0) -> list[SocketState]:
-        """Wait (up to `timeout` seconds) until some socket is in `state`; return all sockets."""
+    def wait_until(self, done: Callable[[list[SocketState]], bool], timeout: float = 2.0) -> list[SocketState]:
+        """Poll the lab's sockets (every 5 ms, up to `timeout` seconds) until `done(sockets)`; return the last list."""
         deadline = time.monotonic() + timeout
         while True:
             states = self.socket_states()
-            if any(s.state == state for s in states) or time.monotonic() > deadline:
+            if done(states) or time.monotonic() > deadline:
                 return states
-            time.sleep(0.01)
+            time.sleep(0.005)
 
     def capture(self, iface: str = "lo", timeout: float = 5.0, filter: str | None = None):
         """Record packets on a lab interface from the `with` block's start to its end."""
