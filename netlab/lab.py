@@ -161,6 +161,7 @@ class Lab:
             raise LabError(f"the lab process did not start: {hello[1]}")
         self.pid: int = hello[1]["pid"]
         self.netns: int = hello[1]["netns"]
+        self._children: list[subprocess.Popen] = []
         self._chan.settimeout(REQUEST_TIMEOUT)
 
     # -- requests -----------------------------------------------------------
@@ -228,6 +229,26 @@ class Lab:
         out, _ = self._request("run", list(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)
         return out
 
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        """Start a program (an iperf3 server, load-generating clients) in the lab's network.
+
+        The process joins the lab's namespaces with `nsenter`, as the same user, so it sees only
+        the lab's interfaces. Use it as a context manager or wait for it; any still running when
+        the lab closes are killed then. `kwargs` go to `subprocess.Popen`.
+        """
+        if self._closed:
+            raise LabError("this lab is closed; open a new one with netlab.Lab()")
+        nsenter = shutil.which("nsenter")
+        if nsenter is None:
+            raise LabError("this system has no `nsenter` tool (util-linux), so no program can join the lab")
+        env = kwargs.pop("env", None) or dict(os.environ)
+        env["PYTHONPATH"] = _package_parent() + os.pathsep + env.get("PYTHONPATH", "")
+        command = [nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", *argv]
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen(command, env=env, **kwargs)
+        self._children = [p for p in self._children if p.poll() is None] + [proc]
+        return proc
+
     def socket_states(self) -> list[SocketState]:
         """Return the lab's TCP sockets as its kernel sees them right now (`ss -tan`)."""
         return _parse_ss(self.run("ss", "-tanH"))
@@ -262,8 +283,12 @@ class Lab:
         self._reap()
 
     def _reap(self) -> str:
-        """Make sure the helper has exited; return what it wrote on stderr."""
+        """Make sure the helper (and any program started with `popen`) has exited; return the helper's stderr."""
         self._closed = True
+        for child in getattr(self, "_children", []):
+            if child.poll() is None:
+                child.kill()
+            child.wait(timeout=3.0)
         self._chan.close()
         try:
             _, err = self._proc.communicate(timeout=3.0)

@@ -204,6 +204,28 @@ def test_two_labs_can_bind_the_same_port(nothing_left_behind):
                     first.accept()
 
 
+def test_program_started_in_the_lab_sees_only_the_labs_network(nothing_left_behind):
+    with netlab.Lab() as lab, lab.create_server() as server:
+        host, port = server.getsockname()
+        # A separate program (here Python itself) connects to the lab's server: it joined the lab.
+        code = f"import socket; socket.create_connection(({host!r}, {port}), timeout=2).sendall(b'from outside')"
+        with lab.popen([sys.executable, "-c", code]) as proc:
+            server.settimeout(5)
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                assert netlab.recv_until_closed(conn) == b"from outside"
+            assert proc.wait(timeout=5) == 0
+        with lab.popen(["stat", "-L", "-c", "%i", "/proc/self/ns/net"], stdout=subprocess.PIPE, text=True) as proc:
+            assert int(proc.communicate(timeout=5)[0]) == lab.netns
+
+
+def test_programs_still_running_when_the_lab_closes_are_stopped(nothing_left_behind):
+    with netlab.Lab() as lab:
+        proc = lab.popen(["sleep", "60"])
+    assert proc.poll() is not None
+
+
 def test_socket_states_show_a_listening_server(nothing_left_behind):
     with netlab.Lab() as lab, lab.create_server() as server:
         states = lab.socket_states()
