@@ -75,6 +75,48 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _http_server(args: argparse.Namespace) -> int:
+    import signal
+
+    from netlab.http import HTTPServer
+
+    def show(record) -> None:
+        print(record, flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C (and `kill`) stop the server cleanly, even when started where SIGINT was ignored
+    # (a background job of a script).
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    with HTTPServer(port=args.port, on_request=show) as server:
+        print(f"netlab HTTP server on {server.url}  (routes: / /large /chunked /slow; Ctrl-C stops it)", flush=True)
+        try:
+            while True:
+                signal.pause()  # requests are served on other threads; Ctrl-C ends the wait
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
+    return 0
+
+
+def _retransmit(args: argparse.Namespace) -> int:
+    from netlab.peer import retransmission_times, retransmissions
+
+    exp = retransmissions(count=args.count)
+    print(exp.why)
+    times = retransmission_times(exp.conversation)
+    print(f"the kernel sent 100 bytes to a peer that never acknowledges, then {len(times)} times again:")
+    previous_wait = None
+    last = 0.0
+    for number, when in enumerate(times, 1):
+        wait = when - last
+        ratio = f", {wait / previous_wait:.2f} × the wait before" if previous_wait else ""
+        print(f"  retransmission {number}: at {when:6.3f} s, {wait:.3f} s after the last copy{ratio}")
+        previous_wait, last = wait, when
+    return 0
+
+
 def _ladder_png(conv: Conversation, path: Path) -> Path:
     from netlab.draw import ladder
 
@@ -106,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--png", help="also draw the ladder diagram to this PNG file")
     p.add_argument("--payload", action="store_true", help="show the first bytes of each payload")
     p.set_defaults(func=_show)
+
+    p = commands.add_parser("http-server", help="run the lessons' HTTP server on 127.0.0.1 until Ctrl-C")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: the kernel picks a free one)")
+    p.set_defaults(func=_http_server)
+
+    p = commands.add_parser("retransmit", help="send to a peer that never acknowledges: see each timeout double")
+    p.add_argument("--count", type=int, default=5, choices=range(1, 9), metavar="N",
+                   help="retransmissions to wait for, 1 to 8 (default 5: about 6 s)")
+    p.set_defaults(func=_retransmit)
 
     p = commands.add_parser("record", help="(maintainers) re-record the captures shipped in netlab/data")
     p.add_argument("--out", default=str(Path(__file__).with_name("data")), help="folder to write to")

@@ -9,9 +9,9 @@ twice (once leaving, once arriving); the sniffer reads with scapy's `L2Socket`, 
 outgoing copy, so each packet is recorded once.
 
 Stopping is the other race: a sniffer stopped right after the last packet may not have read it
-yet. So the helper sends itself one UDP "end marker" datagram on the same interface and waits
-(with a timeout) until the sniffer has seen it; everything before the marker has then been read.
-The marker is removed from the result.
+yet. So the helper sends itself one UDP "end marker" datagram on the same interface (on a link
+other than lo, one raw Ethernet frame out of it) and waits (with a timeout) until the sniffer has
+seen it; everything before the marker has then been read. The marker is removed from the result.
 
 Rules for this file:
 1. Every start and stop has a timeout and raises `CaptureError` naming what did not happen.
@@ -36,6 +36,7 @@ __all__ = ["Capture", "CaptureError", "PcapError", "load_pcap", "save_pcap", "re
 
 DATA = Path(__file__).with_name("data")
 _MARKER = b"netlab end-of-capture marker"
+_MARKER_ETHERTYPE = 0x88B5  # IEEE 802 "local experimental" EtherType
 # No capture tool writes a record larger than this (tcpdump's largest snap length is 256 KiB).
 _MAX_RECORD = 256 * 1024
 
@@ -127,14 +128,25 @@ class _Sniffer:
         from scapy.error import Scapy_Exception
         from scapy.sendrecv import AsyncSniffer
 
-        # The end marker: a datagram from this socket to itself, on the captured interface.
-        self._marker_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._marker_sock.bind(("127.0.0.1", 0))
+        # The end marker: on lo a datagram from this socket to itself; on any other interface
+        # (a veth, say) an Ethernet frame of the local experimental type sent straight out of it.
+        if self.iface == "lo":
+            self._marker_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._marker_sock.bind(("127.0.0.1", 0))
+            marker_filter = f"udp port {self._marker_sock.getsockname()[1]}"
+        else:
+            self._marker_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            try:
+                self._marker_sock.bind((self.iface, 0))
+            except OSError as err:
+                self._close_marker()
+                raise CaptureError(f"cannot capture on {self.iface!r}: {err.strerror}") from None
+            marker_filter = f"ether proto {_MARKER_ETHERTYPE:#x}"
         bpf = self.filter
         if bpf:
             # Compile first: a filter that cannot compile would otherwise fail only at stop(),
             # after the started callback silently never fired.
-            bpf = f"({bpf}) or (udp port {self._marker_sock.getsockname()[1]})"
+            bpf = f"({bpf}) or ({marker_filter})"
             try:
                 compile_filter(bpf, iface=self.iface)
             except (ImportError, Scapy_Exception, OSError) as err:
@@ -162,7 +174,13 @@ class _Sniffer:
             return []
         sniffer, self._sniffer = self._sniffer, None
         if self._marker_sock is not None and sniffer.thread is not None and sniffer.thread.is_alive():
-            self._marker_sock.sendto(_MARKER, self._marker_sock.getsockname())
+            if self._marker_sock.family == socket.AF_INET:
+                self._marker_sock.sendto(_MARKER, self._marker_sock.getsockname())
+            else:
+                # Broadcast destination, zero source; padded in front to Ethernet's 60-byte minimum
+                # so that the frame still ends with the marker.
+                header = b"\xff" * 6 + b"\x00" * 6 + _MARKER_ETHERTYPE.to_bytes(2, "big")
+                self._marker_sock.send(header + b"\x00" * max(0, 46 - len(_MARKER)) + _MARKER)
             sniffer.thread.join(self.timeout)  # returns when the marker is seen
         self._close_marker()
         if sniffer.thread is not None and sniffer.thread.is_alive():

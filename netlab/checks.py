@@ -12,7 +12,20 @@ from typing import Any
 
 from netlab.conversation import CLIENT_TO_SERVER, Conversation
 
-__all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wait_side", "four_segment_teardown"]
+__all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wait_side", "four_segment_teardown",
+           # notebooks 00, 01, 02
+           "live_or_recorded", "segments_in_file", "reloaded_capture", "tcp_header_length", "ip_protocol",
+           "built_datagram", "connect_segments", "framed_messages", "timeout_error",
+           # notebook 04
+           "content_length", "syn_count", "closing_header",
+           # notebook 07
+           "requests_per_second", "thread_count", "idle_model", "bulk_gbit_per_second",
+           # notebook 08
+           "tls_server_name", "tls_certificate_record", "tls_response_size", "tls_refusal_alert",
+           # notebook 06
+           "syn_retransmissions", "errno_name", "bytes_after_fin", "gave_up_quickly",
+           # notebook 05
+           "segments_for_write", "first_rto", "first_window_probe", "window_throughput"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +118,537 @@ def four_segment_teardown(exp: Any) -> Feedback:
                                "than the delayed-ACK timer.")
     return Feedback(False, f"The teardown has {len(teardown)} segments ({', '.join(flags) or 'none'}); "
                            "check that the client closes the connection.")
+
+
+
+# --- notebook 00: start here ---
+
+
+def live_or_recorded(exp: Any, answer: Any) -> Feedback:
+    """Exercise: did this experiment run 'live' or was it 'recorded'?"""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if answer not in ("live", "recorded"):
+        return Feedback(False, "Answer 'live' or 'recorded'.")
+    if answer == exp.source:
+        return Feedback(True, f"{exp.source.capitalize()}: the experiment says so in `exp.why` and in its table's first line.")
+    return Feedback(False, "Read `exp.why` (or the first line of the table) again: it names the source.")
+
+
+def segments_in_file(path: Any, answer: Any) -> Feedback:
+    """Exercise: how many TCP segments does the saved pcap file at `path` hold?"""
+    from netlab.capture import PcapError, load_pcap
+
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    try:
+        packets = load_pcap(path)
+    except PcapError as err:
+        return Feedback(False, f"The file cannot be read as a capture: {err}. Save it again with exp.save(...).")
+    from scapy.layers.inet import TCP
+
+    count = sum(TCP in p for p in packets)
+    if answer == count:
+        return Feedback(True, f"{count} TCP segments: one per row of the table, and one per line in Wireshark.")
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        return Feedback(False, f"Not {answer}: load the file with netlab.load_pcap and count what it holds.")
+    return Feedback(False, f"Give a number (an int), not {type(answer).__name__}.")
+
+
+def reloaded_capture(exp: Any, packets: Any) -> Feedback:
+    """Exercise: save `exp` as a pcap and load it back with netlab.load_pcap; pass what was loaded."""
+    if (fb := _unanswered(packets)) is not None:
+        return fb
+    if not isinstance(packets, list):
+        return Feedback(False, f"Pass the list netlab.load_pcap returned, not {type(packets).__name__}.")
+    saved = exp.conversation.packets
+    if len(packets) != len(saved):
+        return Feedback(False, f"The file holds {len(packets)} packets and the experiment {len(saved)}: "
+                               "did you load the file you just saved?")
+    if [bytes(p) for p in packets] != [bytes(p) for p in saved]:
+        return Feedback(False, "As many packets, but not the same bytes: load the file this experiment saved.")
+    return Feedback(True, f"The same {len(packets)} packets, byte for byte: a pcap keeps each frame whole, "
+                          "with its time stamp.")
+
+
+# --- notebook 01: layers and packets ---
+
+
+def tcp_header_length(pkt: Any, answer: Any) -> Feedback:
+    """Exercise: the length in bytes of this packet's TCP header."""
+    from scapy.layers.inet import TCP
+
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    length = int(pkt[TCP].dataofs) * 4
+    if answer == length:
+        return Feedback(True, f"{length} bytes: the data offset field says {pkt[TCP].dataofs} words of 4 bytes, "
+                              f"20 fixed and {length - 20} of options.")
+    if answer == 20:
+        return Feedback(False, "20 is the header without options; this segment carries options. Read the data offset field.")
+    if answer == pkt[TCP].dataofs:
+        return Feedback(False, "That is the data offset field itself: it counts 4-byte words, not bytes.")
+    return Feedback(False, "Look at the TCP header's data offset (dataofs) field, or at the byte ranges drawn above.")
+
+
+def ip_protocol(pkt: Any, answer: Any) -> Feedback:
+    """Exercise: the number in the IP header's protocol field that says 'a TCP segment follows'."""
+    from scapy.layers.inet import IP
+
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    number = int(pkt[IP].proto)
+    if answer == number:
+        return Feedback(True, f"{number}: the IP layer names the protocol of its payload, so the receiver "
+                              "knows to hand it to TCP.")
+    if answer == 17:
+        return Feedback(False, "17 is UDP's number. This packet carries TCP: read `proto` in the IP header.")
+    if isinstance(answer, str):
+        return Feedback(False, "Give the number as it is on the wire (an int), not a name.")
+    return Feedback(False, "Read the `proto` field of the IP header in the .show() output.")
+
+
+def built_datagram(pkt: Any) -> Feedback:
+    """Exercise: an IP/UDP packet to 127.0.0.1 port 9999 carrying b'ping', built with scapy."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.packet import Packet
+
+    if (fb := _unanswered(pkt)) is not None:
+        return fb
+    if not isinstance(pkt, Packet) or IP not in pkt:
+        return Feedback(False, "Build the packet with scapy's layers, stacked with `/`: IP(...)/UDP(...)/payload.")
+    if UDP not in pkt:
+        return Feedback(False, "There is no UDP layer on top of the IP layer.")
+    wire = IP(bytes(pkt[IP]))  # what a receiver would read: lengths and checksums filled in
+    problems = []
+    if wire.dst != "127.0.0.1":
+        problems.append(f"it goes to {wire.dst}, not 127.0.0.1")
+    if wire[UDP].dport != 9999:
+        problems.append(f"its destination port is {wire[UDP].dport}, not 9999")
+    if bytes(wire[UDP].payload) != b"ping":
+        problems.append(f"it carries {bytes(wire[UDP].payload)!r}, not b'ping'")
+    if problems:
+        return Feedback(False, "Almost: " + "; ".join(problems) + ".")
+    return Feedback(True, f"{len(bytes(wire))} bytes: 20 of IP header, 8 of UDP header, 4 of payload; scapy "
+                          f"filled in the lengths and the checksums (UDP checksum {wire[UDP].chksum:#06x}).")
+
+
+# --- notebook 02: sockets ---
+
+
+def connect_segments(walk: Any, answer: Any) -> Feedback:
+    """Exercise: how many segments did connect() put on the wire in the socket walk?"""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    counts = dict(walk.result)
+    n = counts.get("client.connect(address)")
+    if n is None:
+        return Feedback(False, "This walk has no connect() step; run netlab.socket_walk() again.")
+    if answer == n:
+        return Feedback(True, f"{n}: SYN, SYN-ACK, ACK. connect() returns once the handshake is done; "
+                              "accept() later only hands over a connection that already exists.")
+    if answer == 1:
+        return Feedback(False, "connect() sends one segment itself, but it does not return until the answer "
+                               "has come: count everything on the wire during the call.")
+    if answer == 0:
+        return Feedback(False, "That is accept()'s count. Look at the row of connect().")
+    return Feedback(False, "Read the connect() row of the walk: each flag name there is one segment.")
+
+
+def framed_messages(received: Any) -> Feedback:
+    """Exercise: send [b'alpha', b'', b'omega'] with send_message, read them back with recv_message."""
+    expected = [b"alpha", b"", b"omega"]
+    if (fb := _unanswered(received)) is not None:
+        return fb
+    if received == expected:
+        return Feedback(True, "Three messages back, the empty one included: the length prefix keeps each boundary.")
+    if isinstance(received, (bytes, bytearray)) or received == [b"alphaomega"]:
+        return Feedback(False, "The messages ran together: read them one at a time with netlab.recv_message.")
+    if isinstance(received, list) and [m for m in received if m] == [b"alpha", b"omega"]:
+        return Feedback(False, "The empty message is missing: recv_message returns b'' for it and None only at the end.")
+    return Feedback(False, f"Expected a list of the three messages in order, got {received!r}.")
+
+
+def timeout_error(err: Any) -> Feedback:
+    """Exercise: the exception a recv raises when its socket's timeout runs out."""
+    if (fb := _unanswered(err)) is not None:
+        return fb
+    if isinstance(err, TimeoutError):
+        return Feedback(True, f"{type(err).__name__}({str(err)!r}): socket.timeout is the same class as "
+                              "TimeoutError, an OSError. Catch it, and the program decides what to do next.")
+    if isinstance(err, type):
+        return Feedback(False, "Pass the exception object you caught (`except ... as err`), not its class.")
+    if isinstance(err, BaseException):
+        return Feedback(False, f"{type(err).__name__} is not a timeout: did you set sock.settimeout(...) before recv?")
+    return Feedback(False, "Catch the exception with `except Exception as err:` and pass `err`.")
+
+
+# --- notebook 08: TLS ---
+
+
+def tls_server_name(exchange: Any, answer: Any) -> Feedback:
+    """Exercise: the server name the client asked for, read from the HTTPS capture's ClientHello."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    sni = exchange.sni
+    if sni is None:
+        return Feedback(False, "This capture has no ClientHello with a server name; run the capture cell again.")
+    if isinstance(answer, bytes):
+        answer = answer.decode(errors="replace")
+    if answer == sni:
+        return Feedback(True, f"{sni!r}: the ClientHello carries it in the clear (the server_name extension), "
+                              "so anyone on the path learns which site you visit.")
+    if answer in ("127.0.0.1", exchange.conversation.server[0]):
+        return Feedback(False, "That is the server's address from the IP header. The name is in the first TLS record.")
+    return Feedback(False, "Look in the client's first record (the ClientHello) for the server_name extension.")
+
+
+def tls_certificate_record(exchange: Any, answer: Any) -> Feedback:
+    """Exercise: the number of the record that carries the server's certificate in a TLS 1.3 capture."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return Feedback(False, f"Give the record's number (the # column), an int, not {type(answer).__name__}.")
+    records = exchange.records()
+    chosen = next((r for r in records if r.number == answer), None)
+    if chosen is None:
+        return Feedback(False, f"There is no record {answer}; the table numbers them 1 to {len(records)}.")
+    # The server's encrypted handshake flight: its application_data records before the client's first one.
+    first_client_encrypted = next((r.number for r in records if r.direction == "C→S" and r.encrypted), len(records) + 1)
+    flight = [r for r in records if r.direction == "S→C" and r.encrypted and r.number < first_client_encrypted]
+    if not flight:
+        return Feedback(False, "This capture has no encrypted server records; run the capture cell again.")
+    certificate = max(flight, key=lambda r: r.length)
+    der = exchange.certificate_der
+    size = f" (the certificate itself is {len(der)} bytes)" if der else ""
+    if chosen is certificate:
+        return Feedback(True, f"Record {answer}: {chosen.length} bytes{size}. It is encrypted, but its size gives it away.")
+    if chosen.direction == "C→S":
+        return Feedback(False, "That record comes from the client. The server sends its certificate.")
+    if not chosen.encrypted:
+        return Feedback(False, f"Record {answer} is readable ({chosen.type}). In TLS 1.3 the certificate is sent "
+                               "after ServerHello, encrypted.")
+    if chosen in flight:
+        return Feedback(False, f"Record {answer} is in the right flight but is only {chosen.length} bytes. A certificate "
+                               f"is a few hundred bytes{size}: compare the lengths.")
+    return Feedback(False, "That record comes after the handshake. Look at the server's encrypted records right after "
+                           "its ServerHello and ChangeCipherSpec.")
+
+
+def tls_response_size(comparison: Any, answer: Any) -> Feedback:
+    """Exercise: the size of the HTTP response inside the last HTTPS record, from record lengths only."""
+    from netlab.conversation import SERVER_TO_CLIENT
+    from netlab.tls import TLS13_OVERHEAD
+
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return Feedback(False, f"Give a number of bytes, an int, not {type(answer).__name__}.")
+    last = [r for r in comparison.https.records() if r.direction == SERVER_TO_CLIENT and r.encrypted]
+    if not last:
+        return Feedback(False, "This capture has no encrypted server records; run the capture cell again.")
+    expected = last[-1].length - TLS13_OVERHEAD
+    plain = len(comparison.http.conversation.data(SERVER_TO_CLIENT))
+    if answer == expected:
+        same = " exactly the size of the response in the plain HTTP capture" if plain == expected else ""
+        return Feedback(True, f"{expected} bytes:{same or ' the response, read from the outside'}. "
+                              "Encryption hides the content, not the size.")
+    if answer == last[-1].length:
+        return Feedback(False, "That is the whole record's payload. TLS 1.3 adds a content-type byte and a "
+                               "16-byte authentication tag to it.")
+    if answer == last[-1].length + 5:
+        return Feedback(False, "That counts the 5-byte record header too, and TLS's own additions.")
+    return Feedback(False, "Take the length of the server's last record and subtract what TLS 1.3 adds to each record.")
+
+
+def tls_refusal_alert(exchange: Any, answer: Any) -> Feedback:
+    """Exercise: the alert a client sent when it refused a certificate (its description, e.g. 'unknown_ca')."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    alerts = [m.split()[-1] for r in exchange.records() for m in r.messages if m.startswith("alert:")]
+    if not alerts:
+        return Feedback(False, "No readable alert in this capture; run the refusal cell again.")
+    answer = str(answer).strip().lower().replace(" ", "_")
+    if answer == alerts[0]:
+        return Feedback(True, f"{alerts[0]}: the client sent it in the clear, before it had switched to the handshake keys.")
+    if answer in ("fatal", "alert"):
+        return Feedback(False, "That is the alert's level or type; give its description, the word after it.")
+    return Feedback(False, "Find the client's alert record in the record table; give the description it names.")
+
+
+# --- notebook 07: concurrency ---
+
+
+def requests_per_second(point: Any, answer: Any) -> Feedback:
+    """Exercise: echoes per second of one load run, from its numbers (`point.requests`, `point.seconds`)."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, (int, float)):
+        return Feedback(False, "Answer with a number: echoes per second.")
+    expected = point.requests / point.seconds
+    if abs(answer - expected) <= 0.01 * expected:
+        return Feedback(True, "Throughput is the work done divided by the wall time it took, with all "
+                              "clients working at the same time.")
+    if abs(answer - point.clients / point.seconds) <= 0.01 * expected / point.messages:
+        return Feedback(False, "That counts clients, not echoes: each client sent several messages.")
+    if abs(answer - 1 / point.seconds) <= 0.01 or abs(answer - point.seconds / point.requests) <= 1e-6:
+        return Feedback(False, "Look at the units: echoes per second is a count divided by a time.")
+    return Feedback(False, "Divide the number of echoes the run completed by the seconds it took.")
+
+
+def thread_count(point: Any, answer: Any) -> Feedback:
+    """Exercise: how many threads the thread-per-connection server added while `point.clients` clients were connected."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    expected = point.clients + 1
+    if point.server_threads < expected:
+        return Feedback(False, f"This run measured {point.server_threads} threads, not one per client plus one: "
+                               "run the load cell again.")
+    if answer == expected:
+        return Feedback(True, f"{expected}: one thread per connected client, each blocked in recv(), plus the one "
+                              "that waits in accept().")
+    if answer == point.clients:
+        return Feedback(False, "Close: one per client, but who accepts the new connections?")
+    if answer in (1, 2):
+        return Feedback(False, "That is an event loop's count; this server gives every connection a thread of its own.")
+    return Feedback(False, "Count the threads this server starts: one for each accepted connection, and one more.")
+
+
+def idle_model(answer: Any) -> Feedback:
+    """Exercise: which model ('threads', 'selectors' or 'asyncio') to hold 10 000 mostly idle connections."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if answer not in ("threads", "selectors", "asyncio"):
+        return Feedback(False, "Answer 'threads', 'selectors' or 'asyncio'.")
+    if answer == "threads":
+        return Feedback(False, "Look at what one idle connection cost the thread model: a thread, its stack's "
+                               "address space and resident memory, times 10 000.")
+    return Feedback(True, f"{answer}: an idle connection costs an event loop only a registered socket and a small "
+                          "object, not a thread and a stack; one thread waits on all of them at once.")
+
+
+def bulk_gbit_per_second(transfer: Any, answer: Any) -> Feedback:
+    """Exercise: a bulk transfer's throughput in Gbit/s (10⁹ bits per second) from its bytes and seconds."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, (int, float)):
+        return Feedback(False, "Answer with a number of Gbit/s.")
+    expected = transfer.nbytes * 8 / transfer.seconds / 1e9
+    if abs(answer - expected) <= 0.01 * expected:
+        return Feedback(True, "Bytes × 8 bits, per second, in units of 10⁹: the way link speeds are quoted.")
+    if abs(answer - expected / 8) <= 0.01 * expected / 8:
+        return Feedback(False, "That is gigabytes per second: network speeds count bits, 8 to a byte.")
+    if abs(answer * 2**30 / 1e9 - expected) <= 0.01 * expected:
+        return Feedback(False, "Network units are decimal: a gigabit is 10⁹ bits, not 2³⁰.")
+    return Feedback(False, "Take the bytes received, times 8 bits, divided by the seconds, divided by 10⁹.")
+
+
+# --- notebook 06: errors and timeouts ---
+
+
+def syn_retransmissions(conv: Conversation, answer: Any) -> Feedback:
+    """Exercise: how many times the client's kernel sent its SYN *again* before connect gave up."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return Feedback(False, f"Give a count, an int, not {type(answer).__name__}.")
+    syns = [s for s in conv.segments if s.flags == "SYN"]
+    again = len(conv.retransmissions())
+    if answer == again:
+        return Feedback(True, f"{again} retransmissions: the same SYN (seq=0) {len(syns)} times in all, "
+                              "none answered, until the program's timeout ran out.")
+    if answer == len(syns):
+        return Feedback(False, "That counts every SYN, the first one too: a retransmission is a copy sent again.")
+    return Feedback(False, "Count the SYN rows in the connect-timeout table; the first one was not sent again.")
+
+
+def errno_name(error: Any, answer: Any) -> Feedback:
+    """Exercise: the symbolic errno name ('EXXXX') of the exception a program got."""
+    import errno
+
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(error, OSError) or error.errno is None:
+        return Feedback(False, f"{error!r} carries no errno; run the experiment's cell again.")
+    expected = errno.errorcode[error.errno]
+    if not isinstance(answer, str):
+        return Feedback(False, "Answer with the errno's name as a string, such as 'EAGAIN'.")
+    if answer == expected:
+        return Feedback(True, f"{expected} ({error.errno}): the kernel's word for it, which Python turned into "
+                              f"{type(error).__name__}.")
+    if answer.upper() == expected:
+        return Feedback(False, "Right name, wrong case: errno names are written in capitals.")
+    if answer.isdigit() or answer == str(error.errno):
+        return Feedback(False, "That is the number; the name is what `errno.errorcode` maps it to.")
+    return Feedback(False, "Look at `err.errno` and `errno.errorcode` for the exception the program got.")
+
+
+def bytes_after_fin(conv: Conversation, answer: Any) -> Feedback:
+    """Exercise: how many data bytes the server sent after the client's FIN (half-close)."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    fin = next((s for s in conv.segments if s.direction == CLIENT_TO_SERVER and s.has("FIN")), None)
+    if fin is None:
+        return Feedback(False, "The client sent no FIN in this capture; run the half-close cell again.")
+    after = sum(s.length for s in conv.segments if s.number > fin.number and s.direction != CLIENT_TO_SERVER)
+    if answer == after:
+        return Feedback(True, f"{after} bytes, all after the client's FIN: shutdown(SHUT_WR) closed one "
+                              "direction only.")
+    if answer == 0:
+        return Feedback(False, "A FIN closes only its sender's direction: look at the server's segments after it.")
+    return Feedback(False, "Add up the len column of the server's (S→C) segments that come after the client's FIN.")
+
+
+def gave_up_quickly(attempts: Any, at_least: int = 4, within: float = 0.5) -> Feedback:
+    """Exercise: a retry that makes at least `at_least` attempts and gives up within `within` seconds."""
+    from netlab.sockets import RetryError
+
+    if attempts is None or attempts is ...:
+        return _unanswered(attempts)
+    if not attempts.live:
+        return Feedback(False, "This is the recorded run (first_delay=0.1); run it live to try your own values.")
+    tried = len(attempts.conversations)
+    span = attempts.starts[-1] if attempts.starts else 0.0
+    if not isinstance(attempts.result, RetryError):
+        return Feedback(False, f"It did not give up (result: {attempts.result!r}); the port should stay closed.")
+    if tried < at_least:
+        return Feedback(False, f"{tried} attempts: ask for at least {at_least}.")
+    if span > within:
+        return Feedback(False, f"The last attempt started {span:.2f} s after the first: make first_delay smaller; "
+                               "each wait doubles it.")
+    return Feedback(True, f"{tried} attempts, the last within {within:g} s of the first, then a clean RetryError.")
+
+
+# --- notebook 04: HTTP ---
+
+
+def content_length(response: Any, answer: Any) -> Feedback:
+    """Exercise: the body's length in bytes, as the response's Content-Length header says."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return Feedback(False, f"Give the number of bytes as an int, not {type(answer).__name__}: "
+                               "header values are text, so convert the value with int().")
+    expected = int(response.headers["Content-Length"])
+    if answer == expected:
+        return Feedback(True, f"Content-Length: {expected}. Exactly that many bytes follow the empty line, "
+                              "so the client knows where this response ends and the next begins.")
+    if answer > expected:
+        return Feedback(False, "Too many: Content-Length counts only the body, the bytes after the empty line, "
+                               "not the status line and headers.")
+    return Feedback(False, "Too few: read the value of the Content-Length header line, not the bytes one recv returned.")
+
+
+def syn_count(exp: Any, answer: Any) -> Feedback:
+    """Exercise: how many SYN segments (connections opened) an HTTP experiment's capture holds."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return Feedback(False, "Give the number of SYN segments as an int.")
+    expected = exp.syns
+    requests = len(exp.exchanges)
+    if answer == expected:
+        how = "one connection carried them all" if expected == 1 else "each request opened its own connection"
+        return Feedback(True, f"{expected} SYN{'s' if expected != 1 else ''} for {requests} requests: {how}.")
+    if answer == 2 * expected:
+        return Feedback(False, "Count only the client's SYN: a SYN-ACK is the server's answer to it, not a new connection.")
+    return Feedback(False, "Look at the flags column of each connection's table (or at the ladder diagrams): "
+                           "a connection opens with exactly one SYN.")
+
+
+def closing_header(answer: Any) -> Feedback:
+    """Exercise: the request header ('Name: value') that asks the server to close after its response."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if isinstance(answer, (tuple, list)) and len(answer) == 2:
+        answer = f"{answer[0]}: {answer[1]}"
+    if not isinstance(answer, str):
+        return Feedback(False, "Write the header as text, 'Name: value'.")
+    name, colon, value = answer.partition(":")
+    name, value = name.strip().lower(), value.strip().lower()
+    if not colon:
+        return Feedback(False, "Write the whole header line, its name and its value: 'Name: value'.")
+    if name == "connection" and value == "close":
+        return Feedback(True, "Connection: close. The server answers, then sends its FIN; in HTTP/1.1 without it the "
+                              "connection stays open for the next request.")
+    if name == "connection":
+        return Feedback(False, f"'{value}' asks for the opposite, or nothing: which value ends the connection?")
+    return Feedback(False, "That header describes the message, not the connection. Look at the request of the "
+                           "'one connection each' experiment.")
+
+
+# --- notebook 05: data transfer ---
+
+
+def _number(answer: Any) -> bool:
+    return isinstance(answer, (int, float)) and not isinstance(answer, bool)
+
+
+def segments_for_write(size: int, answer: Any, mss: int = 1460) -> Feedback:
+    """Exercise: how many segments a write of `size` bytes becomes with an MSS of `mss` bytes."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return Feedback(False, f"Give a whole number of segments, an int, not {type(answer).__name__}.")
+    full, rest = divmod(size, mss)
+    expected = full + (1 if rest else 0)
+    if answer == expected:
+        return Feedback(True, f"{expected} segments: {full} of {mss} bytes" + (f" and one of {rest}." if rest else "."))
+    if answer == full:
+        return Feedback(False, "Close: that counts the full segments. The bytes left over travel too.")
+    return Feedback(False, f"Divide the write by the MSS ({mss} bytes on this link) and think about what is left over.")
+
+
+def first_rto(sample: float, answer: Any, granularity: float = 0.001) -> Feedback:
+    """Exercise: the RTO (seconds) RFC 6298 gives after the first RTT sample, before any minimum."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _number(answer):
+        return Feedback(False, f"Give the RTO in seconds, a number, not {type(answer).__name__}.")
+    expected = sample + max(granularity, 4 * sample / 2)
+    if abs(answer - expected) < 1e-6:
+        return Feedback(True, f"RTO = {expected:g} s: SRTT = R = {sample:g} s, RTTVAR = R/2, and SRTT + 4·RTTVAR = 3·R.")
+    if abs(answer - 1.0) < 1e-6:
+        return Feedback(False, "That is RFC 6298's minimum, applied afterwards; the question asks for the value before it.")
+    if abs(answer - (sample + granularity)) < 1e-6 or abs(answer - sample * 1.5) < 1e-6:
+        return Feedback(False, "Check RTTVAR: after the first sample it is R/2, and the RTO adds four of it.")
+    return Feedback(False, "Start from the first-sample rule: SRTT = R, RTTVAR = R/2, then RTO = SRTT + max(G, 4·RTTVAR).")
+
+
+def first_window_probe(conv: Conversation, answer: Any) -> Feedback:
+    """Exercise: the number (#) of the first zero-window probe in a flow-control capture."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        return Feedback(False, f"Give the segment's number (the # column), an int, not {type(answer).__name__}.")
+    probes = conv.window_probes()
+    if not probes:
+        return Feedback(False, "This capture has no zero-window probe; run the flow-control cell again.")
+    if answer == probes[0].number:
+        return Feedback(True, f"Segment {answer}: no data, an old sequence number, sent while the window was 0. "
+                              "It makes the receiver tell its window again.")
+    chosen = next((s for s in conv.segments if s.number == answer), None)
+    if chosen is None:
+        return Feedback(False, f"There is no segment {answer}; the table numbers them 1 to {len(conv.segments)}.")
+    if chosen.direction != CLIENT_TO_SERVER:
+        return Feedback(False, f"Segment {answer} comes from the peer; the sender (the kernel, C→S) sends the probes.")
+    if chosen.length:
+        return Feedback(False, f"Segment {answer} carries data; a probe carries none. Look after the window reached 0.")
+    return Feedback(False, f"Segment {answer} is not sent into a zero window. Find the peer's first ACK with window 0, "
+                           "then look at what the kernel sends next.")
+
+
+def window_throughput(window: int, rtt: float, answer: Any) -> Feedback:
+    """Exercise: the highest throughput (bytes per second) a window of `window` bytes allows at `rtt` seconds."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _number(answer):
+        return Feedback(False, f"Give bytes per second, a number, not {type(answer).__name__}.")
+    expected = window / rtt
+    if abs(answer - expected) <= expected * 0.01:
+        return Feedback(True, f"About {expected:,.0f} bytes/s: one window per round trip.")
+    if abs(answer - window * rtt) <= window * rtt * 0.01:
+        return Feedback(False, "That multiplies; a window is sent once per round trip, so divide by the RTT.")
+    if abs(answer - expected / 1000) <= expected / 1000 * 0.01 or abs(answer - expected * 8) <= expected * 0.08:
+        return Feedback(False, "Right idea; give it in bytes per second (not kB/s or bits).")
+    return Feedback(False, "At most one window can be unacknowledged, and acknowledging it takes one round trip.")

@@ -8,7 +8,8 @@ Wireshark's `tcp.stream` does). `Conversation` then reads one stream the way a p
 ladder diagram: who is the client (the side that sent the first SYN), each side's initial
 sequence number (ISN), and for every segment its direction, its flags in words, its sequence
 and acknowledgement numbers *relative to the ISNs*, its payload length, the receive window it
-advertises in bytes, and the phase it belongs to.
+advertises in bytes, and the phase it belongs to. A second pass names what went wrong or was
+repeated on the way: retransmissions, zero-window probes and duplicate ACKs (`_mark_repeats`).
 
 Rules for this file:
 1. Everything here is computed from the packets alone: no clock, no kernel, no lab. The same
@@ -23,16 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 __all__ = [
+    "CLIENT_TO_SERVER",
     "Conversation",
     "ConversationError",
     "NoHandshakeError",
+    "SERVER_TO_CLIENT",
     "Segment",
     "TRANSITIONS",
     "conversations",
     "flag_words",
 ]
 
-CLIENT_TO_SERVER = "C→S"
+CLIENT_TO_SERVER = "C→S"  # a Segment's direction, and the `direction=` argument of functions that take one
 SERVER_TO_CLIENT = "S→C"
 
 
@@ -69,6 +72,10 @@ class Segment:
     phase: str  # "handshake", "data", "teardown" or "reset"
     payload: bytes = field(repr=False)
     packet: Any = field(repr=False, compare=False)
+    # Named by a second pass over the whole conversation (see `_mark_repeats` for the rules):
+    retransmission: bool = False  # its sequence range was already sent the same way
+    window_probe: bool = False  # sent into the peer's zero window, to learn when it reopens
+    dup_ack: bool = False  # a duplicate ACK as RFC 5681 defines it
 
     @property
     def label(self) -> str:
@@ -264,7 +271,7 @@ class Conversation:
                 handshake_done = True
                 segments[-1] = _with_phase(segments[-1], "data")
                 phase = "data"
-        self.segments: list[Segment] = segments
+        self.segments: list[Segment] = _mark_repeats(segments)
 
     @classmethod
     def from_packets(cls, packets: Iterable[Any], stream: int | None = None, source: str = "live") -> "Conversation":
@@ -321,6 +328,24 @@ class Conversation:
         if fin is None:
             return None
         return "client" if fin.direction == CLIENT_TO_SERVER else "server"
+
+    def retransmissions(self, direction: str | None = None) -> list[Segment]:
+        """The segments that carried sequence numbers already sent (data, SYN or FIN), in order;
+        one direction ("C→S" or "S→C") or both."""
+        return [s for s in self.segments if s.retransmission and direction in (None, s.direction)]
+
+    def dup_acks(self, direction: str | None = None) -> list[Segment]:
+        """The duplicate ACKs (RFC 5681: no data, same ack and window as before, data outstanding)."""
+        return [s for s in self.segments if s.dup_ack and direction in (None, s.direction)]
+
+    def window_probes(self, direction: str | None = None) -> list[Segment]:
+        """The zero-window probes: segments sent into a window of 0 bytes to see whether it reopened."""
+        return [s for s in self.segments if s.window_probe and direction in (None, s.direction)]
+
+    def zero_windows(self, direction: str | None = None) -> list[Segment]:
+        """The segments that advertise a receive window of 0 bytes ("stop sending"); resets are left
+        out, since a RST's window means nothing."""
+        return [s for s in self.segments if s.window == 0 and not s.has("RST") and direction in (None, s.direction)]
 
     def data(self, direction: str = CLIENT_TO_SERVER) -> bytes:
         """All payload bytes sent one way, in sequence order: each byte once, however often it was
@@ -425,9 +450,29 @@ class Conversation:
             ack = "" if s.ack is None else str(s.ack)
             line = (f"{s.number:>3}  {s.time * 1000:>8.3f}  {s.direction:<4} {s.flags:<8} {s.seq:>7} {ack:>7} "
                     f"{s.length:>6} {s.window:>7}  {s.phase}")
+            notes = [word for word, on in (("retransmission", s.retransmission), ("window probe", s.window_probe),
+                                           ("dup ACK", s.dup_ack)) if on]
+            if notes:
+                line += f" ({', '.join(notes)})"
             if payload and s.length:
                 line += f"  {s.payload[:24]!r}{'…' if s.length > 24 else ''}"
             lines.append(line)
+        return "\n".join(lines)
+
+    def outline(self) -> str:
+        """The conversation's story in one line per segment that says something: every segment but
+        the pure ACKs (no data, no SYN, FIN or RST), with direction and label, no numbers or times.
+
+        Whether a kernel acknowledges at once or a moment later, alone or riding on its next
+        segment, depends on timing; what is left is the same on every run.
+        """
+        lines = []
+        for s in self.segments:
+            if s.flags == "ACK" and not s.length and not s.window_probe:
+                continue
+            notes = [word for word, on in (("retransmission", s.retransmission), ("window probe", s.window_probe))
+                     if on]
+            lines.append(f"{s.direction}  {s.label}" + (f"  ({', '.join(notes)})" if notes else ""))
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -441,6 +486,61 @@ class Conversation:
         from netlab.capture import save_pcap
 
         return save_pcap(self.packets, path)
+
+
+def _mark_repeats(segments: list[Segment]) -> list[Segment]:
+    """Name each segment that repeats something: a retransmission, a zero-window probe, a duplicate ACK.
+
+    Read in capture order, keeping per direction the sequence number after the highest one sent
+    so far (`sent_up_to`), the highest ack, and the window of the last ACK:
+    - A *retransmission* uses sequence numbers (data, SYN or FIN each count) and starts below
+      `sent_up_to`: at least its first byte was sent before. A RST is never one.
+    - A *window probe* is sent while the peer's last advertised window is 0 bytes, and is either
+      Linux's probe (no data, seq one below `sent_up_to`, an old byte the receiver must answer
+      with an ACK) or the RFC 9293 probe (one new byte at `sent_up_to`, or that byte again).
+      It is not a retransmission, though it may resend a byte.
+    - A *duplicate ACK* follows RFC 5681's definition: the receiver of the ACK has data
+      outstanding (sent but not acknowledged), the ACK carries no data, SYN and FIN are off,
+      its ack equals the greatest ack this side has sent, and its window equals the one in this
+      side's previous ACK. (A window update has a new window, so it is not a duplicate.)
+    """
+    from dataclasses import replace
+
+    sent_up_to: dict[str, int] = {}
+    greatest_ack: dict[str, int] = {}
+    last_window: dict[str, int] = {}  # window of the last ACK each direction sent
+    advertised: dict[str, int] = {}  # window of the last segment each direction sent
+    result = []
+    for s in segments:
+        other = SERVER_TO_CLIENT if s.direction == CLIENT_TO_SERVER else CLIENT_TO_SERVER
+        span = s.length + s.has("SYN") + s.has("FIN")  # SYN and FIN each use one sequence number
+        before = sent_up_to.get(s.direction)
+        plain = not (s.has("SYN") or s.has("FIN") or s.has("RST"))
+        probe = (plain and before is not None and advertised.get(other) == 0
+                 and ((s.length == 0 and s.seq == (before - 1) % 2**32)
+                      or (s.length == 1 and s.seq in (before, (before - 1) % 2**32))))
+        retransmission = (not probe and not s.has("RST") and span > 0 and before is not None
+                          and _seq_before(s.seq, before))
+        dup = (plain and s.length == 0 and s.ack is not None and not probe
+               and greatest_ack.get(s.direction) == s.ack and last_window.get(s.direction) == s.window
+               and other in sent_up_to and _seq_before(s.ack, sent_up_to[other]))
+        if span and (before is None or _seq_before(before, s.seq + span)):
+            sent_up_to[s.direction] = (s.seq + span) % 2**32
+        if s.ack is not None and not s.has("RST"):
+            if s.direction not in greatest_ack or _seq_before(greatest_ack[s.direction], s.ack):
+                greatest_ack[s.direction] = s.ack
+            last_window[s.direction] = s.window
+        if not s.has("RST"):
+            advertised[s.direction] = s.window
+        if retransmission or probe or dup:
+            s = replace(s, retransmission=retransmission, window_probe=probe, dup_ack=dup)
+        result.append(s)
+    return result
+
+
+def _seq_before(a: int, b: int) -> bool:
+    """True when sequence number `a` comes before `b` (RFC 9293's comparison, modulo 2**32)."""
+    return 0 < (b - a) % 2**32 < 2**31
 
 
 def _with_phase(seg: Segment, phase: str) -> Segment:

@@ -1,4 +1,5 @@
-"""Ladder and state diagrams: a TCP conversation drawn the way networking textbooks draw it.
+"""Ladder and state diagrams, time-sequence graphs and window plots: a TCP conversation drawn
+the way networking textbooks and tcptrace draw it.
 
 Theory of operation
 -------------------
@@ -15,6 +16,12 @@ box per state and one arrow per entry of `conversation.TRANSITIONS`, labelled wi
 Only the boxes' places are chosen here; which arrows exist comes from the table, so a transition
 added there appears in the diagram. Given a conversation, it highlights the path each side took.
 
+`time_sequence` is the graph of Stevens and tcptrace: time across, relative sequence number up,
+each data segment a vertical bar over its bytes, with the receiver's ACK line and its window
+line (ack + advertised window) above it. `window_plot` draws each side's advertised window
+over time. Both read what went wrong (retransmissions, probes, duplicate ACKs) from the
+conversation's segments.
+
 Rules for this file:
 1. Everything drawn is read from a `Conversation` (its segments and `states()`) or from
    `conversation.TRANSITIONS`; nothing is computed here about TCP.
@@ -26,11 +33,12 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from netlab import conversation as _tcp
@@ -41,7 +49,8 @@ if TYPE_CHECKING:
 
     from netlab.conversation import Conversation, Segment
 
-__all__ = ["PHASE_COLOURS", "SIDE_COLOURS", "ladder", "state_diagram"]
+__all__ = ["PHASE_COLOURS", "SIDE_COLOURS", "TIME_SEQUENCE_COLOURS", "ladder", "state_diagram", "time_sequence",
+           "window_plot", "LAYER_COLOURS", "encapsulation", "header_ranges"]
 
 # Okabe & Ito's palette, chosen to stay distinct for the common kinds of colour blindness.
 PHASE_COLOURS: dict[str, str] = {
@@ -562,3 +571,228 @@ def _draw_reset_note(ax: "Axes", states: list[str]) -> None:
     ax.text(0.1, 0.08, "Resets left out, to keep it legible: a RST\n"
             f"takes every state but {', '.join(spared[:-1])}\nand {spared[-1]} to CLOSED.", ha="left", va="bottom",
             fontsize=9, color="#555555", fontstyle="italic", zorder=4, gid="note resets")
+
+
+# ---------------------------------------------------------------------------
+# The time-sequence graph (Stevens, tcptrace) and the window plot: time across, bytes up.
+
+# Okabe & Ito once more, one colour per kind of thing drawn.
+TIME_SEQUENCE_COLOURS: dict[str, str] = {
+    "data": "#0072B2",  # blue: a segment's bytes, sent for the first time
+    "retransmission": "#D55E00",  # vermillion: bytes sent again
+    "ack": "#009E73",  # bluish green: what the receiver has acknowledged
+    "window": "#E69F00",  # orange: how far the receiver allows the sender to go (ack + window)
+    "window probe": "#CC79A7",  # reddish purple: a probe into a zero window
+    "dup ack": "#CC79A7",
+    "syn/fin": "#1a1a1a",
+}
+_PLOT_HEIGHT = 4.4  # inches: the axes of a time plot, tick labels and legend included
+_MARGINS = (0.11, 0.12, 0.86, 0.78)  # left, bottom, width, height of the axes, as fractions of the figure
+
+
+def _plot_figure_and_axes(ax: "Axes | None") -> tuple[Figure, "Axes"]:
+    """A new notebook-width figure with room for ticks, axis labels and a title, or `ax`'s figure."""
+    if ax is None:
+        fig = _NotebookFigure(figsize=(_WIDTH, _PLOT_HEIGHT))
+        return fig, fig.add_axes(_MARGINS)
+    return _figure_and_axes(ax, 0.0)
+
+
+def _time_scale(conv: "Conversation") -> tuple[float, str]:
+    """Milliseconds for a conversation shorter than 2 s (loopback), else seconds: (factor, unit)."""
+    duration = conv.segments[-1].time if conv.segments else 0.0
+    return (1000.0, "ms") if duration < 2.0 else (1.0, "s")
+
+
+def time_sequence(conv: "Conversation", direction: str = CLIENT_TO_SERVER, *, ax: "Axes | None" = None,
+                  title: str | None = None) -> Figure:
+    """Draw one direction of `conv` as a time-sequence graph: relative sequence number against time.
+
+    Each segment that carries data is a vertical bar from its first byte to its last, at the
+    time it was captured (blue; bytes sent again in vermillion with an ×). The other side's
+    acknowledgement number is the green step line, and ack + advertised window (the furthest
+    byte the sender may send) the orange one: the gap between the two is the room the receiver
+    gives. SYN and FIN are black triangles, zero-window probes purple diamonds, duplicate ACKs
+    purple ticks on the ACK line. Time is in ms for a conversation shorter than 2 s, else in
+    seconds; sequence numbers are in bytes. Returns the Figure (8.6 by 4.4 inches without `ax`).
+    """
+    if direction not in (CLIENT_TO_SERVER, SERVER_TO_CLIENT):
+        raise ValueError(f"direction must be {CLIENT_TO_SERVER!r} or {SERVER_TO_CLIENT!r}, not {direction!r}")
+    fig, ax = _plot_figure_and_axes(ax)
+    scale, unit = _time_scale(conv)
+    sender = "client" if direction == CLIENT_TO_SERVER else "server"
+    if title is None:
+        title = f"Time-sequence graph, {sender}'s bytes ({direction}), stream {conv.stream_number} ({_source_words(conv.source)})"
+    ax.set_title(title, fontsize=11, fontweight="bold", pad=6)
+    colours = TIME_SEQUENCE_COLOURS
+
+    sent = [s for s in conv.segments if s.direction == direction]
+    answers = [s for s in conv.segments if s.direction != direction and s.ack is not None and not s.has("RST")]
+    for s in sent:
+        x = s.time * scale
+        if s.length:
+            kind = "retransmission" if s.retransmission else "data"
+            # tcptrace's I-beam: a bar over the bytes, with short caps at its ends.
+            ax.plot([x, x], [s.seq, s.seq + s.length], color=colours[kind], lw=2.2, marker="_", markersize=7,
+                    gid=f"segment {s.number}", zorder=3)
+        if s.retransmission:
+            ax.plot([x], [s.seq + s.length / 2], linestyle="none", marker="x", markersize=10, markeredgewidth=2,
+                    color=colours["retransmission"], gid=f"retransmission {s.number}", zorder=5)
+        if s.window_probe:
+            ax.plot([x], [s.seq], linestyle="none", marker="D", markersize=6, color=colours["window probe"],
+                    gid=f"window probe {s.number}", zorder=4)
+        for flag in ("SYN", "FIN", "RST"):
+            if s.has(flag):
+                y = s.seq + s.length if flag == "FIN" else s.seq  # a FIN's number follows its data
+                ax.plot([x], [y], linestyle="none", marker=">" if flag != "RST" else "s", markersize=7,
+                        color=colours["syn/fin"], gid=f"{flag.lower()} {s.number}", zorder=4)
+                ax.annotate(flag, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=9,
+                            color=colours["syn/fin"], gid=f"{flag.lower()} label {s.number}")
+    if answers:
+        times = [s.time * scale for s in answers]
+        acks = [s.ack for s in answers]
+        # Each value holds until the next segment changes it: a step after each point.
+        ax.step(times, acks, where="post", color=colours["ack"], lw=1.5, gid="ack line", zorder=2)
+        ax.step(times, [s.ack + s.window for s in answers], where="post", color=colours["window"], lw=1.5,
+                linestyle="--", gid="window line", zorder=2)
+        for s in answers:
+            if s.dup_ack:
+                ax.plot([s.time * scale], [s.ack], linestyle="none", marker="|", markersize=10, markeredgewidth=2,
+                        color=colours["dup ack"], gid=f"dup ack {s.number}", zorder=4)
+
+    ax.set_xlabel(f"time ({unit})", fontsize=10)
+    ax.set_ylabel(f"relative sequence number, {sender}'s bytes", fontsize=10)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # sequence numbers count whole bytes
+    ax.tick_params(labelsize=9)
+    ax.grid(True, color="#dddddd", lw=0.6, zorder=0)
+    _legend(ax, [
+        ("data", Line2D([], [], color=colours["data"], lw=2.2, marker="_", markersize=7), any(s.length for s in sent)),
+        ("retransmission", Line2D([], [], color=colours["retransmission"], marker="x", markersize=10,
+                                  markeredgewidth=2, linestyle="none"), any(s.retransmission for s in sent)),
+        ("zero-window probe", Line2D([], [], color=colours["window probe"], marker="D", markersize=6,
+                                     linestyle="none"), any(s.window_probe for s in sent)),
+        ("SYN / FIN", Line2D([], [], color=colours["syn/fin"], marker=">", markersize=7, linestyle="none"),
+         any(s.has("SYN") or s.has("FIN") for s in sent)),
+        ("ACK (the other side's ack)", Line2D([], [], color=colours["ack"], lw=1.5), bool(answers)),
+        ("ack + receive window", Line2D([], [], color=colours["window"], lw=1.5, linestyle="--"), bool(answers)),
+        ("duplicate ACK", Line2D([], [], color=colours["dup ack"], marker="|", markersize=10, markeredgewidth=2,
+                                 linestyle="none"), any(s.dup_ack for s in answers)),
+    ])
+    return fig
+
+
+def window_plot(conv: "Conversation", *, ax: "Axes | None" = None, title: str | None = None) -> Figure:
+    """Draw the receive window each side advertised, in bytes, against time: one step line per side.
+
+    A window of 0 bytes ("stop sending, my buffer is full") is marked with a black dot; resets
+    are left out, since a RST's window means nothing. Time is in ms for a conversation shorter
+    than 2 s, else in seconds. Returns the Figure (8.6 by 4.4 inches without `ax`).
+    """
+    fig, ax = _plot_figure_and_axes(ax)
+    scale, unit = _time_scale(conv)
+    if title is None:
+        title = f"Advertised receive window, stream {conv.stream_number} ({_source_words(conv.source)})"
+    ax.set_title(title, fontsize=11, fontweight="bold", pad=6)
+    handles = []
+    for side, direction in (("client", CLIENT_TO_SERVER), ("server", SERVER_TO_CLIENT)):
+        sent = [s for s in conv.segments if s.direction == direction and not s.has("RST")]
+        if not sent:
+            continue
+        line, = ax.step([s.time * scale for s in sent], [s.window for s in sent], where="post",
+                        color=SIDE_COLOURS[side], lw=1.6, gid=f"window {side}", zorder=2,
+                        label=f"{side} ({direction}) advertises")
+        handles.append(line)
+        for s in sent:
+            if s.window == 0:
+                ax.plot([s.time * scale], [0], linestyle="none", marker="o", markersize=6, color="#1a1a1a",
+                        gid=f"zero window {s.number}", zorder=4)
+    if conv.zero_windows():
+        handles.append(Line2D([], [], color="#1a1a1a", marker="o", markersize=6, linestyle="none",
+                              label="zero window: stop sending"))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(f"time ({unit})", fontsize=10)
+    ax.set_ylabel("advertised window (bytes)", fontsize=10)
+    ax.tick_params(labelsize=9)
+    ax.grid(True, color="#dddddd", lw=0.6, zorder=0)
+    if handles:
+        ax.legend(handles=handles, fontsize=9, loc="best", framealpha=0.9)
+    return fig
+
+
+def _legend(ax: "Axes", entries: list[tuple[str, Line2D, bool]]) -> None:
+    """A legend naming only what the graph shows."""
+    shown = [(handle, name) for name, handle, present in entries if present]
+    if shown:
+        ax.legend([h for h, _ in shown], [n for _, n in shown], fontsize=9, loc="upper left", framealpha=0.9)
+
+
+# ---------------------------------------------------------------------------
+# One packet's layers (notebook 01): each header's byte range, read from scapy's own dissection,
+# drawn as the textbook's encapsulation picture. Nothing here knows a header's layout.
+
+# Okabe & Ito again, one colour per layer; any other layer is grey.
+LAYER_COLOURS: dict[str, str] = {
+    "Ethernet": "#E69F00",  # orange
+    "IP": "#56B4E9",  # sky blue
+    "TCP": "#009E73",  # bluish green
+    "UDP": "#009E73",
+    "payload": "#F0E442",  # yellow
+}
+
+
+def header_ranges(pkt: Any) -> list[tuple[str, int, int]]:
+    """Each layer of a scapy packet as (name, first byte, end byte), end exclusive, in bytes from the frame's start.
+
+    The sizes are scapy's: a layer's bytes minus its payload's bytes. The application data is
+    named 'payload'; trailing bytes below the IP length (Ethernet padding) 'padding'.
+    """
+    from scapy.packet import NoPayload, Padding, Raw
+
+    ranges = []
+    offset = 0
+    layer = pkt
+    while layer is not None and not isinstance(layer, NoPayload):
+        inner = layer.payload
+        size = len(bytes(layer)) - (0 if isinstance(inner, NoPayload) else len(bytes(inner)))
+        name = "payload" if isinstance(layer, Raw) else "padding" if isinstance(layer, Padding) else layer.name
+        ranges.append((name, offset, offset + size))
+        offset += size
+        layer = inner
+    return ranges
+
+
+def encapsulation(pkt: Any, *, ax: "Axes | None" = None, title: str | None = None) -> Figure:
+    """Draw a packet's encapsulation: one row per layer, each header placed at its bytes in the frame.
+
+    The top row is the application's data; each row below adds that layer's header in front, so
+    the bottom row is the whole frame as it was on the wire. Widths are to scale (bytes).
+    Returns the Figure.
+    """
+    ranges = [r for r in header_ranges(pkt) if r[0] != "padding"]
+    if not ranges:
+        raise ValueError("the packet has no layers to draw")
+    total = ranges[-1][2]
+    rows = len(ranges)
+    fig, ax = _figure_and_axes(ax, 0.62 * rows + 0.55)
+    ax.set_axis_off()
+    left, right = 1.45, _WIDTH - 0.15  # inches: room on the left for each row's name
+    scale = (right - left) / total
+    ax.set_xlim(0, _WIDTH)
+    ax.set_ylim(rows + 0.1, -0.55)
+    ax.set_title(title or f"{' / '.join(r[0] for r in ranges)}: {total} bytes on the wire",
+                 fontsize=12, fontweight="bold", pad=6)
+    names = {"Ethernet": "Ethernet frame", "IP": "IP packet", "TCP": "TCP segment", "UDP": "UDP datagram",
+             "payload": "application data"}
+    for row, (name, start, end) in enumerate(reversed(ranges)):  # top row: the innermost layer
+        ax.text(left - 0.1, row + 0.35, names.get(name, name), ha="right", va="center", fontsize=_FONT)
+        header = Rectangle((left + start * scale, row), (end - start) * scale, 0.7, facecolor=LAYER_COLOURS.get(name, "#BBBBBB"),
+                           edgecolor="#333333", lw=0.8, gid=f"header {name}")
+        ax.add_patch(header)
+        label = f"{name if name == 'payload' else name + ' header'}\nbytes {start}–{end - 1} ({end - start})"
+        ax.text(left + (start + end) / 2 * scale, row + 0.35, label, ha="center", va="center", fontsize=9)
+        if end < total:  # what this layer carries: everything the layers above made
+            ax.add_patch(Rectangle((left + end * scale, row), (total - end) * scale, 0.7, facecolor="#F2F2F2",
+                                   edgecolor="#333333", lw=0.8, hatch="//", gid=f"carried by {name}"))
+    for _name, start, _end in ranges[1:]:  # dotted lines down the boundaries: the same byte in every row
+        ax.plot([left + start * scale] * 2, [-0.15, rows], color="#777777", lw=0.6, ls=":", zorder=0)
+    return fig

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from netlab.capture import DATA, recorded as recorded_packets, save_pcap
 from netlab.conversation import Conversation
 from netlab.lab import Lab, LabUnavailable, SocketState
-from netlab.sockets import EchoServer, hello
+from netlab.sockets import EchoServer, hello, one_send_many_recvs, socket_walk, two_sends_one_recv, udp_exchange
 
 __all__ = ["Experiment", "run", "handshake", "refused", "mode"]
 
@@ -141,24 +141,59 @@ def record_all(directory: Path = DATA) -> list[Path]:
         "handshake": lambda: handshake(),
         "handshake-slow-close": lambda: handshake(close_delay=0.2),
         "refused": refused,
+        # notebook 02: the socket calls one by one, TCP as a byte stream, UDP for contrast
+        "sockets-walk": socket_walk,
+        "sockets-two-sends": two_sends_one_recv,
+        "sockets-one-send": one_send_many_recvs,
+        "udp-exchange": udp_exchange,
     }
+    # notebook 06: each failure in code and on the wire (netlab/failures.py imports this module)
+    from netlab import failures
+    runs.update({f"errors-{name}": experiment for name, experiment in failures.RECORDINGS.items()})
+    # notebook 08: the same request over HTTP and HTTPS, and the certificates a client refuses
+    from netlab import tls
+    runs.update(tls.RECORDINGS)
+    # notebook 04: three HTTP requests over one kept-alive connection, and over one connection each
+    from netlab import http
+    runs.update(http.RECORDINGS)
     written = []
     for name, experiment in runs.items():
-        exp = experiment()
-        if not exp.live:
-            raise RuntimeError(f"cannot record {name}: {exp.why}")
-        written.append(exp.save(directory / f"{name}.pcap"))
-        meta = {
-            "recorded_with": "netlab record, live in a private network namespace",
-            "kernel": _kernel(),
-            "result": repr(exp.result),
-            "kernel_states": [{"state": s.state, "local": list(s.local), "peer": list(s.peer) if s.peer else None}
-                              for s in exp.kernel_states],
-        }
-        path = directory / f"{name}.json"
-        path.write_text(json.dumps(meta, indent=2) + "\n")
-        written.append(path)
+        written += write_recording(experiment(), directory, name)
+    # notebook 05: transfers to the scripted peer; their .json also keeps the peer's script and log
+    from netlab import peer
+    written += peer.record(directory)
     return written
+
+
+def write_recording(exp: Any, directory: Path, name: str, **extra: Any) -> list[Path]:
+    """Save a live experiment as directory/NAME.pcap plus NAME.json (its provenance, result and
+    the kernel's sockets; `extra` adds or replaces fields); return the two paths."""
+    if not exp.live:
+        raise RuntimeError(f"cannot record {name}: {exp.why}")
+    pcap = exp.save(directory / f"{name}.pcap")
+    meta = {
+        "recorded_with": "netlab record, live in a private network namespace",
+        "kernel": _kernel(),
+        # Lists and dicts of plain values (what each recv returned) are kept as they are for
+        # the recorded run; anything else as its repr.
+        "result": _plain_or_repr(exp.result),
+        "kernel_states": [{"state": s.state, "local": list(s.local), "peer": list(s.peer) if s.peer else None}
+                          for s in getattr(exp, "kernel_states", [])],
+        **extra,
+    }
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return [pcap, path]
+
+
+def _plain_or_repr(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        try:
+            json.dumps(value)
+            return value
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
 
 
 def _kernel() -> str:

@@ -359,6 +359,13 @@ def _serve() -> None:
         import scapy.layers.inet6  # noqa: F401
         import scapy.layers.l2  # noqa: F401
         import scapy.sendrecv  # noqa: F401
+        from scapy.config import conf
+
+        # The sniffer's socket buffer (scapy's default: 64 KiB, which the kernel doubles). On lo
+        # a bulk write leaves as 32-64 KB frames, so two of them filled it and the rest of the
+        # burst was lost before the sniffer read it. 4 MiB holds a 100 KB transfer and more
+        # (the kernel caps it at net.core.rmem_max).
+        conf.bufsize = 4 * 1024 * 1024
     except Exception as err:  # report any start-up failure to the notebook side
         _send_msg(chan, ("failed", f"{type(err).__name__}: {err}"))
         return

@@ -1,0 +1,269 @@
+"""Bulk transfer: one TCP connection moving as many bytes as it can, beside iperf3 on the same link.
+
+Theory of operation
+-------------------
+`transfer()` sends N bytes over one connection on loopback the way an expert writes it: the
+sender `sendall`s a memoryview of one preallocated block, the receiver `recv_into`s one
+preallocated bytearray. Both calls release the GIL while the kernel copies, so Python runs once
+per block and the time is the kernel's. `iperf3()` runs the C tool network engineers use (server
+and client, two processes, `-J` for its JSON report) on the same loopback, and `compare()` puts
+the two side by side, each the best of a few runs. Everything runs in a fresh lab, or on the
+host's 127.0.0.1 where the lab is refused (`concurrency.lab_or_host`).
+
+Rules for this file:
+1. Nothing is copied in Python on the transfer's path; a check (CRC-32) is optional because it
+   costs CPU time that would be counted as transfer time.
+2. Every transfer, process and wait has a timeout; iperf3's server is killed when its test ends
+   or fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.concurrency import STOP_TIMEOUT, _listener, lab_or_host
+from netlab.lab import Lab
+
+__all__ = ["BulkError", "Comparison", "Iperf3Result", "Transfer", "compare", "iperf3", "transfer"]
+
+
+class BulkError(RuntimeError):
+    """A bulk transfer or an iperf3 run did not complete (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One bulk transfer: bytes moved, how long it took, whether the receiver checked every byte."""
+
+    nbytes: int  # bytes the receiver got
+    seconds: float
+    buffer: int  # bytes per sendall / recv_into
+    checksum_ok: bool | None  # None when not checked (checking costs CPU time)
+    where: str
+
+    @property
+    def gbit_per_second(self) -> float:
+        return self.nbytes * 8 / self.seconds / 1e9
+
+    def __str__(self) -> str:
+        return (f"netlab bulk: {self.nbytes / 1e6:.0f} MB in {self.seconds:.3f} s = "
+                f"{self.gbit_per_second:.1f} Gbit/s ({self.buffer // 1024} KiB buffers, {self.where})")
+
+
+def _pattern(buffer: int) -> bytes:
+    # Not all zeros: a bug that dropped or repeated a chunk would change the checksum.
+    return bytes(range(256)) * (buffer // 256) + bytes(buffer % 256)
+
+
+def transfer(nbytes: int = 200_000_000, *, buffer: int = 1 << 20, lab: Lab | None = None,
+             verify: bool = False, timeout: float = 60.0) -> Transfer:
+    """Send `nbytes` over one TCP connection on loopback and time it (in `lab`, or a fresh lab or the host).
+
+    The sender `sendall`s a memoryview of a `buffer`-byte block; the receiver `recv_into`s one
+    preallocated bytearray, so no byte is copied in Python. `verify` makes the receiver checksum
+    everything (CRC-32) and compare with the sender's. `timeout` (seconds) bounds the transfer.
+    """
+    if nbytes < 1 or buffer < 1:
+        raise BulkError(f"a bulk transfer needs nbytes ≥ 1 and buffer ≥ 1 (got {nbytes}, {buffer})")
+    if lab is None:
+        with lab_or_host() as (fresh, where, _why):
+            return _transfer(nbytes, buffer, fresh, verify, timeout, where)
+    return _transfer(nbytes, buffer, lab, verify, timeout, "lab")
+
+
+def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: float, where: str) -> Transfer:
+    block = _pattern(buffer)
+    sent_crc = 0
+    if verify:
+        full, rest = divmod(nbytes, buffer)
+        for _ in range(full):
+            sent_crc = zlib.crc32(block, sent_crc)
+        sent_crc = zlib.crc32(block[:rest], sent_crc)
+    got: dict[str, Any] = {}
+
+    with _listener(lab, "127.0.0.1", 0, 1) as listener:
+        listener.settimeout(timeout)
+
+        def receive() -> None:
+            try:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(timeout)
+                    into = bytearray(buffer)
+                    view = memoryview(into)
+                    total, crc = 0, 0
+                    while n := conn.recv_into(view):
+                        total += n
+                        if verify:
+                            crc = zlib.crc32(view[:n], crc)
+                    got["end"] = time.perf_counter()
+                    got["bytes"], got["crc"] = total, crc
+            except OSError as err:
+                got["error"] = err
+
+        receiver = threading.Thread(target=receive, name="bulk-receiver", daemon=True)
+        receiver.start()
+        try:
+            sock = lab.create_connection(listener.getsockname(), timeout) if lab else \
+                socket.create_connection(listener.getsockname(), timeout)
+            with sock:
+                view = memoryview(block)
+                start = time.perf_counter()
+                full, rest = divmod(nbytes, buffer)
+                for _ in range(full):
+                    sock.sendall(view)
+                sock.sendall(view[:rest])
+                sock.shutdown(socket.SHUT_WR)  # the receiver's recv_into returns 0: all sent
+                receiver.join(timeout)
+        finally:
+            receiver.join(timeout)
+    if receiver.is_alive():
+        raise BulkError(f"the bulk receiver did not finish within {timeout:g} s")
+    if "error" in got:
+        raise BulkError(f"the bulk transfer failed: {got['error']}")
+    ok = (got["crc"] == sent_crc and got["bytes"] == nbytes) if verify else None
+    return Transfer(got["bytes"], got["end"] - start, buffer, ok, where)
+
+
+@dataclass(frozen=True)
+class Iperf3Result:
+    """What iperf3's client reported (its -J JSON) for one test on loopback."""
+
+    nbytes: int  # bytes the receiving side got
+    seconds: float
+    where: str
+    report: dict = field(repr=False)
+
+    @property
+    def gbit_per_second(self) -> float:
+        return self.nbytes * 8 / self.seconds / 1e9
+
+    def __str__(self) -> str:
+        return (f"iperf3:      {self.nbytes / 1e6:.0f} MB in {self.seconds:.3f} s = "
+                f"{self.gbit_per_second:.1f} Gbit/s ({self.where})")
+
+
+def iperf3(nbytes: int = 200_000_000, *, length: int | None = None, lab: Lab | None = None,
+           timeout: float = 60.0) -> Iperf3Result | None:
+    """Run iperf3 (server and client, two processes) moving `nbytes` on loopback; None if iperf3 is not installed.
+
+    `length` is iperf3's `-l`, the bytes per write (its default for TCP is 128 KiB). Both run in
+    `lab` when given, else in a fresh lab, else on the host's 127.0.0.1.
+    """
+    tool = shutil.which("iperf3")
+    if tool is None:
+        return None
+    if lab is None:
+        with lab_or_host() as (fresh, where, _why):
+            return _iperf3(tool, nbytes, length, fresh, timeout, where)
+    return _iperf3(tool, nbytes, length, lab, timeout, "lab")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """netlab's bulk transfer and iperf3, each the best of a few runs on the same loopback."""
+
+    transfer: Transfer
+    iperf: Iperf3Result | None  # None when iperf3 is not installed
+    runs: int
+    iperf_length: int | None  # bytes per write iperf3 was told to use (None: its default)
+
+    @property
+    def ratio(self) -> float | None:
+        """netlab's throughput / iperf3's (None without iperf3)."""
+        return self.transfer.gbit_per_second / self.iperf.gbit_per_second if self.iperf else None
+
+    def __str__(self) -> str:
+        lines = [str(self.transfer)]
+        if self.iperf is None:
+            lines.append("iperf3:      not installed (Debian/Ubuntu: apt-get install iperf3), so no comparison")
+        else:
+            writes = f"{self.iperf_length // 1024} KiB writes" if self.iperf_length else "its default 128 KiB writes"
+            lines += [f"{self.iperf} with {writes}",
+                      f"ratio netlab / iperf3: {self.ratio:.2f} (best of {self.runs} runs each)"]
+        return "\n".join(lines)
+
+
+def compare(nbytes: int = 1_000_000_000, *, buffer: int = 1 << 20, same_writes: bool = True,
+            runs: int = 3, timeout: float = 60.0) -> Comparison:
+    """Time netlab's bulk transfer and iperf3 moving `nbytes` on the same lab's loopback; keep each one's best of `runs`.
+
+    With `same_writes` iperf3 writes `buffer` bytes at a time as netlab does (`-l`); without,
+    it keeps its default (128 KiB). The best run is the one least disturbed by other work on the
+    machine. Where the lab is refused both run on the host's 127.0.0.1.
+    """
+    length = buffer if same_writes else None
+    with lab_or_host() as (lab, where, _why):
+        transfers, perfs = [], []
+        for _ in range(runs):
+            transfers.append(_transfer(nbytes, buffer, lab, False, timeout, where))
+            if (tool := shutil.which("iperf3")) is not None:
+                perfs.append(_iperf3(tool, nbytes, length, lab, timeout, where))
+    return Comparison(max(transfers, key=lambda t: t.gbit_per_second),
+                      max(perfs, key=lambda p: p.gbit_per_second) if perfs else None, runs, length)
+
+
+def _free_port(lab: Lab | None) -> int:
+    # Ask the kernel for a free port, then give it up for iperf3 to bind (iperf3 has no port 0).
+    with (lab.socket() if lab else socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _iperf3(tool: str, nbytes: int, length: int | None, lab: Lab | None, timeout: float, where: str) -> Iperf3Result:
+    port = _free_port(lab)
+    start = (lambda argv, **kw: lab.popen(argv, **kw)) if lab else subprocess.Popen
+    server = start([tool, "-s", "-1", "-B", "127.0.0.1", "-p", str(port), "--forceflush"],
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_line(server, "listening", timeout=10.0)
+        extra = ["-l", str(length)] if length else []
+        client = start([tool, "-c", "127.0.0.1", "-p", str(port), "-n", str(nbytes), "-J", *extra],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = client.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            client.communicate()
+            raise BulkError(f"iperf3 did not finish moving {nbytes} bytes within {timeout:g} s") from None
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate(timeout=STOP_TIMEOUT)
+    try:
+        report = json.loads(out)
+    except ValueError:
+        raise BulkError(f"iperf3 printed no JSON report: {(err or out).strip()[:200]}") from None
+    if "error" in report:
+        raise BulkError(f"iperf3 failed: {report['error']}")
+    received = report["end"]["sum_received"]
+    return Iperf3Result(int(received["bytes"]), float(received["seconds"]), where, report)
+
+
+def _wait_for_line(proc: subprocess.Popen, word: str, timeout: float) -> None:
+    """Read `proc`'s output until a line containing `word`, for at most `timeout` seconds."""
+    found = threading.Event()
+    seen: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            seen.append(line)
+            if word in line:
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    if not found.wait(timeout):
+        proc.kill()
+        reader.join(STOP_TIMEOUT)
+        raise BulkError(f"iperf3's server did not start within {timeout:g} s: {''.join(seen).strip()[:200]}")
+    reader.join(STOP_TIMEOUT)

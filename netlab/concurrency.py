@@ -1,0 +1,896 @@
+"""One echo protocol served three ways, and a load generator that measures them side by side.
+
+Theory of operation
+-------------------
+The protocol is plain echo: the server sends back every byte it receives. It is served three
+ways, each written the way its own experts write it:
+
+- `ThreadedEchoServer`: a thread per connection. Each handler blocks in `recv`, which releases
+  the GIL while it waits, so hundreds of connections make hundreds of threads.
+- `SelectorEchoServer`: one thread, non-blocking sockets and a `selectors` loop, with an output
+  buffer per connection (a reply the kernel cannot take at once waits there, and reading from
+  that client pauses until it has drained).
+- `AsyncioEchoServer`: `asyncio.start_server` with streams, on an event loop in one thread.
+
+All three are context managers bound to 127.0.0.1 on a port the kernel picks, in a `netlab.Lab`
+when given one, and each counts its open connections so a load test starts only when every client
+has been accepted. The load comes from separate processes (`lab.popen`, or plain subprocesses on
+the host's loopback where the lab is refused): C clients split over a few generator processes,
+each client sending M small messages one at a time and timing each echo. Each generator reports
+its latencies and its own CPU time, so a run shows whether the generator or the server was busy.
+
+Rules for this file:
+1. Servers run in the calling process (their threads and memory are what a notebook measures);
+   clients run in other processes, so that client work is never counted as server work.
+2. Every server, generator and wait has a timeout, and `close()` leaves no thread, socket or
+   process behind, even when a run fails half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from netlab.lab import Lab, LabUnavailable
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "MODELS", "AsyncioEchoServer", "ConcurrencyError", "Comparison", "FdLimit", "IdleCost", "LoadPoint",
+    "SelectorEchoServer", "ThreadedEchoServer", "compare", "echo_server", "idle_cost", "lab_or_host", "load",
+    "raise_fd_limit",
+]
+
+# A listen backlog long enough for 500 clients connecting at once (the kernel caps it at
+# net.core.somaxconn, 4096 on current Linux); with a short backlog, SYNs beyond it are dropped
+# and those clients wait a whole SYN retransmission timeout (1 s) to connect.
+BACKLOG = 1024
+# Largest read per recv: an echo message is small, but a read this size drains whatever queued.
+READ_SIZE = 65536
+# Largest load message, in bytes: small enough that an empty send buffer always takes it whole.
+MAX_MESSAGE = 4096
+# A server stops within this many seconds of close().
+STOP_TIMEOUT = 5.0
+
+
+class ConcurrencyError(RuntimeError):
+    """A server, a load run or a transfer could not do what was asked (the message says what)."""
+
+
+def _listener(lab: Lab | None, host: str, port: int, backlog: int) -> socket.socket:
+    sock = lab.socket() if lab is not None else socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _nodelay(sock: socket.socket) -> None:
+    # Each echo is a small segment sent while the previous reply may be unacknowledged: without
+    # TCP_NODELAY, Nagle's algorithm can hold it until that ACK arrives (up to the peer's 40 ms
+    # delayed-ACK timer). Request/response servers turn Nagle off.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _EchoServer:
+    """What the three servers share: the listening socket, the connection count, the life cycle."""
+
+    model = ""
+
+    def __init__(self, *, lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0,
+                 backlog: int = BACKLOG) -> None:
+        self._threads_before = threading.active_count()
+        self._count_lock = threading.Lock()
+        self.open_connections = 0  # connections accepted and not yet closed
+        self.accepted = 0  # connections accepted since the server started
+        self.errors: list[str] = []  # one line per connection that ended with an error
+        self._closed = False
+        self._listener = _listener(lab, host, port, backlog)
+        self.address: tuple[str, int] = self._listener.getsockname()
+
+    def _opened(self) -> None:
+        with self._count_lock:
+            self.open_connections += 1
+            self.accepted += 1
+
+    def _ended(self, err: BaseException | None = None) -> None:
+        with self._count_lock:
+            self.open_connections -= 1
+            if err is not None:
+                self.errors.append(f"{type(err).__name__}: {err}")
+
+    @property
+    def threads(self) -> int:
+        """Threads in this process now, beyond those that ran before this server started."""
+        return threading.active_count() - self._threads_before
+
+    def wait_for_connections(self, count: int, timeout: float = 10.0) -> None:
+        """Wait (up to `timeout` seconds) until exactly `count` connections are open."""
+        deadline = time.monotonic() + timeout
+        while self.open_connections != count:
+            if time.monotonic() > deadline:
+                raise ConcurrencyError(f"the {self.model} server has {self.open_connections} connections open "
+                                       f"after {timeout:g} s, expected {count}")
+            time.sleep(0.001)
+
+    def close(self) -> None:
+        """Stop accepting, end every connection, and wait for the server's threads to finish."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop()
+
+    def _stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address[0]}:{self.address[1]} open={self.open_connections}>"
+
+
+def _join(threads: Iterable[threading.Thread], what: str, timeout: float = STOP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    for thread in list(threads):
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            raise ConcurrencyError(f"{what} did not stop within {timeout:g} s")
+
+
+class ThreadedEchoServer(_EchoServer):
+    """Echo with one thread per connection: each handler blocks in `recv` until its client speaks."""
+
+    model = "threads"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._connections: dict[threading.Thread, socket.socket] = {}
+        self._acceptor = threading.Thread(target=self._accept_loop, name=f"echo-threads-accept-{self.address[1]}",
+                                          daemon=True)
+        self._acceptor.start()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # close() shut the listener down
+            _nodelay(conn)
+            handler = threading.Thread(target=self._handle, args=(conn,), daemon=True,
+                                       name=f"echo-threads-{self.address[1]}")
+            with self._count_lock:
+                if self._closed:
+                    conn.close()
+                    return
+                self._connections[handler] = conn
+            self._opened()
+            handler.start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        err = None
+        try:
+            with conn:
+                while data := conn.recv(READ_SIZE):
+                    conn.sendall(data)
+        except OSError as exc:  # a reset ends this connection, not the server
+            err = exc if not self._closed else None
+        finally:
+            with self._count_lock:
+                self._connections.pop(threading.current_thread(), None)
+            self._ended(err)
+
+    def _stop(self) -> None:
+        # On Linux, shutting a listening socket down wakes a thread blocked in accept() at once.
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._acceptor.join(STOP_TIMEOUT)
+        self._listener.close()
+        with self._count_lock:
+            handlers = dict(self._connections)
+        for conn in handlers.values():
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # a handler blocked in recv() then reads b""
+            except OSError:
+                pass
+        _join([self._acceptor, *handlers], f"the {self.model} echo server")
+
+
+class SelectorEchoServer(_EchoServer):
+    """Echo from one thread: non-blocking sockets, a `selectors` loop and an output buffer per connection."""
+
+    model = "selectors"
+    # Stop reading from a client while this many bytes of its echo wait to be sent (back-pressure).
+    HIGH_WATER = 1 << 20
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()  # close() writes here to end select()
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread = threading.Thread(target=self._loop, name=f"echo-selectors-{self.address[1]}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while not self._closed:
+                for key, events in self._selector.select():
+                    if key.data == "wake":
+                        return
+                    if key.data is None:
+                        self._accept()
+                    else:
+                        self._serve(key.fileobj, key.data, events)
+        finally:
+            for key in list(self._selector.get_map().values()):
+                if key.data not in (None, "wake"):
+                    self._drop(key.fileobj)
+            self._selector.close()
+
+    def _accept(self) -> None:
+        # Accept everything queued: after a burst of connects one wake-up holds many.
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(False)
+            _nodelay(conn)
+            self._selector.register(conn, selectors.EVENT_READ, bytearray())
+            self._opened()
+
+    def _serve(self, conn: socket.socket, pending: bytearray, events: int) -> None:
+        try:
+            if events & selectors.EVENT_READ:
+                data = conn.recv(READ_SIZE)
+                if not data:
+                    self._drop(conn)
+                    return
+                pending += data
+            if pending:
+                sent = conn.send(pending)
+                del pending[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as err:
+            self._drop(conn, err)
+            return
+        # Ask to hear when the kernel can take more while an echo is pending; stop reading from a
+        # client whose echoes pile up faster than it reads them (back-pressure).
+        wanted = selectors.EVENT_WRITE if pending else 0
+        if len(pending) < self.HIGH_WATER:
+            wanted |= selectors.EVENT_READ
+        if wanted != self._selector.get_key(conn).events:
+            self._selector.modify(conn, wanted, pending)
+
+    def _drop(self, conn: socket.socket, err: BaseException | None = None) -> None:
+        self._selector.unregister(conn)
+        conn.close()
+        self._ended(err)
+
+    def _stop(self) -> None:
+        self._wake_w.send(b"x")
+        _join([self._thread], f"the {self.model} echo server")
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+
+
+class AsyncioEchoServer(_EchoServer):
+    """Echo with `asyncio.start_server` and streams, on an event loop in one thread."""
+
+    model = "asyncio"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"echo-asyncio-{self.address[1]}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(STOP_TIMEOUT) or self._failure is not None:
+            self.close()
+            raise ConcurrencyError(f"the asyncio echo server did not start: {self._failure or 'timeout'}")
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as err:  # reported by __init__ or close()
+            self._failure = err
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        handlers: set[asyncio.Task] = set()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # asyncio turns TCP_NODELAY on for every TCP connection it makes or accepts.
+            handlers.add(asyncio.current_task())
+            self._opened()
+            err = None
+            try:
+                while data := await reader.read(READ_SIZE):
+                    writer.write(data)
+                    await writer.drain()  # waits only while over 64 KiB of echo wait to be sent
+            except (OSError, asyncio.CancelledError) as exc:
+                err = exc if isinstance(exc, OSError) and not self._closed else None
+            finally:
+                writer.close()
+                handlers.discard(asyncio.current_task())
+                self._ended(err)
+
+        server = await asyncio.start_server(handle, sock=self._listener)
+        self._ready.set()
+        async with server:
+            await self._stopping.wait()
+            server.close()
+            for task in list(handlers):
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
+    def _stop(self) -> None:
+        if self._loop is not None and self._stopping is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        _join([self._thread], f"the {self.model} echo server")
+        self._listener.close()
+
+
+MODELS: dict[str, type[_EchoServer]] = {
+    "threads": ThreadedEchoServer,
+    "selectors": SelectorEchoServer,
+    "asyncio": AsyncioEchoServer,
+}
+
+
+def echo_server(model: str, lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0) -> _EchoServer:
+    """Start the echo server of `model` ('threads', 'selectors' or 'asyncio'); use it in a `with` block."""
+    if model not in MODELS:
+        raise ConcurrencyError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[model](lab=lab, host=host, port=port)
+
+
+# ---------------------------------------------------------------------------
+# File descriptors: every connection costs one on each side.
+
+
+@dataclass(frozen=True)
+class FdLimit:
+    """The open-file limit (RLIMIT_NOFILE) before and after `raise_fd_limit`."""
+
+    needed: int
+    soft_before: int
+    soft: int
+    hard: int
+
+    @property
+    def enough(self) -> bool:
+        return self.soft >= self.needed
+
+    def __str__(self) -> str:
+        change = (f"raised from {self.soft_before} to {self.soft}" if self.soft != self.soft_before
+                  else f"{self.soft}, left as it was")
+        return f"open files allowed (soft limit): {change}; hard limit {self.hard}; needed {self.needed}"
+
+
+def raise_fd_limit(needed: int) -> FdLimit:
+    """Raise this process's soft limit on open files to at least `needed` (never above the hard limit).
+
+    Programs started afterwards (the load generators) inherit the new limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new = soft
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        new = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return FdLimit(needed, soft, new, hard)
+
+
+# ---------------------------------------------------------------------------
+# The load generator: a separate process, C clients on non-blocking sockets in one epoll loop.
+
+
+def _generator_main() -> None:
+    """Entry point of a generator process; argv[1] is its JSON settings. Prints JSON lines."""
+    cfg = json.loads(sys.argv[1])
+    address, clients, messages, size = tuple(cfg["address"]), cfg["clients"], cfg["messages"], cfg["size"]
+    tag = cfg["tag"]
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(clients):
+            sock = socket.create_connection(address, timeout=5.0)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks.append(sock)
+        print(json.dumps({"ready": len(socks)}), flush=True)
+        if cfg.get("hold"):  # idle connections: keep them open until told to close
+            sys.stdin.readline()
+            print(json.dumps({"done": True}), flush=True)
+            return
+        if sys.stdin.readline().strip() != "go":
+            return  # the parent gave up
+        print(json.dumps(_generate(socks, messages, size, tag, cfg["deadline"])), flush=True)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _message(tag: int, client: int, number: int, size: int) -> bytes:
+    # Each message names its client and its number, so an echo sent to the wrong client or out
+    # of order is counted as wrong.
+    return f"{tag}.{client}.{number}.".encode().ljust(size, b"x")
+
+
+class _Client:
+    """One simulated client: which message it is on, the echo read so far, when the message left."""
+
+    __slots__ = ("number", "sent", "message", "echo", "since")
+
+    def __init__(self, number: int) -> None:
+        self.number, self.sent, self.message, self.echo, self.since = number, 0, b"", bytearray(), 0.0
+
+
+def _generate(socks: list[socket.socket], messages: int, size: int, tag: int, deadline: float) -> dict:
+    """Every client sends `messages` messages, one at a time, each after the previous echo is whole."""
+    sel = selectors.DefaultSelector()
+    latencies: list[int] = []  # microseconds
+    wrong = 0
+    start, cpu_start = time.monotonic(), time.process_time()
+
+    def send_next(sock: socket.socket, client: _Client) -> None:
+        client.message = _message(tag, client.number, client.sent, size)
+        client.echo = bytearray()
+        client.since = time.perf_counter()
+        # One small message in flight per connection, so the send buffer is empty: the kernel takes it whole.
+        sock.sendall(client.message)
+
+    for number, sock in enumerate(socks):
+        sock.setblocking(False)
+        client = _Client(number)
+        sel.register(sock, selectors.EVENT_READ, client)
+        send_next(sock, client)
+    active, error = len(socks), ""
+    while active and not error:
+        if time.monotonic() - start > deadline:
+            error = f"{active} clients still waiting for echoes after {deadline:g} s"
+        for key, _ in sel.select(timeout=1.0):
+            sock, client = key.fileobj, key.data
+            chunk = sock.recv(READ_SIZE)
+            if not chunk:
+                error = "the server closed a connection before echoing everything"
+                break
+            client.echo += chunk
+            if len(client.echo) < size:
+                continue  # TCP is a byte stream: the rest of this echo is still on its way
+            latencies.append(round((time.perf_counter() - client.since) * 1e6))
+            wrong += client.echo != client.message
+            client.sent += 1
+            if client.sent < messages:
+                send_next(sock, client)
+            else:
+                sel.unregister(sock)
+                active -= 1
+    end = time.monotonic()
+    sel.close()
+    return {"start": start, "end": end, "cpu": time.process_time() - cpu_start, "latencies_us": latencies,
+            "wrong": wrong, "error": error}
+
+
+class _Generators:
+    """Start generator processes (in the lab, or on the host), wait until connected, release them."""
+
+    def __init__(self, lab: Lab | None, settings: list[dict], timeout: float) -> None:
+        self.procs: list[subprocess.Popen] = []
+        self.timeout = timeout
+        code = "from netlab.concurrency import _generator_main; _generator_main()"
+        env = dict(os.environ, PYTHONPATH=_package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        try:
+            for cfg in settings:
+                argv = [sys.executable, "-c", code, json.dumps(cfg)]
+                kwargs = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                self.procs.append(lab.popen(argv, **kwargs) if lab is not None else subprocess.Popen(argv, env=env, **kwargs))
+            for proc in self.procs:
+                self._expect(proc, "ready")
+        except BaseException:
+            self.close()
+            raise
+
+    def _expect(self, proc: subprocess.Popen, key: str) -> dict:
+        # A line with a deadline: a generator that never answers must not hang the notebook.
+        ready = threading.Event()
+        box: list[str] = []
+
+        def read() -> None:
+            box.append(proc.stdout.readline())
+            ready.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        if not ready.wait(self.timeout):
+            proc.kill()
+            reader.join(STOP_TIMEOUT)
+            raise ConcurrencyError(f"a load generator did not report {key!r} within {self.timeout:g} s")
+        reader.join()
+        line = box[0]
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            proc.kill()
+            err = proc.communicate(timeout=STOP_TIMEOUT)[1].strip().splitlines()
+            raise ConcurrencyError(f"a load generator failed: {err[-1] if err else line.strip() or 'no output'}") from None
+        if key not in reply:
+            raise ConcurrencyError(f"a load generator said {line.strip()!r}, expected {key!r}")
+        return reply
+
+    def release(self, word: str = "go", key: str = "latencies_us") -> list[dict]:
+        """Tell every generator to start (all within microseconds), then collect what each reports."""
+        for proc in self.procs:
+            proc.stdin.write(word + "\n")
+            proc.stdin.flush()
+        return [self._expect(proc, key) for proc in self.procs]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            try:
+                if proc.stdin:
+                    proc.stdin.close()  # a generator still waiting for "go" reads EOF and leaves
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=STOP_TIMEOUT)
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+
+    def __enter__(self) -> "_Generators":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _package_parent() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---------------------------------------------------------------------------
+# A load run and a comparison of the three models.
+
+
+@dataclass
+class LoadPoint:
+    """One load run: `clients` clients each sending `messages` echoes of `size` bytes to one server model."""
+
+    model: str
+    clients: int
+    messages: int
+    size: int
+    generators: int
+    requests: int  # echoes that came back (should be clients × messages)
+    wrong: int  # echoes whose bytes were not the message sent
+    seconds: float  # from the generators' start to the last echo
+    latencies_us: list[int] = field(repr=False)
+    server_threads: int  # threads the server added to its process while all clients were connected
+    generator_busy: float  # the busiest generator's CPU time / the run's wall time (1.0: never waited)
+    server_busy: float  # the server process's CPU time / wall time (can exceed 1.0 with several cores)
+    server_cpu: float  # seconds of CPU time the server process used during the run
+    generator_cpu: float  # seconds of CPU time all generator processes used together
+    server_switches: int  # context switches of all the server process's threads during the run
+
+    @property
+    def correct(self) -> bool:
+        """Every client got every echo back, byte for byte."""
+        return self.wrong == 0 and self.requests == self.clients * self.messages
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile_ms(self, p: float) -> float:
+        """The p-th percentile (0–100) of the echo round-trip times, in milliseconds."""
+        data = sorted(self.latencies_us)
+        return data[min(len(data) - 1, max(0, math.ceil(p / 100 * len(data)) - 1))] / 1000
+
+    @property
+    def cpu_us_per_request(self) -> tuple[float, float]:
+        """CPU time per echo in microseconds: (server, load generators). Each includes its kernel time."""
+        n = max(1, self.requests)
+        return self.server_cpu / n * 1e6, self.generator_cpu / n * 1e6
+
+    @property
+    def switches_per_request(self) -> float:
+        """How often the server's threads were switched out per echo (the kernel's count, getrusage)."""
+        return self.server_switches / max(1, self.requests)
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile_ms(50)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile_ms(99)
+
+
+def load(server: _EchoServer, clients: int, messages: int = 50, *, size: int = 32, generators: int = 2,
+         lab: Lab | None = None, timeout: float = 60.0) -> LoadPoint:
+    """Run one load against a running `server`: `clients` clients, each sending `messages` echoes of `size` bytes.
+
+    The clients are split over `generators` processes (in `lab` when given), all connected before
+    any sends; the run is timed from the moment they are released to the last echo. `timeout`
+    (seconds) bounds the whole run.
+    """
+    if clients < 1 or messages < 1 or not 16 <= size <= MAX_MESSAGE or generators < 1:
+        raise ConcurrencyError(f"a load needs clients ≥ 1, messages ≥ 1, 16 ≤ size ≤ {MAX_MESSAGE} and "
+                               f"generators ≥ 1 (got {clients}, {messages}, {size}, {generators})")
+    generators = min(generators, clients)
+    shares = [clients // generators + (i < clients % generators) for i in range(generators)]
+    settings = [{"address": list(server.address), "clients": n, "messages": messages, "size": size, "tag": i,
+                 "deadline": timeout} for i, n in enumerate(shares)]
+    with _Generators(lab, settings, timeout=timeout) as gens:
+        server.wait_for_connections(clients)
+        threads = server.threads
+        cpu0, wall0, switches0 = time.process_time(), time.monotonic(), _switches()
+        reports = gens.release()
+        server_cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        switches = _switches() - switches0
+    server.wait_for_connections(0)  # every connection closed again before the next run
+    errors = [r["error"] for r in reports if r["error"]]
+    if errors:
+        raise ConcurrencyError(f"the {server.model} server under {clients} clients: {errors[0]}")
+    seconds = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+    latencies = [lat for r in reports for lat in r["latencies_us"]]
+    return LoadPoint(
+        model=server.model, clients=clients, messages=messages, size=size, generators=generators,
+        requests=len(latencies), wrong=sum(r["wrong"] for r in reports), seconds=seconds, latencies_us=latencies,
+        server_threads=threads, generator_busy=max(r["cpu"] / (r["end"] - r["start"]) for r in reports),
+        server_busy=server_cpu / wall, server_switches=switches, server_cpu=server_cpu,
+        generator_cpu=sum(r["cpu"] for r in reports),
+    )
+
+
+def _switches() -> int:
+    # RUSAGE_SELF sums over every thread of the process, those that have ended included.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+
+
+@dataclass
+class Comparison:
+    """Load runs of several server models at several client counts, and where they ran."""
+
+    points: list[LoadPoint]
+    where: str  # "lab" or "host"
+    why: str  # one sentence: where the servers and clients ran
+
+    def point(self, model: str, clients: int) -> LoadPoint:
+        """The run of `model` with `clients` clients."""
+        for p in self.points:
+            if p.model == model and p.clients == clients:
+                return p
+        raise ConcurrencyError(f"no run of {model!r} with {clients} clients in this comparison")
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(p.model for p in self.points))
+
+    @property
+    def clients(self) -> list[int]:
+        return sorted({p.clients for p in self.points})
+
+    @property
+    def correct(self) -> bool:
+        """Every run of every model answered every request with the right bytes."""
+        return all(p.correct for p in self.points)
+
+    def table(self) -> str:
+        """One row per run: echoes per second, p50/p99 round-trip times, the server's threads, its context
+        switches per echo, and the CPU time per echo (µs) of the server and of the load generators."""
+        lines = [f"{'model':<10}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+                 f"{'threads':>9}{'switches':>10}{'cpu µs: server':>16}{'gen':>6}"]
+        for p in self.points:
+            lines.append(f"{p.model:<10}{p.clients:>8}{p.requests:>10}{p.requests_per_second:>9.0f}"
+                         f"{p.p50_ms:>9.2f}{p.p99_ms:>9.2f}{p.server_threads:>9}{p.switches_per_request:>10.2f}"
+                         f"{p.cpu_us_per_request[0]:>16.0f}{p.cpu_us_per_request[1]:>6.0f}")
+        return "\n".join(lines)
+
+    def ratios(self, clients: int) -> dict[str, float]:
+        """Each model's requests per second at `clients`, relative to the fastest model there."""
+        rates = {m: self.point(m, clients).requests_per_second for m in self.models}
+        best = max(rates.values())
+        return {m: rate / best for m, rate in rates.items()}
+
+    def plot(self) -> "Figure":
+        """Requests per second, and p50/p99 round-trip times, against the number of clients."""
+        from netlab.draw import _NotebookFigure
+
+        colours = {"threads": "#E69F00", "selectors": "#0072B2", "asyncio": "#009E73"}  # Okabe–Ito
+        fig = _NotebookFigure(figsize=(8.6, 3.6))
+        rate_ax, lat_ax = fig.subplots(1, 2)
+        for model in self.models:
+            pts = [self.point(model, c) for c in self.clients]
+            colour = colours.get(model, "#555555")
+            rate_ax.plot(self.clients, [p.requests_per_second for p in pts], "o-", color=colour, label=model)
+            lat_ax.plot(self.clients, [p.p50_ms for p in pts], "o-", color=colour, label=f"{model} p50")
+            lat_ax.plot(self.clients, [p.p99_ms for p in pts], "s--", color=colour, label=f"{model} p99")
+        for ax in (rate_ax, lat_ax):
+            ax.set_xscale("log")
+            ax.set_xticks(self.clients, labels=[str(c) for c in self.clients])
+            ax.minorticks_off()
+            ax.set_xlabel("concurrent clients C")
+            ax.grid(True, alpha=0.3)
+        rate_ax.set_ylabel("echoes per second")
+        rate_ax.set_ylim(bottom=0)
+        rate_ax.legend(fontsize=9)
+        lat_ax.set_yscale("log")
+        lat_ax.set_ylabel("round-trip time (ms)")
+        lat_ax.legend(fontsize=8, ncol=1)
+        where = "live in the lab" if self.where == "lab" else "on the host's loopback"
+        fig.suptitle(f"One echo protocol, {len(self.models)} servers ({where})", fontweight="bold")
+        fig.tight_layout()
+        return fig
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+class _Progress:
+    """A text progress bar: redrawn in place in a notebook (one output, updated) and on a terminal (\\r)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._handle = None
+        if "ipykernel" in sys.modules:
+            from IPython.display import Pretty, display
+
+            self._pretty = Pretty
+            self._handle = display(Pretty(self._bar(0, "")), display_id=True)
+
+    def _bar(self, done: int, label: str) -> str:
+        width = 30
+        filled = round(width * done / self.total)
+        return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {label}"
+
+    def show(self, done: int, label: str) -> None:
+        if self._handle is not None:
+            self._handle.update(self._pretty(self._bar(done, label)))
+        else:
+            end = "\n" if done == self.total else ""
+            print(f"\r{self._bar(done, label):<70}", end=end, flush=True)
+
+
+def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 10, 100, 500), *,
+            messages: int = 50, size: int = 32, generators: int = 2, progress: bool = True,
+            timeout: float = 60.0) -> Comparison:
+    """Run the same load against each server model at each client count, in a fresh lab.
+
+    Where the lab is refused, servers and generators run on this machine's 127.0.0.1 instead
+    (nothing is captured, so nothing needs recording). Raises the soft open-file limit if
+    `max(clients)` connections need it. `progress` prints a text progress bar.
+    """
+    models, clients = list(models), sorted(set(clients))
+    for model in models:
+        if model not in MODELS:
+            raise ConcurrencyError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
+    if not clients or clients[0] < 1:
+        raise ConcurrencyError(f"client counts must be 1 or more, got {clients}")
+    raise_fd_limit(2 * max(clients) + 64)
+    with lab_or_host() as (lab, where, why):
+        points: list[LoadPoint] = []
+        bar = _Progress(len(models) * len(clients)) if progress else None
+        for model in models:
+            with echo_server(model, lab=lab) as server:
+                for c in clients:
+                    if bar:
+                        bar.show(len(points), f"{model}, {c} clients")
+                    points.append(load(server, c, messages, size=size, generators=generators, lab=lab,
+                                       timeout=timeout))
+        if bar:
+            bar.show(len(points), "done")
+    return Comparison(points, where, why)
+
+
+class lab_or_host:
+    """A fresh lab, or the host's loopback where the lab is refused: `with` yields (lab or None, where, why).
+
+    `where` is "lab" or "host"; `why` is one sentence saying which and, for the host, why.
+    """
+
+    def __enter__(self) -> tuple[Lab | None, str, str]:
+        try:
+            self.lab: Lab | None = Lab()
+        except LabUnavailable as err:
+            self.lab = None
+            return None, "host", (f"host loopback: {err} Nothing is captured here, so servers and clients ran "
+                                  "on this machine's 127.0.0.1 instead.")
+        return self.lab, "lab", "live: servers and clients ran in a private network namespace that netlab created"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lab is not None:
+            self.lab.close()
+
+
+# ---------------------------------------------------------------------------
+# Idle connections: what holding them costs each model.
+
+
+@dataclass(frozen=True)
+class IdleCost:
+    """What `connections` idle connections added to the server's process."""
+
+    model: str
+    connections: int
+    threads: int  # threads added
+    resident_bytes: int  # resident memory (RSS) added
+    virtual_bytes: int  # address space reserved (thread stacks count fully here)
+
+    @property
+    def resident_per_connection(self) -> float:
+        return self.resident_bytes / self.connections
+
+    @property
+    def virtual_per_connection(self) -> float:
+        return self.virtual_bytes / self.connections
+
+    def __str__(self) -> str:
+        # A difference can come out negative: memory that earlier work had freed is handed back.
+        return (f"{self.model:<10} {self.connections} idle connections: {self.threads:+d} threads, "
+                f"{self.resident_per_connection / 1024:+.1f} KiB resident and "
+                f"{self.virtual_per_connection / 1024:+.0f} KiB of address space per connection")
+
+
+def _memory() -> tuple[int, int]:
+    """This process's (resident, virtual) memory in bytes, from /proc/self/statm."""
+    with open("/proc/self/statm") as f:
+        size, resident = (int(v) for v in f.read().split()[:2])
+    page = os.sysconf("SC_PAGE_SIZE")
+    return resident * page, size * page
+
+
+def idle_cost(models: Iterable[str] = ("threads", "asyncio"), connections: int = 500,
+              timeout: float = 30.0) -> list[IdleCost]:
+    """Connect `connections` clients that send nothing to each model; measure the threads and memory added.
+
+    The clients live in another process, so only the server's side is counted. Memory is read
+    from /proc (Linux); elsewhere it is reported as 0.
+    """
+    raise_fd_limit(2 * connections + 64)
+    costs = []
+    with lab_or_host() as (lab, _where, _why):
+        for model in models:
+            threads0 = threading.active_count()
+            mem0 = _memory() if os.path.exists("/proc/self/statm") else (0, 0)
+            with echo_server(model, lab=lab) as server:
+                settings = [{"address": list(server.address), "clients": connections, "messages": 0, "size": 32,
+                             "tag": 0, "deadline": timeout, "hold": True}]
+                with _Generators(lab, settings, timeout=timeout) as gens:
+                    server.wait_for_connections(connections)
+                    threads = threading.active_count() - threads0
+                    mem = _memory() if mem0 != (0, 0) else (0, 0)
+                    gens.release("close", key="done")
+                server.wait_for_connections(0)
+            costs.append(IdleCost(model, connections, threads, mem[0] - mem0[0], mem[1] - mem0[1]))
+    return costs

@@ -1,0 +1,350 @@
+"""What goes wrong between two programs, each failure run live in the lab and captured (notebook 06).
+
+Theory of operation
+-------------------
+Each function sets up one failure between two sockets in a fresh lab (both ends are ordinary
+sockets in the lab's network, so the kernel's TCP does everything a real peer's would), captures
+the lab's loopback while the client meets the failure, and returns an `Experiment`: the
+conversation on the wire, and in `result` what the program saw, usually the exception it got
+(`ConnectionResetError(104, ...)`), so a notebook shows both sides of one failure.
+
+Rules for this file:
+1. A client catches only the exception its failure is about and returns it; anything else
+   propagates, so a lab that behaves unexpectedly is never shown as the lesson.
+2. Each experiment has a recording, netlab/data/errors-NAME.pcap (+ .json), shown when the lab is
+   refused; `experiments.record_all` re-records them. A recorded exception is rebuilt from its
+   repr, so `type(exp.result)` and its errno are the same live and recorded.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from netlab.capture import recorded as recorded_packets, save_pcap
+from netlab.conversation import Conversation, conversations
+from netlab.experiments import Experiment, _all_closed, load_recorded
+from netlab.lab import Lab, LabUnavailable, SocketState
+from netlab import sockets as _sockets
+from netlab.sockets import RetryError, connect_with_retry, recv_until_closed
+
+__all__ = [
+    "Attempts", "blocked_send", "broken_pipe", "connect_timeout", "half_close", "read_timeout", "refused",
+    "reset_by_peer", "retry_refused",
+]
+
+# How long any one wait inside an experiment may take, in seconds: far longer than any step
+# needs on loopback, short enough that a lab that misbehaves fails the cell instead of hanging.
+_STEP = 5.0
+
+
+def _run(name: str, client: Callable[[Lab, Any], Any],
+         setup: Callable[[Lab, contextlib.ExitStack], Any] | None = None, capture_timeout: float = 10.0) -> Experiment:
+    """Open a lab, let `setup(lab, stack)` prepare what must exist before the capture starts, then
+    capture while `client(lab, prepared)` runs and until its connections have closed."""
+    try:
+        lab = Lab()
+    except LabUnavailable as err:
+        return _recorded(name, str(err))
+    with lab, contextlib.ExitStack() as stack:
+        prepared = setup(lab, stack) if setup else None
+        before = {(s.local, s.peer) for s in lab.socket_states()}  # set up before the capture: not waited for
+        with lab.capture(timeout=capture_timeout) as cap:
+            result = client(lab, prepared)
+            states = lab.wait_until(lambda now: _all_closed([s for s in now if (s.local, s.peer) not in before]), _STEP)
+    return Experiment(
+        conversation=Conversation.from_packets(cap.packets, source="live"),
+        source="live",
+        why="live: captured just now in a private network namespace that netlab created",
+        kernel_states=[s for s in states if s.state != "LISTEN" and (s.local, s.peer) not in before],
+        result=result,
+        capture_ready_seconds=cap.ready_seconds,
+    )
+
+
+def _recorded(name: str, why: str) -> Experiment:
+    exp = load_recorded(f"errors-{name}", why=why)
+    exp.result = _rebuild(exp.result)
+    return exp
+
+
+def _rebuild(text: Any) -> Any:
+    """Turn a recorded repr back into the value: `ConnectionResetError(104, 'Connection reset by peer')`
+    into that exception, `b'...'` into bytes; anything else stays the text it is."""
+    if not isinstance(text, str):
+        return text
+    try:
+        call = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return text
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.keywords:
+        # Python's own exceptions, or netlab's (RetryError)
+        cls = getattr(builtins, call.func.id, None) or getattr(_sockets, call.func.id, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            try:
+                return cls(*(ast.literal_eval(arg) for arg in call.args))
+            except ValueError:
+                return text
+    try:
+        return ast.literal_eval(call)
+    except ValueError:
+        return text
+
+
+def _connected_pair(lab: Lab, stack: contextlib.ExitStack) -> tuple[socket.socket, socket.socket]:
+    """A client socket and the server's accepted socket, connected in the lab, closed by `stack`."""
+    listener = stack.enter_context(lab.create_server())
+    listener.settimeout(_STEP)
+    client = stack.enter_context(lab.create_connection(listener.getsockname(), timeout=_STEP))
+    server, _ = listener.accept()
+    stack.enter_context(server)
+    server.settimeout(_STEP)
+    return client, server
+
+
+def _wait_for_state(lab: Lab, ends: tuple[Any, Any], wanted: str | None) -> None:
+    """Wait until the lab's kernel reports the connection `ends` (local, peer) in state `wanted`
+    (None: gone, as after a RST); raise if it does not within `_STEP` seconds."""
+    def state(now: list[SocketState]) -> str | None:
+        return next((s.state for s in now if (s.local, s.peer) == ends), None)
+
+    now = state(lab.wait_until(lambda states: state(states) == wanted, _STEP))
+    if now != wanted:
+        raise RuntimeError(f"the lab's connection {ends[0]} stayed {now} instead of {wanted} within {_STEP:g} s")
+
+
+# ---------------------------------------------------------------------------
+# The failures.
+
+
+def refused() -> Experiment:
+    """`netlab.refused()` (SYN answered by RST, `ConnectionRefusedError`), with the exception
+    rebuilt when the capture is the recorded one, so its errno can be read either way."""
+    from netlab.experiments import refused as refused_experiment
+
+    exp = refused_experiment()
+    if not exp.live:
+        exp.result = _rebuild(exp.result)
+    return exp
+
+
+def _fill_accept_queue(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, int]:
+    # listen(0) lets one finished connection wait for accept(); with it waiting, the queue is
+    # full and Linux drops every new SYN without an answer (it does not refuse them: the
+    # program may accept soon, and the client's retransmitted SYN will then get through).
+    listener = stack.enter_context(lab.create_server(backlog=0))
+    stack.enter_context(lab.create_connection(listener.getsockname(), timeout=_STEP))
+    return listener.getsockname()
+
+
+def connect_timeout(timeout: float = 3.5) -> Experiment:
+    """Connect to a server whose accept queue is full: its kernel drops the SYNs, the client's
+    kernel sends them again (after 1 s, then 2 s more), and `connect` gives up after `timeout`
+    seconds with `TimeoutError`."""
+    def client(lab: Lab, address: tuple[str, int]) -> Any:
+        try:
+            with lab.create_connection(address, timeout=timeout):
+                return "connected (unexpected)"
+        except TimeoutError as err:
+            return err
+
+    return _run("connect-timeout", client, setup=_fill_accept_queue, capture_timeout=timeout + _STEP)
+
+
+def read_timeout(timeout: float = 0.5) -> Experiment:
+    """Send a request to a server that never answers; `recv` gives up after `timeout` seconds with `TimeoutError`."""
+    def client(lab: Lab, _: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            sock, server = _connected_pair(lab, stack)
+            sock.sendall(b"anybody there?")
+            server.recv(1024)  # the server reads the request, and then says nothing
+            sock.settimeout(timeout)
+            try:
+                result: Any = sock.recv(1024) or "end of stream (unexpected)"
+            except TimeoutError as err:
+                result = err
+            sock.close()  # the client gives up first: its FIN, then the server's
+            return result
+
+    return _run("read-timeout", client)
+
+
+def reset_by_peer() -> Experiment:
+    """The server reads the request, then aborts (close with SO_LINGER 0): its kernel sends RST,
+    and the client's `recv` raises `ConnectionResetError`."""
+    def client(lab: Lab, _: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            sock, server = _connected_pair(lab, stack)
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            server.recv(1024)
+            # Linger on, for 0 seconds: close() discards the connection at once and tells the
+            # peer with a RST instead of the orderly FIN.
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()
+            try:
+                return sock.recv(1024) or "end of stream (unexpected)"
+            except ConnectionResetError as err:
+                return err
+
+    return _run("reset", client)
+
+
+def broken_pipe() -> Experiment:
+    """Write to a connection the server has closed: the first write leaves and is answered by a
+    RST; the next raises `BrokenPipeError` (EPIPE)."""
+    def client(lab: Lab, _: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            sock, server = _connected_pair(lab, stack)
+            ends = (sock.getsockname(), sock.getpeername())
+            server.close()  # FIN: "I will send no more" (and, closed, it will read no more either)
+            _wait_for_state(lab, ends, "CLOSE-WAIT")  # the FIN has arrived
+            sock.sendall(b"first write")  # accepted by our kernel: it cannot know yet
+            _wait_for_state(lab, ends, None)  # the server's kernel answered RST: the connection is gone
+            try:
+                sock.sendall(b"second write")
+                return "second write accepted (unexpected)"
+            except BrokenPipeError as err:
+                return err
+
+    return _run("broken-pipe", client)
+
+
+def half_close() -> Experiment:
+    """The client sends its request and shuts down its sending side (FIN); the server reads to
+    the end, then answers on the still-open direction. `result` is what the client read."""
+    def client(lab: Lab, _: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            sock, server = _connected_pair(lab, stack)
+            sock.sendall(b"count these bytes")
+            sock.shutdown(socket.SHUT_WR)  # FIN: the client is done sending, not done reading
+            request = recv_until_closed(server)  # ends at the FIN
+            server.sendall(f"got {len(request)} bytes after which you sent FIN".encode())
+            server.close()
+            return recv_until_closed(sock)
+
+    return _run("half-close", client)
+
+
+def blocked_send(timeout: float = 1.0) -> Experiment:
+    """Flow control felt by the program: a receiver with a 4 KB buffer that does not read. Its
+    window falls to zero, the sender's kernel probes it, and `sendall` blocks until it times
+    out after `timeout` seconds (`TimeoutError`); then the receiver reads everything and the
+    window opens again."""
+    def setup(lab: Lab, stack: contextlib.ExitStack) -> socket.socket:
+        listener = stack.enter_context(lab.socket())
+        # Small buffers on both sides, set before the handshake (the window scale is agreed then),
+        # so a few kilobytes fill them and the graph stays readable.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(_STEP)
+        return listener
+
+    def client(lab: Lab, listener: socket.socket) -> Any:
+        with lab.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sock.settimeout(_STEP)
+            sock.connect(listener.getsockname())
+            server, _ = listener.accept()
+            with server:
+                server.settimeout(_STEP)
+                sock.settimeout(timeout)
+                try:
+                    sock.sendall(b"x" * 100_000)
+                    result: Any = "everything sent (unexpected)"
+                except TimeoutError as err:
+                    result = err
+                sock.close()  # FIN after the bytes still queued
+                recv_until_closed(server)  # reading frees the buffer: the window reopens
+        return result
+
+    return _run("blocked-send", client, setup=setup)
+
+
+# ---------------------------------------------------------------------------
+# Retrying with backoff: several connections, so several conversations.
+
+
+@dataclass
+class Attempts:
+    """The attempts of one retrying client: a conversation per attempt, and how it ended."""
+
+    conversations: list[Conversation]
+    source: str  # "live" or "recorded"
+    why: str
+    result: Any = None  # the socket's peer address on success, else the RetryError
+    kernel_states: list[SocketState] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.source == "live"
+
+    @property
+    def starts(self) -> list[float]:
+        """When each attempt's first segment was captured, in seconds after the first attempt's."""
+        first = [float(c.packets[0].time) for c in self.conversations]
+        return [t - first[0] for t in first]
+
+    @property
+    def waits(self) -> list[float]:
+        """The pause before each attempt after the first, in seconds, as seen on the wire."""
+        starts = self.starts
+        return [b - a for a, b in zip(starts, starts[1:])]
+
+    def save(self, path: str | Path) -> Path:
+        """Write every attempt's packets, in capture order, as one pcap file."""
+        packets = sorted((p for c in self.conversations for p in c.packets), key=lambda p: float(p.time))
+        return save_pcap(packets, path)
+
+
+def retry_refused(attempts: int = 4, first_delay: float = 0.1) -> Attempts:
+    """Connect with `netlab.connect_with_retry` to a lab port where nothing listens: each attempt
+    is refused (SYN, RST), the waits between them double (with jitter), and after `attempts`
+    tries it gives up with `RetryError`."""
+    try:
+        lab = Lab()
+    except LabUnavailable as err:
+        packets = recorded_packets("errors-retry")
+        return Attempts(conversations(packets, source="recorded"), "recorded", str(err),
+                        _rebuild(_recorded_result("errors-retry")))
+    with lab:
+        with lab.socket() as probe:  # a free port number, closed again: nothing listens there
+            probe.bind(("127.0.0.1", 0))
+            closed = probe.getsockname()
+        with lab.capture(timeout=_STEP + attempts * first_delay * 2 ** attempts) as cap:
+            try:
+                with connect_with_retry(closed, attempts=attempts, first_delay=first_delay, lab=lab) as sock:
+                    result: Any = sock.getpeername()
+            except RetryError as err:
+                result = err
+    return Attempts(conversations(cap.packets), "live",
+                    "live: captured just now in a private network namespace that netlab created", result)
+
+
+def _recorded_result(name: str) -> Any:
+    """The `result` text stored with a recording (its .json), or None."""
+    import json
+
+    from netlab.capture import DATA
+
+    meta = DATA / f"{name}.json"
+    return json.loads(meta.read_text()).get("result") if meta.exists() else None
+
+
+# The recordings shipped in netlab/data as errors-NAME.pcap/.json, re-recorded by `python -m netlab record`.
+RECORDINGS: dict[str, Callable[[], Any]] = {
+    "connect-timeout": connect_timeout,
+    "read-timeout": read_timeout,
+    "reset": reset_by_peer,
+    "broken-pipe": broken_pipe,
+    "half-close": half_close,
+    "blocked-send": blocked_send,
+    "retry": retry_refused,
+}
