@@ -488,3 +488,178 @@ def test_ports_used_again_by_a_new_connection_start_a_new_stream():
     streams = conversations(first + retransmitted_syn)
     assert [len(c.segments) for c in streams] == [6, 4]
     assert [c.isn["client"] for c in streams] == [100, 90_000]
+
+
+# ---------------------------------------------------------------------------
+# What repeats: retransmissions, duplicate ACKs, zero-window probes (built by hand, exact rules)
+
+
+def _five_segments_second_lost(ci, si):
+    """Five 100-byte segments, the 2nd lost; the receiver repeats ack=101 for each later one
+    (RFC 5681 duplicate ACKs), the sender resends the 2nd (fast retransmit), then all is acked."""
+    data = [c2s("PA", ci + 1 + 100 * k, si + 1, bytes([65 + k]) * 100, time=0.01 * k) for k in range(5)]
+    lost = data.pop(1)
+    resent = c2s("PA", ci + 101, si + 1, bytes(lost[Raw].load), time=0.1)
+    return handshake(ci, si) + [
+        data[0], s2c("A", si + 1, ci + 101, time=0.011),
+        data[1], s2c("A", si + 1, ci + 101, time=0.021),
+        data[2], s2c("A", si + 1, ci + 101, time=0.031),
+        data[3], s2c("A", si + 1, ci + 101, time=0.041),
+        resent, s2c("A", si + 1, ci + 501, time=0.101),
+    ]
+
+
+def test_fast_retransmit_after_three_duplicate_acks():
+    conv = Conversation(_five_segments_second_lost(10, 20))
+    assert [(s.number, s.seq) for s in conv.retransmissions()] == [(12, 101)]
+    assert [s.number for s in conv.dup_acks()] == [7, 9, 11]
+    assert all(s.direction == S2C and s.ack == 101 for s in conv.dup_acks())
+    assert not conv.segments[4].dup_ack, "the first ACK of 101 is new, not a duplicate"
+    assert conv.data() == b"A" * 100 + b"B" * 100 + b"C" * 100 + b"D" * 100 + b"E" * 100
+    assert conv.window_probes() == []
+
+
+def test_retransmission_counts_only_the_copy_not_the_original():
+    ci, si = 10, 20
+    conv = Conversation(handshake(ci, si) + [
+        c2s("PA", ci + 1, si + 1, b"hello "),
+        c2s("PA", ci + 1, si + 1, b"hello "),
+        c2s("PA", ci + 7, si + 1, b"world"),
+    ])
+    assert [s.retransmission for s in conv.segments[3:]] == [False, True, False]
+    assert conv.retransmissions(S2C) == [] and len(conv.retransmissions(C2S)) == 1
+    lines = conv.table().splitlines()[2:]  # after the title and the column names
+    assert ["(retransmission)" in line for line in lines] == [False] * 4 + [True, False]
+
+
+def test_partly_resent_bytes_are_a_retransmission():
+    ci, si = 10, 20
+    conv = Conversation(handshake(ci, si) + [
+        c2s("PA", ci + 1, si + 1, b"aaaa"),
+        c2s("PA", ci + 3, si + 1, b"aabb"),  # two old bytes, two new ones (repacketised)
+    ])
+    assert [s.number for s in conv.retransmissions()] == [5]
+
+
+def test_out_of_order_arrival_is_not_a_retransmission():
+    ci, si = 10, 20
+    conv = Conversation(handshake(ci, si) + [
+        c2s("PA", ci + 5, si + 1, b"bbbb"),  # captured before the segment it follows, sent once
+        c2s("PA", ci + 1, si + 1, b"aaaa"),
+    ])
+    # Only the order of capture says which came first: the second segment's bytes lie below the
+    # highest sent so far, so by the sender-side rule it counts as a retransmission, as in
+    # Wireshark (which calls it "out-of-order" only with timing it cannot have here).
+    assert [s.number for s in conv.retransmissions()] == [5]
+
+
+def test_retransmitted_syn_and_fin_are_retransmissions_but_resets_never():
+    ci, si = 10, 20
+    packets = [c2s("S", ci), c2s("S", ci, time=1.0), s2c("SA", si, ci + 1, time=1.0001), c2s("A", ci + 1, si + 1),
+               c2s("FA", ci + 1, si + 1), c2s("FA", ci + 1, si + 1, time=1.2), s2c("R", si + 1), s2c("R", si + 1)]
+    conv = Conversation(packets)
+    assert [(s.number, s.flags) for s in conv.retransmissions()] == [(2, "SYN"), (6, "FIN-ACK")]
+
+
+def test_window_update_with_the_same_ack_is_not_a_duplicate_ack():
+    ci, si = 10, 20
+    conv = Conversation(handshake(ci, si) + [
+        c2s("PA", ci + 1, si + 1, b"x" * 100),
+        c2s("PA", ci + 101, si + 1, b"y" * 100),
+        s2c("A", si + 1, ci + 101, window=100),
+        s2c("A", si + 1, ci + 101, window=4000),  # the same ack, a new window: an update
+        s2c("A", si + 1, ci + 101, window=4000),  # the same again, data still outstanding: duplicate
+    ])
+    assert [s.number for s in conv.dup_acks()] == [8]
+
+
+def test_repeated_ack_with_nothing_outstanding_is_not_a_duplicate_ack():
+    ci, si = 10, 20
+    conv = Conversation(handshake(ci, si) + [
+        c2s("PA", ci + 1, si + 1, b"x" * 100),
+        s2c("A", si + 1, ci + 101),
+        s2c("A", si + 1, ci + 101),  # all data acknowledged already: RFC 5681 (a) fails
+        s2c("PA", si + 1, ci + 101, b"reply"),  # carries data: never a duplicate ACK
+    ])
+    assert conv.dup_acks() == []
+
+
+def test_linux_zero_window_probe_is_named_a_probe_not_a_retransmission():
+    ci, si = 10, 20
+    conv = Conversation(handshake(ci, si) + [
+        c2s("PA", ci + 1, si + 1, b"x" * 100),
+        s2c("A", si + 1, ci + 101, window=0),  # receive buffer full: stop sending
+        c2s("A", ci + 100, si + 1, time=0.2),  # Linux's probe: no data, one below the next byte
+        s2c("A", si + 1, ci + 101, window=0, time=0.2001),
+        c2s("A", ci + 100, si + 1, time=0.6),
+        s2c("A", si + 1, ci + 101, window=1000, time=0.7),  # the window reopens
+        c2s("PA", ci + 101, si + 1, b"y" * 100, time=0.7001),
+    ])
+    assert [s.number for s in conv.window_probes()] == [6, 8]
+    assert conv.retransmissions() == [] and conv.dup_acks() == []
+    assert [s.number for s in conv.zero_windows()] == [5, 7]
+    assert "(window probe)" in conv.table()
+
+
+def test_one_byte_zero_window_probe_of_rfc_9293_is_a_probe():
+    ci, si = 10, 20
+    conv = Conversation(handshake(ci, si) + [
+        c2s("PA", ci + 1, si + 1, b"x" * 100),
+        s2c("A", si + 1, ci + 101, window=0),
+        c2s("PA", ci + 101, si + 1, b"y", time=0.2),  # one new byte pushed into the closed window
+        c2s("PA", ci + 101, si + 1, b"y", time=0.6),  # the same byte again: a probe again
+    ])
+    assert [s.number for s in conv.window_probes()] == [6, 7]
+    assert conv.retransmissions() == []
+
+
+def test_reset_window_is_not_a_zero_window():
+    conv = Conversation.from_packets(recorded("refused"))
+    assert conv.segments[1].window == 0 and conv.zero_windows() == []
+
+
+# ---------------------------------------------------------------------------
+# The same on real captures from the lab (recorded by netlab.failures, see netlab/data/errors-*)
+
+
+def test_connect_timeout_capture_names_every_syn_after_the_first_a_retransmission():
+    conv = Conversation.from_packets(recorded("errors-connect-timeout"))
+    syns = [s for s in conv.segments if s.flags == "SYN"]
+    assert len(syns) >= 3 and syns == conv.segments
+    assert conv.retransmissions() == syns[1:]
+    assert {s.seq for s in syns} == {0}
+
+
+def test_blocked_send_capture_has_zero_windows_and_linux_probes():
+    conv = Conversation.from_packets(recorded("errors-blocked-send"))
+    zero = conv.zero_windows()
+    assert zero and all(s.direction == S2C for s in zero)
+    probes = conv.window_probes()
+    assert probes and all(p.direction == C2S and p.length == 0 for p in probes)
+    for probe in probes:
+        last_from_server = [s for s in conv.segments if s.direction == S2C and s.number < probe.number][-1]
+        assert last_from_server.window == 0, "a probe is sent into a zero window"
+        assert probe.seq == last_from_server.ack - 1, "Linux probes with the byte before the next one"
+    assert conv.retransmissions() == [] and conv.dup_acks() == []
+    assert conv.segments[-1].flags == "ACK" and conv.data() == b"x" * len(conv.data())
+
+
+def test_blocked_send_windows_are_scaled_bytes():
+    conv = Conversation.from_packets(recorded("errors-blocked-send"))
+    syn, synack = conv.segments[0], conv.segments[1]
+    scale = {C2S: _scale_of(syn), S2C: _scale_of(synack)}
+    for s in conv.segments[2:]:
+        assert s.window == s.packet[TCP].window << scale[s.direction], s.label
+
+
+def _scale_of(seg):
+    return next(value for name, value in seg.packet[TCP].options if name == "WScale")
+
+
+def test_outline_leaves_out_pure_acks_whose_timing_varies():
+    ci, si = 10, 20
+    quick = handshake(ci, si) + [c2s("FA", ci + 1, si + 1), s2c("FA", si + 1, ci + 2), c2s("A", ci + 2, si + 2)]
+    slow = handshake(ci, si) + [c2s("FA", ci + 1, si + 1), s2c("A", si + 1, ci + 2), s2c("FA", si + 1, ci + 2),
+                                c2s("A", ci + 2, si + 2)]
+    assert Conversation(quick).outline() == Conversation(slow).outline() == "\n".join([
+        "C→S  SYN seq=0", "S→C  SYN-ACK seq=0 ack=1", "C→S  FIN-ACK seq=1 ack=1", "S→C  FIN-ACK seq=1 ack=2"])

@@ -1,5 +1,5 @@
-"""netlab.draw.ladder and state_diagram, checked on conversations built from scapy packets or
-recorded with netlab (no network needed)."""
+"""netlab.draw.ladder, state_diagram, time_sequence and window_plot, checked on conversations
+built from scapy packets or recorded with netlab (no network needed)."""
 
 import subprocess
 import sys
@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.text import Annotation
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
@@ -15,8 +16,10 @@ from scapy.packet import Raw
 
 import netlab
 import netlab.conversation
+from netlab.capture import recorded as recorded_packets
 from netlab.conversation import TRANSITIONS, Conversation
-from netlab.draw import PHASE_COLOURS, SIDE_COLOURS, ladder, state_diagram
+from netlab.draw import (PHASE_COLOURS, SIDE_COLOURS, TIME_SEQUENCE_COLOURS, ladder, state_diagram, time_sequence,
+                         window_plot)
 
 CLIENT = ("10.0.0.1", 40000)
 SERVER = ("10.0.0.2", 8080)
@@ -539,3 +542,146 @@ def test_state_diagram_shows_as_one_png_in_jupyter_without_pyplot(hello):
     data, _ = formatters.DisplayFormatter().format(state_diagram(hello))
     assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
     assert data["text/plain"].startswith("<Figure size 860x")
+
+
+# ---------------------------------------------------------------------------
+# time_sequence and window_plot
+
+
+def lines_by_gid(fig: Figure, prefix: str) -> dict[str, Line2D]:
+    (ax,) = fig.axes
+    return {line.get_gid(): line for line in ax.lines if (line.get_gid() or "").startswith(prefix)}
+
+
+@pytest.fixture(scope="module")
+def blocked_send() -> Conversation:
+    """A real capture: a receiver that stops reading, its window falls to 0, the sender probes."""
+    return Conversation.from_packets(recorded_packets("errors-blocked-send"), source="recorded")
+
+
+@pytest.fixture(scope="module")
+def fast_retransmit() -> Conversation:
+    """Five 100-byte segments, the 2nd lost; three duplicate ACKs, the 2nd sent again, all acked."""
+    ci, si = 1000, 5000
+    packets = [tcp_segment("client", "S", ci, time=0.0), tcp_segment("server", "SA", si, ci + 1, time=0.001),
+               tcp_segment("client", "A", ci + 1, si + 1, time=0.002)]
+    for k in (0, 2, 3, 4):
+        packets.append(tcp_segment("client", "PA", ci + 1 + 100 * k, si + 1, b"x" * 100, time=0.01 + k / 100))
+        packets.append(tcp_segment("server", "A", si + 1, ci + 101, time=0.011 + k / 100))
+    packets.append(tcp_segment("client", "PA", ci + 101, si + 1, b"x" * 100, time=0.1))
+    packets.append(tcp_segment("server", "A", si + 1, ci + 501, time=0.101))
+    packets.append(tcp_segment("client", "FA", ci + 501, si + 1, time=0.2))
+    return Conversation.from_packets(packets, source="recorded")
+
+
+def test_time_sequence_draws_one_bar_per_data_segment_over_its_bytes(fast_retransmit):
+    fig = time_sequence(fast_retransmit)
+    bars = lines_by_gid(fig, "segment ")
+    data = [s for s in fast_retransmit.segments if s.direction == "C→S" and s.length]
+    assert sorted(bars) == sorted(f"segment {s.number}" for s in data)
+    for s in data:
+        x, y = bars[f"segment {s.number}"].get_data()
+        assert list(x) == [s.time * 1000] * 2, "a vertical bar at the segment's time, in ms"
+        assert list(y) == [s.seq, s.seq + s.length]
+    assert plt.get_fignums() == []
+
+
+def test_time_sequence_marks_each_retransmission_in_its_own_colour(fast_retransmit):
+    fig = time_sequence(fast_retransmit)
+    marks = lines_by_gid(fig, "retransmission ")
+    assert len(marks) == len(fast_retransmit.retransmissions()) == 1
+    (resent,) = fast_retransmit.retransmissions()
+    bars = lines_by_gid(fig, "segment ")
+    assert to_hex(bars[f"segment {resent.number}"].get_color()) == TIME_SEQUENCE_COLOURS["retransmission"].lower()
+    first_sent = [s for s in fast_retransmit.segments if s.length and not s.retransmission]
+    assert {to_hex(bars[f"segment {s.number}"].get_color()) for s in first_sent} == {TIME_SEQUENCE_COLOURS["data"].lower()}
+    (ax,) = fig.axes
+    assert "retransmission" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_time_sequence_ack_line_steps_through_the_other_sides_acks(fast_retransmit):
+    fig = time_sequence(fast_retransmit)
+    (ack_line,) = lines_by_gid(fig, "ack line").values()
+    (window_line,) = lines_by_gid(fig, "window line").values()
+    answers = [s for s in fast_retransmit.segments if s.direction == "S→C" and s.ack is not None]
+    assert list(ack_line.get_ydata()) == [s.ack for s in answers]
+    assert list(window_line.get_ydata()) == [s.ack + s.window for s in answers]
+    assert ack_line.get_drawstyle() == "steps-post"
+    assert len(lines_by_gid(fig, "dup ack ")) == len(fast_retransmit.dup_acks()) == 3
+
+
+def test_time_sequence_marks_syn_and_fin(fast_retransmit):
+    fig = time_sequence(fast_retransmit)
+    assert sorted(lines_by_gid(fig, "syn ")) == ["syn 1"]
+    fin = [s for s in fast_retransmit.segments if s.has("FIN")][0]
+    assert list(lines_by_gid(fig, "fin ")) == [f"fin {fin.number}"]
+
+
+def test_time_sequence_of_the_other_direction_uses_the_clients_acks(blocked_send):
+    fig = time_sequence(blocked_send, "S→C")
+    (ack_line,) = lines_by_gid(fig, "ack line").values()
+    assert list(ack_line.get_ydata()) == [s.ack for s in blocked_send.segments if s.direction == "C→S" and s.ack is not None]
+    assert lines_by_gid(fig, "segment ") == {}, "the server sent no data in this capture"
+
+
+def test_time_sequence_window_line_meets_the_ack_line_at_a_zero_window(blocked_send):
+    fig = time_sequence(blocked_send)
+    (ack_line,) = lines_by_gid(fig, "ack line").values()
+    (window_line,) = lines_by_gid(fig, "window line").values()
+    gaps = [w - a for a, w in zip(ack_line.get_ydata(), window_line.get_ydata())]
+    assert 0 in gaps and gaps.count(0) == len(blocked_send.zero_windows())
+    assert len(lines_by_gid(fig, "window probe ")) == len(blocked_send.window_probes()) >= 1
+
+
+def test_time_sequence_in_seconds_for_a_long_conversation():
+    conv = Conversation.from_packets(recorded_packets("errors-connect-timeout"), source="recorded")
+    fig = time_sequence(conv)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "time (s)"
+    assert len(lines_by_gid(fig, "retransmission ")) == len(conv.retransmissions()) >= 2
+
+
+def test_time_sequence_refuses_an_unknown_direction(hello):
+    with pytest.raises(ValueError, match="direction must be"):
+        time_sequence(hello, "client")
+
+
+def test_window_plot_reaches_zero_where_the_capture_has_a_zero_window(blocked_send):
+    fig = window_plot(blocked_send)
+    lines = lines_by_gid(fig, "window ")
+    server, client = lines["window server"], lines["window client"]
+    assert min(server.get_ydata()) == 0 and min(client.get_ydata()) > 0
+    assert list(server.get_ydata()) == [s.window for s in blocked_send.segments if s.direction == "S→C"]
+    zero = lines_by_gid(fig, "zero window ")
+    assert sorted(zero) == sorted(f"zero window {s.number}" for s in blocked_send.zero_windows())
+    assert to_hex(server.get_color()) == SIDE_COLOURS["server"].lower()
+
+
+def test_window_plot_leaves_resets_out(recorded):
+    fig = window_plot(recorded["refused"])
+    assert lines_by_gid(fig, "zero window ") == {}
+    assert list(lines_by_gid(fig, "window ")) == ["window client"]
+
+
+@pytest.mark.parametrize("draw", [time_sequence, window_plot])
+def test_time_plots_fit_a_notebook_column_and_show_in_jupyter(blocked_send, draw):
+    fig = draw(blocked_send)
+    assert fig.get_size_inches()[0] <= 8.6
+    assert fig._repr_png_().startswith(b"\x89PNG")
+    assert plt.get_fignums() == []
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text")) if t.get_text()]
+    assert min(t.get_fontsize() for t in texts) >= 9
+
+
+@pytest.mark.parametrize("draw", [time_sequence, window_plot])
+def test_time_plots_draw_into_given_axes(blocked_send, draw):
+    outer = Figure()
+    ax = outer.add_subplot()
+    assert draw(blocked_send, ax=ax) is outer
+    assert ax.lines
+
+
+def test_time_sequence_legend_names_only_what_is_drawn():
+    conv = Conversation.from_packets(recorded_packets("errors-connect-timeout"), source="recorded")
+    (ax,) = time_sequence(conv).axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["retransmission", "SYN / FIN"]

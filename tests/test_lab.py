@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import _children, _gone, _open_fds
+
 import netlab
 import netlab.experiments
 from netlab import CaptureError, LabError, LabUnavailable
@@ -37,48 +39,8 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Li
 MESSAGE = b"Hello, World!"  # what netlab.handshake() sends by default
 
 
-@pytest.fixture(autouse=True)
-def live_unless_told(monkeypatch):
-    """Run live even where the developer's shell sets NETLAB_RECORDED."""
-    monkeypatch.delenv("NETLAB_RECORDED", raising=False)
-
-
 # ---------------------------------------------------------------------------
-# What "nothing left behind" and "complete" mean.
-
-
-def _children() -> list[int]:
-    """Processes (zombies included) whose parent is this test process."""
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # it ended while we looked
-        # Field 4 is the parent pid; the command name (field 2) may hold spaces, so split after ')'.
-        if int(stat.rpartition(")")[2].split()[1]) == me:
-            found.append(int(entry))
-    return found
-
-
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def _gone(pid: int) -> bool:
-    return not os.path.exists(f"/proc/{pid}")
-
-
-@pytest.fixture
-def nothing_left_behind():
-    """Fail the test if it leaves a thread, a file descriptor or a child process behind."""
-    threads, fds = threading.active_count(), _open_fds()
-    yield
-    assert threading.active_count() == threads, f"threads left: {threading.enumerate()}"
-    assert _open_fds() == fds, f"file descriptors: {fds} before, {_open_fds()} after"
-    assert _children() == [], "child processes left behind"
+# What "complete" means (what "nothing left behind" means is in conftest.py).
 
 
 def _one_sentence(text: str) -> bool:
@@ -506,16 +468,24 @@ def test_udp_in_the_lab_is_captured_without_any_handshake(nothing_left_behind):
         cap.conversation()
 
 
-@pytest.fixture
-def interrupt_in():
-    """Call interrupt_in(seconds): KeyboardInterrupt arrives then, as from Jupyter's stop button."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+def test_capture_on_a_veth_link_sees_each_frame_once_and_stops_cleanly(nothing_left_behind):
+    from scapy.layers.inet import UDP
 
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    yield lambda seconds: signal.setitimer(signal.ITIMER_REAL, seconds)
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, previous)
+    with netlab.Lab() as lab:
+        netlab.peer.add_link(lab)  # lab0 (10.0.0.1) ⇄ peer0; nothing answers at 10.0.0.2
+        with lab.capture(iface="lab0", timeout=3) as cap, lab.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for n in range(3):
+                sock.sendto(b"datagram %d" % n, (netlab.peer.PEER_ADDRESS, 9))
+    assert [bytes(pkt[UDP].payload) for pkt in cap.packets] == [b"datagram 0", b"datagram 1", b"datagram 2"]
+
+
+def test_capture_on_an_interface_the_lab_lacks_fails_at_once_naming_it(nothing_left_behind):
+    with netlab.Lab() as lab:
+        started = time.monotonic()
+        with pytest.raises(CaptureError, match="eth7"):
+            with lab.capture(iface="eth7", timeout=3):
+                pass
+        assert time.monotonic() - started < 2
 
 
 def test_interrupted_request_stops_the_lab_instead_of_leaving_it_out_of_step(nothing_left_behind, interrupt_in):

@@ -1,4 +1,5 @@
-"""netlab.sockets on the host's loopback: no lab needed.
+"""netlab.sockets: the primitives on the host's loopback (no lab needed), then notebook 02's
+experiments live in the lab and recorded.
 
 Servers listen on ("127.0.0.1", 0); everything that waits is synchronised by the protocol itself
 (a recv returns, EOF arrives) or by an event, and bounded by a timeout; nothing sleeps.
@@ -14,7 +15,9 @@ import time
 
 import pytest
 
-from netlab.sockets import EchoServer, echo_server, hello, recv_exactly, recv_until_closed
+import netlab
+from netlab.sockets import (EchoServer, MessageTooLarge, echo_server, hello, recv_exactly, recv_message,
+                            recv_until_closed, send_message)
 
 
 def _echo_threads() -> list[threading.Thread]:
@@ -193,3 +196,219 @@ def test_hello_to_a_port_where_nothing_listens_is_refused():
         closed = probe.getsockname()
     with pytest.raises(ConnectionRefusedError):
         hello(closed)
+
+
+
+# ---------------------------------------------------------------------------
+# Framing: send_message / recv_message, a 4-byte big-endian length before each message
+
+
+def _frame(data: bytes) -> bytes:
+    return struct.pack("!I", len(data)) + data
+
+
+def test_send_message_puts_a_big_endian_length_before_the_bytes():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        send_message(a, b"Hello")
+        assert recv_exactly(b, 9) == b"\x00\x00\x00\x05Hello"
+
+
+def test_recv_message_reassembles_one_send_split_across_many_recvs():
+    message = bytes(range(256)) * 4
+    wire = _frame(message)
+    pieces = [wire[:2], wire[2:3], wire[3:500], wire[500:501], wire[501:]]
+    a, b = socket.socketpair()
+    with a, b:
+        a.settimeout(5)
+        b.settimeout(5)
+        reader = _SignallingSocket(b)
+
+        def send_one_piece_per_recv():
+            for piece in pieces:
+                a.sendall(piece)
+                reader.returned.acquire(timeout=5)  # the next piece only after a recv returned
+
+        sender = threading.Thread(target=send_one_piece_per_recv)
+        sender.start()
+        try:
+            assert recv_message(reader) == message
+        finally:
+            sender.join(5)
+        assert len(reader.sizes) >= len(pieces)  # the message really came in pieces
+        assert sum(reader.sizes) == len(wire)
+
+
+def test_recv_message_separates_two_messages_that_arrive_in_one_recv():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        a.sendall(_frame(b"first") + _frame(b"second"))  # both are queued before any read
+        a.close()
+        assert b.recv(1024, socket.MSG_PEEK) == _frame(b"first") + _frame(b"second")  # one recv would get both
+        assert recv_message(b) == b"first"
+        assert recv_message(b) == b"second"
+        assert recv_message(b) is None
+
+
+def test_recv_message_over_tcp_keeps_every_message_whole(server):
+    messages = [b"", b"x", os.urandom(100_000), b"last"]
+    with socket.create_connection(server.address, timeout=5) as sock:
+        for message in messages:
+            send_message(sock, message)  # the echo server sends the framed bytes back unchanged
+        assert [recv_message(sock) for _ in messages] == messages
+
+
+def test_an_empty_message_is_not_the_end_of_the_stream():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        send_message(a, b"")
+        a.close()
+        assert recv_message(b) == b""
+        assert recv_message(b) is None
+
+
+def test_recv_message_returns_none_on_a_clean_close_between_messages():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        a.close()
+        assert recv_message(b) is None
+
+
+def test_recv_message_names_the_missing_bytes_when_the_peer_closes_mid_message():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        a.sendall(_frame(b"0123456789")[:-3])  # 7 of the 10 body bytes
+        a.close()
+        with pytest.raises(EOFError, match=r"middle of a 10-byte message: 3 bytes still missing"):
+            recv_message(b)
+
+
+def test_recv_message_names_a_length_prefix_cut_short():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        a.sendall(b"\x00\x00")
+        a.close()
+        with pytest.raises(EOFError, match=r"inside a length prefix: 2 of its 4 bytes"):
+            recv_message(b)
+
+
+def test_recv_message_refuses_a_length_above_the_limit_before_reading_it():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        a.sendall(struct.pack("!I", 1001) + b"abc")
+        with pytest.raises(MessageTooLarge, match=r"1001 bytes, more than the limit of 1000 bytes"):
+            recv_message(b, limit=1000)
+        assert b.recv(16) == b"abc"  # the body was left unread
+    assert issubclass(MessageTooLarge, ValueError)
+
+
+def test_recv_message_accepts_a_message_exactly_at_the_limit():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(5)
+        send_message(a, b"x" * 1000)
+        assert recv_message(b, limit=1000) == b"x" * 1000
+
+
+def test_send_message_refuses_text_with_a_hint_to_encode():
+    a, b = socket.socketpair()
+    with a, b:
+        with pytest.raises(TypeError, match=r"bytes, not str.*encode"):
+            send_message(a, "Hello")
+
+
+def test_recv_message_times_out_like_any_blocking_recv():
+    a, b = socket.socketpair()
+    with a, b:
+        b.settimeout(0.05)
+        a.sendall(b"\x00\x00\x00\x05He")  # a message that never completes
+        with pytest.raises(TimeoutError):
+            recv_message(b)
+
+
+# ---------------------------------------------------------------------------
+# Notebook 02's experiments, live in the lab and recorded
+
+
+def test_socket_walk_shows_which_calls_put_segments_on_the_wire():
+    walk = netlab.socket_walk()
+    assert walk.live, walk.why
+    on_wire = {call: [f"{s.direction} {s.flags}" for s in segments] for call, segments in netlab.walk_steps(walk)}
+    for quiet in ("server = socket()", 'server.bind(("127.0.0.1", 0))', "server.listen()", "client = socket()",
+                  "conn, peer = server.accept()", "data = conn.recv(1024)", "client.recv(1024)", "server.close()"):
+        assert on_wire[quiet] == [], (quiet, walk.conversation.table())
+    assert on_wire["client.connect(address)"] == ["C→S SYN", "S→C SYN-ACK", "C→S ACK"]
+    assert on_wire["client.sendall(b'Hello')"] == ["C→S PSH-ACK", "S→C ACK"]
+    assert on_wire["conn.sendall(data)"] == ["S→C PSH-ACK", "C→S ACK"]
+    assert on_wire["client.close()"] == ["C→S FIN-ACK", "S→C ACK"]
+    assert on_wire["conn.close()"] == ["S→C FIN-ACK", "C→S ACK"]
+    assert walk.conversation.data() == b"Hello"
+
+
+def test_two_sends_leave_as_two_segments_and_arrive_in_one_recv():
+    exp = netlab.two_sends_one_recv()
+    assert exp.live, exp.why
+    data = [s.payload for s in exp.conversation.segments if s.direction == "C→S" and s.length]
+    assert data == [b"Hello, ", b"World!"]
+    assert exp.result == {"sent": ["Hello, ", "World!"], "received": ["Hello, World!"]}
+
+
+def test_one_send_arrives_in_recvs_of_at_most_bufsize():
+    exp = netlab.one_send_many_recvs(size=3000, bufsize=1024)
+    assert exp.live, exp.why
+    assert [s.length for s in exp.conversation.segments if s.direction == "C→S" and s.length] == [3000]
+    assert exp.result["recvs"] == [1024, 1024, 952]
+
+
+def test_one_send_many_recvs_refuses_a_size_beyond_one_segment():
+    with pytest.raises(ValueError, match="size must be"):
+        netlab.one_send_many_recvs(size=100_000)
+
+
+def test_udp_exchange_has_no_handshake_and_keeps_datagram_boundaries():
+    from scapy.layers.inet import TCP, UDP
+
+    udp = netlab.udp_exchange()
+    assert udp.live, udp.why
+    assert not any(TCP in p for p in udp.packets)
+    assert [bytes(p[UDP].payload) for p in udp.packets] == [b"one", b"two", b"three", b"got 3"]
+    assert udp.result["received"] == ["one", "two", "three"]
+    assert "S→C     5  b'got 3'" in udp.table()
+
+
+@pytest.mark.parametrize("experiment", ["socket_walk", "two_sends_one_recv", "one_send_many_recvs", "udp_exchange"])
+def test_every_notebook_02_experiment_falls_back_to_a_labelled_recording(experiment, monkeypatch):
+    live = getattr(netlab, experiment)()
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    recorded = getattr(netlab, experiment)()
+    assert (live.source, recorded.source) == ("live", "recorded")
+    assert "NETLAB_RECORDED" in recorded.why
+    # The program-side facts (which call sent what, what each recv returned) match the live run.
+    assert recorded.result == live.result
+    if experiment != "udp_exchange":  # UDP has no conversation, only datagrams
+        assert recorded.conversation.data() == live.conversation.data()
+
+
+def test_notebook_02_experiments_leave_no_thread_socket_or_process_behind():
+    netlab.udp_exchange()  # the first lab imports scapy: count after it
+    fds, threads = sorted(os.listdir("/proc/self/fd")), threading.active_count()
+    for experiment in (netlab.socket_walk, netlab.two_sends_one_recv, netlab.one_send_many_recvs, netlab.udp_exchange):
+        experiment()
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+    assert threading.active_count() == threads
+
+
+def test_waiting_for_the_network_to_settle_gives_up_naming_what_did_not_happen():
+    from netlab.sockets import _wait_for
+
+    t0 = time.monotonic()
+    with pytest.raises(netlab.LabError, match=r"the peer's ACK did not happen within 0.05 s"):
+        _wait_for(lambda: False, "the peer's ACK", timeout=0.05)
+    assert time.monotonic() - t0 < 1.0

@@ -1,0 +1,63 @@
+"""What every test file shares: live runs, and what "nothing left behind" means."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def live_unless_told(monkeypatch):
+    """Run live even where the developer's shell sets NETLAB_RECORDED."""
+    monkeypatch.delenv("NETLAB_RECORDED", raising=False)
+
+
+def _children() -> list[int]:
+    """Processes (zombies included) whose parent is this test process."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # it ended while we looked
+        # Field 4 is the parent pid; the command name (field 2) may hold spaces, so split after ')'.
+        if int(stat.rpartition(")")[2].split()[1]) == me:
+            found.append(int(entry))
+    return found
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}")
+
+
+@pytest.fixture
+def nothing_left_behind():
+    """Fail the test if it leaves a thread, a file descriptor or a child process behind."""
+    threads, fds = threading.active_count(), _open_fds()
+    yield
+    assert threading.active_count() == threads, f"threads left: {threading.enumerate()}"
+    assert _open_fds() == fds, f"file descriptors: {fds} before, {_open_fds()} after"
+    assert _children() == [], "child processes left behind"
+
+
+
+@pytest.fixture
+def interrupt_in():
+    """Call interrupt_in(seconds): KeyboardInterrupt arrives then, as from Jupyter's stop button."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    yield lambda seconds: signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,286 @@
+"""The scripted peer against the real kernel: every script action shows the kernel behaviour it
+is for (segments of one MSS, retransmissions on a doubling timer, fast retransmit, zero-window
+probes, a checksum error counted and repaired), and the peer always stops and leaves nothing
+behind, also when the socket side fails or the notebook is interrupted.
+
+Live tests (Linux). Waits are bounded by the peer's own time bound and the notebook side's
+timeouts, never by a sleep.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import netlab
+import netlab.peer as peer
+from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from netlab.peer import MSS, PeerError, Script
+
+from conftest import _children, _gone
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
+
+
+def _data(conv, direction=CLIENT_TO_SERVER):
+    return [s for s in conv.segments if s.direction == direction and s.length]
+
+
+def _acks(conv):
+    return [s for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.flags == "ACK"]
+
+
+# ---------------------------------------------------------------------------
+# The link and the default script.
+
+
+def test_a_write_leaves_the_1500_byte_link_in_segments_of_one_mss(nothing_left_behind):
+    exp = peer.transfer(Script(), data=20_000, recorded=None)
+    conv = exp.conversation
+    assert exp.source == "live" and exp.result == 20_000, exp.why
+    syn, synack = conv.segments[0], conv.segments[1]
+    assert "MSS=1460" in syn.options and synack.options == "MSS=1460"
+    sizes = [s.length for s in _data(conv)]
+    assert sizes == [MSS] * 13 + [20_000 - 13 * MSS], sizes
+    assert conv.data() == peer._pattern(20_000)
+    # Both sides closed: the kernel's FIN, the peer's FIN, the kernel's last ACK; TIME-WAIT in the lab.
+    assert conv.flags()[-1] == "ACK" and conv.closed_first == "client"
+    assert [s.state for s in exp.kernel_states] == ["TIME-WAIT"]
+    assert any("connection closed" in e.what for e in exp.log)
+
+
+def test_loopback_carries_the_same_write_in_a_few_giant_segments(nothing_left_behind):
+    exp = peer.loopback_transfer(100_000, recorded=None)
+    sizes = [s.length for s in _data(exp.conversation)]
+    assert exp.result == 100_000 and sum(sizes) == 100_000, sizes
+    assert len(sizes) < 10 and max(sizes) > 20 * MSS, sizes
+
+
+# ---------------------------------------------------------------------------
+# The SYN: accept, refuse, ignore.
+
+
+def test_refuse_answers_the_syn_with_a_reset(nothing_left_behind):
+    exp = peer.transfer(Script().refuse(), data=100, recorded=None)
+    assert isinstance(exp.result, ConnectionRefusedError)
+    assert exp.conversation.flags() == ["SYN", "RST-ACK"]
+
+
+def test_ignored_syns_are_retransmitted_until_connect_times_out(nothing_left_behind):
+    start = time.monotonic()
+    exp = peer.transfer(Script().ignore_syns(), data=100, timeout=1.5, recorded=None)
+    assert isinstance(exp.result, TimeoutError)
+    assert exp.conversation.flags() == ["SYN", "SYN"], exp.conversation.table()  # resent after 1 s
+    assert [e.what for e in exp.log[:2]] == ["SYN number 1 ignored", "SYN number 2 ignored"]
+    assert time.monotonic() - start < 6
+
+
+# ---------------------------------------------------------------------------
+# Loss and retransmission.
+
+
+def test_never_ack_makes_the_kernel_retransmit_on_a_doubling_timer(nothing_left_behind):
+    exp = peer.retransmissions(3, recorded=None)
+    times = peer.retransmission_times(exp.conversation)
+    assert len(times) == 3, exp.conversation.table()
+    waits = [b - a for a, b in zip([0.0] + times, times)]
+    assert 0.19 <= waits[0] <= 0.5, waits  # Linux's minimum RTO is 200 ms
+    for before, after in zip(waits, waits[1:]):
+        assert 1.6 <= after / before <= 2.4, waits
+    assert not _acks(exp.conversation)[1:] or all(s.ack == 1 for s in _acks(exp.conversation)[1:])
+    assert exp.counters["TcpExtTCPTimeouts"] >= 3
+
+
+def test_a_dropped_segment_is_fast_retransmitted_after_duplicate_acks(nothing_left_behind):
+    exp = peer.transfer(Script().drop(3), data=30_000, recorded=None)
+    conv = exp.conversation
+    lost = _data(conv)[2]
+    copies = [s for s in _data(conv) if s.seq == lost.seq]
+    assert len(copies) == 2, conv.table()
+    dups = [s for s in _acks(conv) if s.ack == lost.seq and s.time < copies[1].time]
+    assert len(dups) >= 4, conv.table()  # the first ACK for the gap, then three or more duplicates
+    assert copies[1].time - lost.time < 0.2  # before any retransmission timer could fire
+    assert exp.counters["TcpExtTCPFastRetrans"] == 1 and exp.counters["TcpExtTCPTimeouts"] == 0
+    assert conv.data() == peer._pattern(30_000)  # the peer kept the segments after the gap
+
+
+def test_duplicate_acks_are_sent_and_the_segment_is_sent_again(nothing_left_behind):
+    exp = peer.transfer(Script().duplicate_acks(2, count=3), data=2 * MSS, recorded=None)
+    conv = exp.conversation
+    second = _data(conv)[1]
+    repeats = [s for s in _acks(conv) if s.ack == second.seq]
+    assert len(repeats) == 4, conv.table()  # the ACK of segment 1, then three duplicates
+    assert [s.seq for s in _data(conv)].count(second.seq) == 2
+    assert conv.data() == peer._pattern(2 * MSS)
+
+
+def test_late_acks_set_the_round_trip_time(nothing_left_behind):
+    exp = peer.transfer(Script().accept(window=3 * MSS).ack_late(0.1), data=6 * MSS, recorded=None)
+    conv = exp.conversation
+    first, ack = _data(conv)[0], next(s for s in _acks(conv) if s.ack == 1 + MSS)
+    assert 0.1 <= ack.time - first.time < 0.2
+    # A window of three segments: never more than three unacknowledged at once.
+    assert max(s.seq + s.length - 1 for s in _data(conv)[:4]) - 1 >= 3 * MSS
+    assert _data(conv)[3].time - first.time >= 0.1
+
+
+def test_reset_mid_stream_reaches_the_program_as_connection_reset(nothing_left_behind):
+    exp = peer.transfer(Script().reset(after=3), data=30_000, recorded=None)
+    assert isinstance(exp.result, ConnectionResetError), exp.result
+    assert exp.conversation.segments[-1].flags == "RST-ACK"
+    assert exp.conversation.segments[-1].direction == SERVER_TO_CLIENT
+
+
+def test_a_corrupted_ack_is_counted_dropped_and_the_data_retransmitted(nothing_left_behind):
+    from scapy.layers.inet import IP, TCP
+
+    exp = peer.transfer(Script().corrupt_ack(1), data=1000, recorded=None)
+    conv = exp.conversation
+    bad = _acks(conv)[0]
+    wire = bad.packet[IP]
+    fixed = IP(bytes(wire))
+    del fixed[TCP].chksum
+    assert IP(bytes(fixed))[TCP].chksum != wire[TCP].chksum  # the checksum on the wire is wrong
+    assert exp.counters["TcpInCsumErrors"] == 1
+    assert [s.seq for s in _data(conv)] == [1, 1]  # so the kernel sent the data again
+    assert exp.result == 1000
+
+
+# ---------------------------------------------------------------------------
+# Flow control.
+
+
+def test_stop_reading_closes_the_window_and_the_kernel_probes_until_it_reopens(nothing_left_behind):
+    exp = peer.transfer(Script().accept(window=10 * MSS).stop_reading(after=0, seconds=0.8), data=20 * MSS,
+                        recorded=None)
+    conv = exp.conversation
+    windows = [s.window for s in _acks(conv)]
+    assert windows[:10] == [MSS * n for n in range(9, -1, -1)], windows
+    closed_at = next(s.time for s in _acks(conv) if s.window == 0)
+    reopened = next(s for s in _acks(conv) if s.time > closed_at and s.window > 0)
+    assert reopened.time - closed_at >= 0.75
+    # Probes: empty segments with an old sequence number while the window is zero.
+    probes = [s for s in conv.segments if s.direction == CLIENT_TO_SERVER and not s.length
+              and s.flags == "ACK" and closed_at < s.time < reopened.time]
+    assert probes and all(p.seq == 10 * MSS for p in probes), conv.table()
+    assert exp.counters["TcpExtTCPWinProbe"] == len(probes)
+    assert conv.data() == peer._pattern(20 * MSS)
+
+
+# ---------------------------------------------------------------------------
+# Always stops, always cleans up.
+
+
+def test_stop_after_ends_the_peer_by_itself(nothing_left_behind):
+    with netlab.Lab() as lab, peer.Peer(lab, Script().never_ack().stop_after(segments=1)) as p:
+        with lab.create_connection(p.address, timeout=2) as sock:
+            sock.sendall(b"x")
+            assert p.wait(2.0)
+    assert p.finished and "stopping after 1 data segments" in p.log[-2].what
+
+
+def test_peer_ends_at_its_time_bound(nothing_left_behind):
+    start = time.monotonic()
+    with netlab.Lab() as lab, peer.Peer(lab, Script().ignore_syns().within(0.5)) as p:
+        assert p.wait(5.0)
+    assert time.monotonic() - start < 5
+    assert not p.finished and p.log[-1].what == "peer ends: time bound of 0.5 s reached"
+
+
+def test_peer_stops_and_leaves_nothing_when_the_socket_side_fails(nothing_left_behind):
+    start = time.monotonic()
+    with netlab.Lab() as lab:
+        with pytest.raises(ValueError, match="the student's bug"):
+            with peer.Peer(lab, Script()) as p:
+                with lab.create_connection(p.address, timeout=2) as sock:
+                    sock.sendall(b"half a message")
+                    raise ValueError("the student's bug")
+        assert not p.running
+        assert [line for line in lab.run("ps", "-eo", "args").splitlines() if "netlab.peer" in line] == []
+    assert time.monotonic() - start < 5
+    # At once: told to stop, or done with the connection the kernel closed; never at its 10 s bound.
+    assert p.log[-1].what in ("peer ends: told to stop", "peer ends: the connection is over")
+
+
+def test_interrupt_while_waiting_for_the_peer_stops_it(nothing_left_behind, interrupt_in):
+    with netlab.Lab() as lab:
+        with pytest.raises(KeyboardInterrupt):
+            with peer.Peer(lab, Script().ignore_syns()) as p:
+                proc = p._proc
+                interrupt_in(0.3)
+                p.wait(10)
+        assert proc.poll() is not None
+    assert _children() == []
+
+
+def test_interrupt_during_a_transfer_leaves_nothing_behind(nothing_left_behind, interrupt_in):
+    start = time.monotonic()
+    interrupt_in(0.8)
+    with pytest.raises(KeyboardInterrupt):
+        peer.transfer(Script().never_ack(), data=1000, recorded=None)
+    assert time.monotonic() - start < 5
+
+
+def test_a_peer_that_cannot_start_fails_within_its_timeout(nothing_left_behind):
+    start = time.monotonic()
+    with netlab.Lab() as lab:
+        popen = lab.popen
+        lab.popen = lambda argv, **kwargs: popen(["sleep", "30"], **kwargs)  # never says "ready"
+        with pytest.raises(PeerError, match="did not start within 0.5 s"):
+            with peer.Peer(lab, Script(), start_timeout=0.5):
+                pass
+    assert time.monotonic() - start < 5
+
+
+# ---------------------------------------------------------------------------
+# Bad scripts, recorded fallback, the command line.
+
+
+@pytest.mark.parametrize("build, words", [
+    (lambda: Script(port=0), "port must be a whole number from 1 to 65535"),
+    (lambda: Script().accept(window=70000), "window must be a whole number from 0 to 65535"),
+    (lambda: Script().drop(0), "a data segment's number must be"),
+    (lambda: Script().ack_late(-1), "ack_late takes a time in seconds above 0"),
+    (lambda: Script().within(600), "at most 60"),
+    (lambda: peer.transfer("drop 3"), "follows a netlab.peer.Script, not str"),
+    (lambda: peer.transfer(data=3.5), "data is bytes or a size in bytes, not float"),
+])
+def test_bad_scripts_are_refused_with_a_message_naming_the_problem(build, words):
+    with pytest.raises(PeerError, match=words):
+        build()
+
+
+def test_script_reads_back_as_written():
+    script = Script(port=80).accept(window=14600).drop(3).ack_late(0.1)
+    assert repr(script) == "Script(port=80).accept(window=14600).drop(3).ack_late(0.1)"
+
+
+@pytest.mark.parametrize("name", sorted(peer.recordings()))
+def test_every_notebook_experiment_has_a_recording_labelled_recorded(monkeypatch, name):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    exp = peer.load_recorded(name, why="recorded")
+    assert exp.source == "recorded" and exp.conversation.source == "recorded"
+    assert exp.conversation.handshake_complete
+
+
+def test_recorded_transfer_says_which_script_it_followed(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    same = peer.transfer(Script().drop(3), data=30_000, recorded="transfer-fast")
+    assert same.source == "recorded" and "NETLAB_RECORDED" in same.why and "not your script" not in same.why
+    other = peer.transfer(Script().drop(4), data=30_000, recorded="transfer-fast")
+    assert "This recording followed Script(port=80).drop(3), not your script." in other.why
+
+
+def test_retransmit_command_prints_each_timeout_about_double_the_last():
+    done = subprocess.run([sys.executable, "-m", "netlab", "retransmit", "--count", "3"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = [ln for ln in done.stdout.splitlines() if "retransmission" in ln]
+    assert len(lines) == 3, done.stdout
+    ratios = [float(ln.split(", ")[-1].split(" ×")[0]) for ln in lines[1:]]
+    assert all(1.6 <= r <= 2.4 for r in ratios), done.stdout

@@ -1,0 +1,237 @@
+"""The series holds together: 00's table lists exactly the notebooks that exist, under their own
+titles, and each notebook's **Next:** link leads to the following one (08's back to 00).
+
+Like jakevdp's navigation script, but as a test: a notebook added, renamed or retitled without
+updating the start page or the previous notebook's link fails here instead of drifting.
+The end of the file tests the exercise checks of notebooks 00 to 02.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS_DIR = Path(__file__).parent.parent / "notebooks"
+START = NOTEBOOKS_DIR / "00-start-here.ipynb"
+# The series as planned: number → title. A notebook's own first line must agree.
+SERIES = {
+    "00": "Start here",
+    "01": "Layers and packets",
+    "02": "Sockets",
+    "03": "The TCP handshake and teardown",
+    "04": "HTTP",
+    "05": "Data transfer",
+    "06": "Errors and timeouts",
+    "07": "Concurrency",
+    "08": "TLS",
+}
+LINK = re.compile(r"\[(\d\d) · ([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _existing() -> list[Path]:
+    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _title(path: Path) -> str:
+    """The title from a notebook's first line, '# NN · Title'."""
+    first = "".join(_cells(path)[0]["source"]).splitlines()[0]
+    match = re.fullmatch(rf"# {path.name[:2]} · (.+)", first.strip())
+    assert match, f"{path.name}: the first line is {first!r}, not '# {path.name[:2]} · Title'"
+    return match.group(1)
+
+
+def _table_links() -> list[tuple[str, str, str]]:
+    """(number, title, target) for each row of 00's table of notebooks."""
+    rows = []
+    for cell in _cells(START):
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in "".join(cell["source"]).splitlines():
+            if line.startswith("| [") and (match := LINK.match(line[2:])):
+                rows.append(match.groups())
+    return rows
+
+
+def test_every_notebook_is_a_planned_part_of_the_series_with_its_title():
+    for path in _existing():
+        number = path.name[:2]
+        assert number in SERIES, f"{path.name} is not in the series (00–08)"
+        assert _title(path) == SERIES[number], f"{path.name}: title differs from the series plan"
+
+
+def test_start_page_lists_every_notebook_in_order_under_its_own_title():
+    rows = _table_links()
+    assert [number for number, _, _ in rows] == sorted(SERIES), "00's table lists notebooks 00 to 08, in order"
+    for number, title, target in rows:
+        assert title == SERIES[number], f"row {number}: {title!r}"
+        assert re.fullmatch(rf"{number}-[a-z0-9-]+\.ipynb", target), f"row {number}: the link {target!r} is not relative"
+
+
+@pytest.mark.parametrize("number", sorted(SERIES))
+def test_start_page_links_to_a_notebook_that_exists_with_that_title(number):
+    (row,) = [r for r in _table_links() if r[0] == number]
+    _, title, target = row
+    path = NOTEBOOKS_DIR / target
+    assert path.is_file(), f"00 links to {target}, which does not exist (yet)"
+    assert _title(path) == title
+
+
+def test_start_page_lists_no_notebook_twice_and_every_existing_one():
+    targets = [target for _, _, target in _table_links()]
+    assert len(targets) == len(set(targets))
+    missing = [p.name for p in _existing() if p.name not in targets]
+    assert not missing, f"notebooks missing from 00's table: {missing}"
+
+
+def _next_link(path: Path) -> tuple[str, str, str]:
+    last = "".join(_cells(path)[-1]["source"])
+    match = re.search(r"\*\*Next:\*\* " + LINK.pattern, last)
+    assert match, f"{path.name}: the last cell has no '**Next:** [NN · Title](NN-file.ipynb)'"
+    return match.groups()
+
+
+@pytest.mark.parametrize("path", _existing(), ids=lambda p: p.name)
+def test_next_link_points_to_the_following_notebook_by_its_exact_title(path):
+    number, title, target = _next_link(path)
+    following = f"{(int(path.name[:2]) + 1) % len(SERIES):02d}"  # 08 leads back to 00
+    assert number == following, f"{path.name}: **Next:** goes to {number}, not {following}"
+    assert title == SERIES[following], f"{path.name}: **Next:** says {title!r}"
+    target_path = NOTEBOOKS_DIR / target
+    assert target_path.is_file(), f"{path.name}: **Next:** links to {target}, which does not exist (yet)"
+    assert _title(target_path) == title
+
+
+# ---------------------------------------------------------------------------
+# The exercise checks of notebooks 00–02: a right answer passes, a wrong one says where to look
+# without giving the answer away. Recorded captures, so no lab is needed.
+
+
+@pytest.fixture(scope="module")
+def recorded_handshake():
+    import netlab
+
+    return netlab.load_recorded("handshake")
+
+
+@pytest.fixture(scope="module")
+def data_packet(recorded_handshake):
+    return recorded_handshake.conversation.phase("data")[0].packet
+
+
+def test_live_or_recorded_check_reads_the_experiments_source(recorded_handshake):
+    import netlab
+
+    assert netlab.checks.live_or_recorded(recorded_handshake, "recorded")
+    wrong = netlab.checks.live_or_recorded(recorded_handshake, "live")
+    assert not wrong and "exp.why" in wrong.message
+    assert not netlab.checks.live_or_recorded(recorded_handshake, "lab")
+    assert "Not answered" in netlab.checks.live_or_recorded(recorded_handshake, ...).message
+
+
+def test_segments_in_file_check_counts_the_saved_file(recorded_handshake, tmp_path):
+    import netlab
+
+    path = recorded_handshake.save(tmp_path / "h.pcap")
+    assert netlab.checks.segments_in_file(path, 10)
+    assert "load the file" in netlab.checks.segments_in_file(path, 9).message
+    broken = tmp_path / "broken.pcap"
+    broken.write_bytes(b"not a capture")
+    assert "cannot be read" in netlab.checks.segments_in_file(broken, 10).message
+
+
+def test_reloaded_capture_check_compares_packets_byte_for_byte(recorded_handshake, tmp_path):
+    import netlab
+
+    packets = netlab.load_pcap(recorded_handshake.save(tmp_path / "h.pcap"))
+    assert netlab.checks.reloaded_capture(recorded_handshake, packets)
+    assert "did you load" in netlab.checks.reloaded_capture(recorded_handshake, packets[:-1]).message
+    other = netlab.load_pcap(netlab.load_recorded("handshake-slow-close").save(tmp_path / "s.pcap"))[:10]
+    assert "not the same bytes" in netlab.checks.reloaded_capture(recorded_handshake, other).message
+
+
+def test_tcp_header_length_check_knows_the_options_and_the_word_count(data_packet):
+    import netlab
+
+    assert netlab.checks.tcp_header_length(data_packet, 32)
+    assert "without options" in netlab.checks.tcp_header_length(data_packet, 20).message
+    assert "4-byte words" in netlab.checks.tcp_header_length(data_packet, 8).message
+
+
+def test_ip_protocol_check_tells_udp_from_tcp(data_packet):
+    import netlab
+
+    assert netlab.checks.ip_protocol(data_packet, 6)
+    assert "UDP" in netlab.checks.ip_protocol(data_packet, 17).message
+    assert "int" in netlab.checks.ip_protocol(data_packet, "tcp").message
+
+
+def test_built_datagram_check_names_each_wrong_field():
+    import netlab
+    from scapy.layers.inet import IP, TCP, UDP
+
+    assert netlab.checks.built_datagram(IP(dst="127.0.0.1") / UDP(dport=9999) / b"ping")
+    wrong = netlab.checks.built_datagram(IP(dst="127.0.0.2") / UDP(dport=53) / b"pong")
+    assert not wrong
+    assert "127.0.0.2" in wrong.message and "53" in wrong.message and "pong" in wrong.message
+    assert "no UDP layer" in netlab.checks.built_datagram(IP(dst="127.0.0.1") / TCP()).message
+    assert "scapy's layers" in netlab.checks.built_datagram(b"ping").message
+
+
+def test_connect_segments_check_reads_the_walk():
+    import netlab
+
+    walk = netlab.load_recorded("sockets-walk")
+    assert netlab.checks.connect_segments(walk, 3)
+    assert "does not return" in netlab.checks.connect_segments(walk, 1).message
+    assert "accept()" in netlab.checks.connect_segments(walk, 0).message
+
+
+def test_framed_messages_check_spots_messages_run_together_and_a_lost_empty_one():
+    import netlab
+
+    assert netlab.checks.framed_messages([b"alpha", b"", b"omega"])
+    assert "ran together" in netlab.checks.framed_messages(b"alphaomega").message
+    assert "empty message" in netlab.checks.framed_messages([b"alpha", b"omega"]).message
+
+
+def test_timeout_error_check_wants_the_caught_timeout():
+    import netlab
+
+    assert netlab.checks.timeout_error(TimeoutError("timed out"))
+    assert "not its class" in netlab.checks.timeout_error(TimeoutError).message
+    assert "not a timeout" in netlab.checks.timeout_error(ConnectionResetError()).message
+
+
+# ---------------------------------------------------------------------------
+# Notebook 01's helpers in netlab.draw: byte ranges from scapy's own dissection, and their picture
+
+
+def test_header_ranges_cover_the_frame_back_to_back(data_packet):
+    import netlab
+
+    ranges = netlab.draw.header_ranges(data_packet)
+    assert ranges == [("Ethernet", 0, 14), ("IP", 14, 34), ("TCP", 34, 66), ("payload", 66, 79)]
+    assert ranges[-1][2] == len(bytes(data_packet))
+    assert bytes(data_packet)[66:79] == b"Hello, World!"
+
+
+def test_header_ranges_of_a_built_datagram_follow_its_layers():
+    import netlab
+    from scapy.layers.inet import IP, UDP
+
+    assert netlab.draw.header_ranges(IP(dst="127.0.0.1") / UDP(dport=9) / b"ping") == [
+        ("IP", 0, 20), ("UDP", 20, 28), ("payload", 28, 32)]
+
+
+def test_encapsulation_draws_one_header_per_layer_to_scale(data_packet):
+    import netlab
+
+    fig = netlab.draw.encapsulation(data_packet)
+    headers = {p.get_gid(): p.get_width() for p in fig.axes[0].patches if (p.get_gid() or "").startswith("header ")}
+    assert list(headers) == ["header payload", "header TCP", "header IP", "header Ethernet"]
+    assert abs(headers["header TCP"] / headers["header payload"] - 32 / 13) < 1e-9  # widths in proportion to bytes
