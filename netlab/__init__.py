@@ -11,46 +11,42 @@ Importing netlab does nothing else: no processes, no sockets, no matplotlib sett
 
 import importlib
 
-from netlab import checks, failures
+from netlab import checks
 from netlab.capture import Capture, CaptureError, PcapError, load_pcap, save_pcap
 from netlab.conversation import Conversation, ConversationError, NoHandshakeError, Segment, conversations
 from netlab.experiments import Experiment, handshake, load_recorded, mode, refused, run
 from netlab.lab import Lab, LabError, LabUnavailable, SocketState
-from netlab.sockets import EchoServer, echo_server, hello, recv_exactly, recv_until_closed
-from netlab.sockets import RetryError, connect_with_retry
-from netlab.sockets import (Datagrams, MessageTooLarge, one_send_many_recvs, recv_message, send_message,
-                            socket_walk, two_sends_one_recv, udp_exchange, walk_steps)
-from netlab import tls
-from netlab import peer
-from netlab import http
+from netlab.sockets import (Datagrams, EchoServer, MessageTooLarge, RetryError, connect_with_retry, echo_server,
+                            hello, one_send_many_recvs, recv_exactly, recv_message, recv_until_closed,
+                            send_message, socket_walk, two_sends_one_recv, udp_exchange, walk_steps)
+
+# One module per lesson, loaded when a notebook first uses it (`netlab.http.serve()`): the lab's
+# helper process imports netlab too, and should start without matplotlib, asyncio, ssl or the
+# HTTP server (together about 0.1 s on every Lab()).
+_LESSON_MODULES = {
+    "draw",  # ladder, state diagram, time-sequence graph, window plot, encapsulation (matplotlib)
+    "http",  # notebook 04: HTTP parsed and checked against the standard library, the lab web server
+    "peer",  # notebook 05: the scripted remote host on a 1500-byte link
+    "failures",  # notebook 06: each failure in code and on the wire
+    "concurrency", "bulk",  # notebook 07: one echo protocol served three ways; bulk beside iperf3
+    "tls",  # notebook 08: certificates made at run time, HTTP against HTTPS, TLS records dissected
+}
 
 __all__ = [
-    # notebook 05: the scripted remote peer on a 1500-byte link
-    "peer",
     "Capture", "CaptureError", "Conversation", "ConversationError", "EchoServer", "Experiment", "Lab",
     "LabError", "LabUnavailable", "NoHandshakeError", "PcapError", "Segment", "SocketState",
-    "checks", "conversations", "draw", "echo_server", "handshake", "hello", "load_pcap",
+    "checks", "conversations", "echo_server", "handshake", "hello", "load_pcap",
     "load_recorded", "mode", "recv_exactly", "recv_until_closed", "refused", "run", "save_pcap",
     # notebook 02: framing, and what socket calls put on the wire
     "Datagrams", "MessageTooLarge", "one_send_many_recvs", "recv_message", "send_message", "socket_walk",
     "two_sends_one_recv", "udp_exchange", "walk_steps",
-    # notebook 06: failures in code and on the wire, and a retry that gives up cleanly
-    "RetryError", "connect_with_retry", "failures",
-    # notebook 04: HTTP parsed and checked against the standard library, the lab web server, keep-alive
-    "http",
-    # notebook 08: certificates made at run time, HTTP against HTTPS, TLS records dissected
-    "tls",
-    # notebook 07: one echo protocol served three ways, under load; a bulk transfer beside iperf3
-    "bulk", "concurrency",
+    # notebook 06: a retry that gives up cleanly
+    "RetryError", "connect_with_retry",
+    *sorted(_LESSON_MODULES),
 ]
 
 
 def __getattr__(name: str):
-    # netlab.draw loads matplotlib (about 0.3 s): only when a notebook first draws, so the
-    # lab's helper process, which imports netlab too, starts without it.
-    if name == "draw":
-        return importlib.import_module("netlab.draw")
-    # netlab.concurrency loads asyncio: also only when first used, for the same reason.
-    if name in ("concurrency", "bulk"):
+    if name in _LESSON_MODULES:
         return importlib.import_module(f"netlab.{name}")
     raise AttributeError(f"module 'netlab' has no attribute {name!r}")
