@@ -15,8 +15,9 @@ over the lab's network with ordinary `socket` objects. Packet capture needs priv
 the helper has, so the helper sniffs and sends the captured frames back.
 
 Rules for this file:
-1. Everything that crosses into the namespace goes through `_Helper` requests; nothing else
-   in netlab starts processes in the lab.
+1. Everything that crosses into the namespace goes through the helper's requests, or through
+   `Lab.popen` for a whole program (iperf3, load generators, the scripted peer): nothing else
+   in netlab enters the lab.
 2. Every wait has a timeout, and `Lab.close()` always leaves no process, thread or socket
    behind, even when the helper has died.
 """

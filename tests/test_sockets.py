@@ -125,8 +125,8 @@ class _SignallingSocket:
         return data
 
 
-def test_recv_exactly_reassembles_a_message_sent_in_pieces():
-    pieces = [b"He", b"llo, ", b"Wor", b"ld!"]
+def _read_while_sent_in_pieces(pieces: list[bytes], read):
+    """Send `pieces` one per recv (the next only after a recv returned); return (read(reader), reader)."""
     a, b = socket.socketpair()
     with a, b:
         a.settimeout(5)
@@ -136,15 +136,21 @@ def test_recv_exactly_reassembles_a_message_sent_in_pieces():
         def send_one_piece_per_recv():
             for piece in pieces:
                 a.sendall(piece)
-                reader.returned.acquire(timeout=5)  # the next piece only after a recv returned
+                reader.returned.acquire(timeout=5)
 
         sender = threading.Thread(target=send_one_piece_per_recv)
         sender.start()
         try:
-            assert recv_exactly(reader, 13) == b"Hello, World!"
+            return read(reader), reader
         finally:
             sender.join(5)
-        assert reader.sizes == [len(p) for p in pieces]  # four recvs for one message
+
+
+def test_recv_exactly_reassembles_a_message_sent_in_pieces():
+    pieces = [b"He", b"llo, ", b"Wor", b"ld!"]
+    message, reader = _read_while_sent_in_pieces(pieces, lambda sock: recv_exactly(sock, 13))
+    assert message == b"Hello, World!"
+    assert reader.sizes == [len(p) for p in pieces]  # four recvs for one message
 
 
 def test_recv_exactly_names_the_missing_bytes_when_the_peer_closes_early():
@@ -219,25 +225,10 @@ def test_recv_message_reassembles_one_send_split_across_many_recvs():
     message = bytes(range(256)) * 4
     wire = _frame(message)
     pieces = [wire[:2], wire[2:3], wire[3:500], wire[500:501], wire[501:]]
-    a, b = socket.socketpair()
-    with a, b:
-        a.settimeout(5)
-        b.settimeout(5)
-        reader = _SignallingSocket(b)
-
-        def send_one_piece_per_recv():
-            for piece in pieces:
-                a.sendall(piece)
-                reader.returned.acquire(timeout=5)  # the next piece only after a recv returned
-
-        sender = threading.Thread(target=send_one_piece_per_recv)
-        sender.start()
-        try:
-            assert recv_message(reader) == message
-        finally:
-            sender.join(5)
-        assert len(reader.sizes) >= len(pieces)  # the message really came in pieces
-        assert sum(reader.sizes) == len(wire)
+    received, reader = _read_while_sent_in_pieces(pieces, recv_message)
+    assert received == message
+    assert len(reader.sizes) >= len(pieces)  # the message really came in pieces
+    assert sum(reader.sizes) == len(wire)
 
 
 def test_recv_message_separates_two_messages_that_arrive_in_one_recv():
