@@ -219,6 +219,15 @@ print(json.dumps({"uid": os.geteuid(), "source": exp.source, "why": exp.why,
                   "imported_matplotlib": imported_matplotlib}))
 """
 
+PEER_DROPS_A_SEGMENT = """
+import json, os
+import netlab
+exp = netlab.peer.transfer(netlab.peer.Script(port=80).drop(3), data=30_000, recorded=None)
+print(json.dumps({"uid": os.geteuid(), "source": exp.source, "sent": exp.result,
+                  "received": len(exp.conversation.data()),
+                  "retransmitted": [s.seq for s in exp.conversation.retransmissions()]}))
+"""
+
 
 def _can_run(user: str, python: str) -> bool:
     done = subprocess.run(["runuser", "-u", user, "--", python, "-c", "import sys; assert sys.version_info >= (3, 11)"],
@@ -281,6 +290,16 @@ def test_ordinary_user_captures_a_complete_live_handshake_in_a_lab(as_ordinary_u
     assert flags.count("FIN-ACK") == 2
     assert result["data"] == MESSAGE.decode()
     assert not result["imported_matplotlib"], "importing netlab must not import matplotlib"
+
+
+def test_ordinary_user_runs_the_scripted_peer_on_the_labs_veth_link(as_ordinary_user):
+    # The peer is a separate program that joins the lab (Lab.popen, nsenter) and sends raw frames:
+    # both must work without privileges on the host.
+    result = json.loads(as_ordinary_user(PEER_DROPS_A_SEGMENT).splitlines()[-1])
+    assert result["uid"] == pwd.getpwnam(ORDINARY_USER).pw_uid
+    assert result["source"] == "live"
+    assert result["sent"] == result["received"] == 30_000
+    assert result["retransmitted"] == [2 * 1460 + 1], "the dropped third segment, sent again once"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may sniff the host's loopback")
