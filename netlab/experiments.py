@@ -9,6 +9,8 @@ kernel's view of the sockets afterwards (`ss`), and whether all of it is *live* 
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +133,36 @@ def load_recorded(name: str, why: str = "recorded") -> Experiment:
         source="recorded",
         why=why,
         kernel_states=[s for s in states if s.state != "LISTEN"],
-        result=meta.get("result"),
+        result=_rebuild(meta.get("result")),
     )
+
+
+def _rebuild(text: Any) -> Any:
+    """Turn a recorded repr back into the value: `ConnectionResetError(104, 'Connection reset by peer')`
+    into that exception, `b'...'` into bytes; anything else stays the text it is.
+
+    So a recorded run gives the same kind of result as a live one (`exp.result.errno` works).
+    Only literals and Python's own or netlab's exception classes are rebuilt, never a call.
+    """
+    if not isinstance(text, str):
+        return text
+    try:
+        call = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return text
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.keywords:
+        from netlab import sockets
+
+        cls = getattr(builtins, call.func.id, None) or getattr(sockets, call.func.id, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            try:
+                return cls(*(ast.literal_eval(arg) for arg in call.args))
+            except ValueError:
+                return text
+    try:
+        return ast.literal_eval(call)
+    except ValueError:
+        return text
 
 
 def record_all(directory: Path = DATA) -> list[Path]:

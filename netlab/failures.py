@@ -12,14 +12,12 @@ Rules for this file:
 1. A client catches only the exception its failure is about and returns it; anything else
    propagates, so a lab that behaves unexpectedly is never shown as the lesson.
 2. Each experiment has a recording, netlab/data/errors-NAME.pcap (+ .json), shown when the lab is
-   refused; `experiments.record_all` re-records them. A recorded exception is rebuilt from its
-   repr, so `type(exp.result)` and its errno are the same live and recorded.
+   refused; `experiments.record_all` re-records them. `load_recorded` rebuilds a recorded exception
+   from its repr, so `type(exp.result)` and its errno are the same live and recorded.
 """
 
 from __future__ import annotations
 
-import ast
-import builtins
 import contextlib
 import socket
 import struct
@@ -30,9 +28,8 @@ from typing import Any, Callable
 
 from netlab.capture import recorded as recorded_packets, save_pcap
 from netlab.conversation import Conversation, conversations
-from netlab.experiments import Experiment, _all_closed, load_recorded
+from netlab.experiments import Experiment, _all_closed, _rebuild, load_recorded
 from netlab.lab import Lab, LabUnavailable, SocketState
-from netlab import sockets as _sockets
 from netlab.sockets import RetryError, connect_with_retry, recv_until_closed
 
 __all__ = [
@@ -70,32 +67,7 @@ def _run(name: str, client: Callable[[Lab, Any], Any],
 
 
 def _recorded(name: str, why: str) -> Experiment:
-    exp = load_recorded(f"errors-{name}", why=why)
-    exp.result = _rebuild(exp.result)
-    return exp
-
-
-def _rebuild(text: Any) -> Any:
-    """Turn a recorded repr back into the value: `ConnectionResetError(104, 'Connection reset by peer')`
-    into that exception, `b'...'` into bytes; anything else stays the text it is."""
-    if not isinstance(text, str):
-        return text
-    try:
-        call = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        return text
-    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.keywords:
-        # Python's own exceptions, or netlab's (RetryError)
-        cls = getattr(builtins, call.func.id, None) or getattr(_sockets, call.func.id, None)
-        if isinstance(cls, type) and issubclass(cls, BaseException):
-            try:
-                return cls(*(ast.literal_eval(arg) for arg in call.args))
-            except ValueError:
-                return text
-    try:
-        return ast.literal_eval(call)
-    except ValueError:
-        return text
+    return load_recorded(f"errors-{name}", why=why)
 
 
 def _connected_pair(lab: Lab, stack: contextlib.ExitStack) -> tuple[socket.socket, socket.socket]:
@@ -125,14 +97,10 @@ def _wait_for_state(lab: Lab, ends: tuple[Any, Any], wanted: str | None) -> None
 
 
 def refused() -> Experiment:
-    """`netlab.refused()` (SYN answered by RST, `ConnectionRefusedError`), with the exception
-    rebuilt when the capture is the recorded one, so its errno can be read either way."""
+    """`netlab.refused()`: a SYN answered by RST, `ConnectionRefusedError` (recorded or live)."""
     from netlab.experiments import refused as refused_experiment
 
-    exp = refused_experiment()
-    if not exp.live:
-        exp.result = _rebuild(exp.result)
-    return exp
+    return refused_experiment()
 
 
 def _fill_accept_queue(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, int]:

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 import netlab
+import netlab.experiments
 from netlab import failures
 from netlab.conversation import CLIENT_TO_SERVER as C2S, SERVER_TO_CLIENT as S2C
 from netlab.sockets import RetryError, connect_with_retry
@@ -116,7 +117,7 @@ def test_recorded_exceptions_are_rebuilt_with_their_errno(monkeypatch):
 
 @pytest.mark.parametrize("text", ["not python (", "os.system('x')", "SystemExit(0)x", "__import__('os')"])
 def test_recorded_results_that_are_not_plain_values_stay_text(text):
-    assert failures._rebuild(text) == text
+    assert netlab.experiments._rebuild(text) == text
 
 
 # ---------------------------------------------------------------------------
