@@ -124,8 +124,7 @@ def refused() -> Experiment:
 
 def load_recorded(name: str, why: str = "recorded") -> Experiment:
     """Return a recorded experiment shipped with netlab, labelled as recorded."""
-    meta_path = DATA / f"{name}.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = recorded_meta(name)
     states = [SocketState(s["state"], tuple(s["local"]), tuple(s["peer"]) if s["peer"] else None)
               for s in meta.get("kernel_states", [])]
     return Experiment(
@@ -133,8 +132,17 @@ def load_recorded(name: str, why: str = "recorded") -> Experiment:
         source="recorded",
         why=why,
         kernel_states=[s for s in states if s.state != "LISTEN"],
-        result=_rebuild(meta.get("result")),
+        result=meta.get("result"),
     )
+
+
+def recorded_meta(name: str) -> dict[str, Any]:
+    """What netlab/data/NAME.json says about a recording (its result rebuilt, see `_rebuild`); {} if none."""
+    path = DATA / f"{name}.json"
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    if "result" in meta:
+        meta["result"] = _rebuild(meta["result"])
+    return meta
 
 
 def _rebuild(text: Any) -> Any:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from netlab.capture import recorded as recorded_packets, save_pcap
 from netlab.conversation import Conversation, conversations
-from netlab.experiments import Experiment, _all_closed, _rebuild, load_recorded
+from netlab.experiments import Experiment, _all_closed, load_recorded, recorded_meta
 from netlab.lab import Lab, LabUnavailable, SocketState
 from netlab.sockets import RetryError, connect_with_retry, recv_until_closed
 
@@ -96,6 +96,12 @@ def _wait_for_state(lab: Lab, ends: tuple[Any, Any], wanted: str | None) -> None
 # The failures.
 
 
+def _check_seconds(name: str, value: Any, most: float = 10.0) -> None:
+    """Refuse a timeout an experiment cannot use, naming it: a number of seconds above 0, at most `most`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= most:
+        raise ValueError(f"{name} must be a number of seconds above 0 and at most {most:g}, not {value!r}")
+
+
 def refused() -> Experiment:
     """`netlab.refused()`: a SYN answered by RST, `ConnectionRefusedError` (recorded or live)."""
     from netlab.experiments import refused as refused_experiment
@@ -114,8 +120,9 @@ def _fill_accept_queue(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, int]
 
 def connect_timeout(timeout: float = 3.5) -> Experiment:
     """Connect to a server whose accept queue is full: its kernel drops the SYNs, the client's
-    kernel sends them again (after 1 s, then 2 s more), and `connect` gives up after `timeout`
-    seconds with `TimeoutError`."""
+    kernel sends them again (after 1 s; then every 1 s on kernels with linear SYN timeouts, else
+    doubling), and `connect` gives up after `timeout` seconds with `TimeoutError`."""
+    _check_seconds("timeout", timeout)
     def client(lab: Lab, address: tuple[str, int]) -> Any:
         try:
             with lab.create_connection(address, timeout=timeout):
@@ -128,6 +135,7 @@ def connect_timeout(timeout: float = 3.5) -> Experiment:
 
 def read_timeout(timeout: float = 0.5) -> Experiment:
     """Send a request to a server that never answers; `recv` gives up after `timeout` seconds with `TimeoutError`."""
+    _check_seconds("timeout", timeout)
     def client(lab: Lab, _: Any) -> Any:
         with contextlib.ExitStack() as stack:
             sock, server = _connected_pair(lab, stack)
@@ -205,6 +213,7 @@ def blocked_send(timeout: float = 1.0) -> Experiment:
     window falls to zero, the sender's kernel probes it, and `sendall` blocks until it times
     out after `timeout` seconds (`TimeoutError`); then the receiver reads everything and the
     window opens again."""
+    _check_seconds("timeout", timeout)
     def setup(lab: Lab, stack: contextlib.ExitStack) -> socket.socket:
         listener = stack.enter_context(lab.socket())
         # Small buffers on both sides, set before the handshake (the window scale is agreed then),
@@ -281,7 +290,7 @@ def retry_refused(attempts: int = 4, first_delay: float = 0.1) -> Attempts:
     except LabUnavailable as err:
         packets = recorded_packets("errors-retry")
         return Attempts(conversations(packets, source="recorded"), "recorded", str(err),
-                        _rebuild(_recorded_result("errors-retry")))
+                        recorded_meta("errors-retry").get("result"))
     with lab:
         with lab.socket() as probe:  # a free port number, closed again: nothing listens there
             probe.bind(("127.0.0.1", 0))
@@ -294,16 +303,6 @@ def retry_refused(attempts: int = 4, first_delay: float = 0.1) -> Attempts:
                 result = err
     return Attempts(conversations(cap.packets), "live",
                     "live: captured just now in a private network namespace that netlab created", result)
-
-
-def _recorded_result(name: str) -> Any:
-    """The `result` text stored with a recording (its .json), or None."""
-    import json
-
-    from netlab.capture import DATA
-
-    meta = DATA / f"{name}.json"
-    return json.loads(meta.read_text()).get("result") if meta.exists() else None
 
 
 # The recordings shipped in netlab/data as errors-NAME.pcap/.json, re-recorded by `python -m netlab record`.

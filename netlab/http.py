@@ -837,17 +837,33 @@ def serve(lab: "Lab | None" = None, host: str = "127.0.0.1", port: int = 0, *,
 
 
 class _LabHTTPConnection(http.client.HTTPConnection):
-    """An http.client connection whose socket is created in a lab (or on this machine)."""
+    """http.client's own connection, on a socket that lives in a lab (or on this machine's
+    loopback without one), wrapped in TLS when given a `context`.
 
-    def __init__(self, lab: "Lab | None", host: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._lab = lab
+    `host` is the name the request's Host header and TLS's SNI carry; the connection itself goes
+    to `address`.
+    """
+
+    def __init__(self, lab: "Lab | None", address: tuple[str, int], timeout: float, *,
+                 host: str | None = None, context: ssl.SSLContext | None = None) -> None:
+        super().__init__(host or address[0], address[1], timeout=timeout)
+        self._lab, self._address, self._context = lab, address, context
 
     def connect(self) -> None:
         if self._lab is None:
-            super().connect()
+            sock = socket.create_connection(self._address, self.timeout)
         else:
-            self.sock = self._lab.create_connection((self.host, self.port), self.timeout)
+            sock = self._lab.create_connection(self._address, timeout=self.timeout)
+        # As http.client itself does: send small writes at once. Otherwise Nagle's algorithm can
+        # hold a request back until the server ACKs the previous segment (a delayed ACK, 40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._context is not None:
+            try:
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)  # sends the SNI
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
 
 
 class Site:
@@ -895,7 +911,7 @@ class Site:
 
     def http_connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
         """An http.client.HTTPConnection to the server; its socket is made in the lab when it runs live."""
-        return _LabHTTPConnection(self.lab, *self.address, timeout=self.timeout if timeout is None else timeout)
+        return _LabHTTPConnection(self.lab, self.address, self.timeout if timeout is None else timeout)
 
     def close(self) -> None:
         """Stop the server, then the lab."""
@@ -958,8 +974,8 @@ class HTTPExperiment:
 
     @property
     def syns(self) -> int:
-        """How many connections the client opened: the SYN segments in the capture."""
-        return sum(1 for conv in self.conversations for s in conv.segments if s.flags == "SYN")
+        """How many connections the client opened: the first SYN of each (a SYN sent again is no new connection)."""
+        return sum(1 for conv in self.conversations for s in conv.segments if s.flags == "SYN" and not s.retransmission)
 
     @property
     def exchanges(self) -> list[Exchange]:
@@ -1031,6 +1047,12 @@ def fetch(paths: Sequence[str] = DEFAULT_PATHS, *, reuse: bool = True, version: 
 
     if version not in ("1.0", "1.1"):
         raise HTTPParseError(f"version {version!r}: fetch speaks HTTP '1.0' or '1.1'")
+    if isinstance(paths, str) or not paths:
+        raise HTTPParseError(f"paths must be a non-empty list of paths such as ['/', '/large'], not {paths!r}")
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/") or not path.isascii() or any(c in path for c in " \r\n"):
+            raise HTTPParseError(f"{path!r} is no request target: a path starts with '/' and holds no spaces "
+                                 "or non-ASCII characters (percent-encode them, e.g. urllib.parse.quote)")
     try:
         lab = Lab()
     except LabUnavailable as err:

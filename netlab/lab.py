@@ -239,10 +239,14 @@ class Lab:
         """
         if self._closed:
             raise LabError("this lab is closed; open a new one with netlab.Lab()")
+        if self._proc.poll() is not None:
+            # Its pid may belong to another process by now: never enter a namespace through it.
+            self._reap()
+            raise LabError("the lab process has ended, so no program can join the lab; open a new one with netlab.Lab()")
         nsenter = shutil.which("nsenter")
         if nsenter is None:
             raise LabError("this system has no `nsenter` tool (util-linux), so no program can join the lab")
-        env = kwargs.pop("env", None) or dict(os.environ)
+        env = dict(kwargs.pop("env", None) or os.environ)
         env["PYTHONPATH"] = _package_parent() + os.pathsep + env.get("PYTHONPATH", "")
         command = [nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", *argv]
         kwargs.setdefault("stdin", subprocess.DEVNULL)

@@ -202,6 +202,14 @@ def recv_message(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes | 
 _SETTLE_TIMEOUT = 3.0  # seconds; the slowest settling is a delayed ACK (40 ms on Linux)
 
 
+def _check_payload(name: str, value: Any, limit: int = 60_000) -> None:
+    """Refuse what a lesson's experiment cannot send, naming the argument (bytes, 1..limit long)."""
+    if not isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{name} must be bytes (b\"...\", or text.encode()), not {type(value).__name__}")
+    if not 0 < len(value) <= limit:
+        raise ValueError(f"{name} must hold 1 to {limit} bytes, not {len(value)}")
+
+
 def _ioctl_int(sock: socket.socket, request: int) -> int:
     import fcntl
 
@@ -252,6 +260,7 @@ def socket_walk(message: bytes = b"Hello") -> "Experiment":
     only once the network has settled, so every segment belongs to exactly one call.
     `walk_steps(exp)` pairs each call with its segments.
     """
+    _check_payload("message", message)
     from netlab.conversation import Conversation
     from netlab.experiments import Experiment, load_recorded
     from netlab.lab import Lab, LabUnavailable
@@ -328,6 +337,8 @@ def two_sends_one_recv(first: bytes = b"Hello, ", second: bytes = b"World!") -> 
     The receiver reads only after both segments have arrived and been acknowledged, so the
     outcome does not depend on timing: `exp.result` lists what was sent and what each recv returned.
     """
+    _check_payload("first", first)
+    _check_payload("second", second)
 
     def client(lab: "Lab", _address: Any) -> dict[str, list[str]]:
         with lab.create_server() as listener, lab.create_connection(listener.getsockname()) as sock:
@@ -351,6 +362,8 @@ def one_send_many_recvs(size: int = 3000, bufsize: int = 1024) -> "Experiment":
     The receiver starts reading once all bytes have arrived, so the split is the same on every
     run: a recv returns at most `bufsize` bytes. `exp.result` holds the size of each recv.
     """
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (size, bufsize)):
+        raise TypeError(f"size and bufsize are numbers of bytes (ints), not {size!r} and {bufsize!r}")
     if not 0 < size <= 60_000 or bufsize <= 0:
         raise ValueError(f"size must be 1..60000 bytes (one loopback segment) and bufsize positive, not {size} and {bufsize}")
 
@@ -420,16 +433,18 @@ def udp_exchange(messages: tuple[bytes, ...] = (b"one", b"two", b"three")) -> Da
     No connection is set up first, and each recvfrom returns exactly one datagram: UDP keeps
     message boundaries. The server answers the last datagram with b"got 3".
     """
-    import json
-
-    from netlab.capture import DATA, recorded
+    if not isinstance(messages, (tuple, list)) or not messages:
+        raise ValueError(f"messages must be a non-empty tuple of bytes, not {messages!r}")
+    for n, message in enumerate(messages):
+        _check_payload(f"messages[{n}]", message, limit=1024)
+    from netlab.capture import recorded
+    from netlab.experiments import recorded_meta
     from netlab.lab import Lab, LabUnavailable
 
     try:
         lab = Lab()
     except LabUnavailable as err:
-        meta = json.loads((DATA / "udp-exchange.json").read_text())
-        return Datagrams(recorded("udp-exchange"), "recorded", str(err), meta.get("result"))
+        return Datagrams(recorded("udp-exchange"), "recorded", str(err), recorded_meta("udp-exchange").get("result"))
     with lab, lab.capture() as cap:
         with lab.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
                 lab.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:

@@ -31,7 +31,6 @@ import http.client
 import ipaddress
 import os
 import secrets
-import socket
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -508,28 +507,6 @@ class Comparison:
     path: str
 
 
-class _LabHTTPConnection(http.client.HTTPConnection):
-    """http.client's own connection, on a socket that lives in the lab (wrapped in TLS when asked)."""
-
-    def __init__(self, lab: "Lab", address: tuple[str, int], context: ssl.SSLContext | None, timeout: float) -> None:
-        super().__init__(SERVER_NAME, address[1], timeout=timeout)
-        self._lab, self._address, self._context = lab, address, context
-
-    def connect(self) -> None:
-        sock = self._lab.create_connection(self._address, timeout=self.timeout)
-        # As http.client itself does: send small writes at once. Otherwise Nagle's algorithm holds
-        # the request back until the server ACKs the client's Finished, and the server, having
-        # nothing to send, delays that ACK by up to 40 ms.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._context is not None:
-            try:
-                sock = self._context.wrap_socket(sock, server_hostname=SERVER_NAME)  # sends the SNI
-            except BaseException:
-                sock.close()
-                raise
-        self.sock = sock
-
-
 def _client(server_context: ssl.SSLContext | None, client_context: ssl.SSLContext | None, path: str,
             timeout: float):
     """The client an experiment runs in the lab: one GET request, facts about it returned."""
@@ -539,7 +516,7 @@ def _client(server_context: ssl.SSLContext | None, client_context: ssl.SSLContex
 
         facts: dict[str, Any] = {"request": f"GET {path} HTTP/1.1", "server_name": SERVER_NAME}
         with lab_http.serve(lab=lab, ssl_context=server_context, timeout=timeout) as server:
-            conn = _LabHTTPConnection(lab, server.address, client_context, timeout)
+            conn = lab_http._LabHTTPConnection(lab, server.address, timeout, host=SERVER_NAME, context=client_context)
             try:
                 # Connection: close, so the server closes after its answer and the capture ends
                 # with a complete teardown.

@@ -239,3 +239,10 @@ def test_refused_recorded_result_is_the_exception_with_its_errno(monkeypatch):
     exp = failures.refused()
     assert exp.source == "recorded"
     assert isinstance(exp.result, ConnectionRefusedError) and exp.result.errno == errno.ECONNREFUSED
+
+
+@pytest.mark.parametrize("experiment", ["connect_timeout", "read_timeout", "blocked_send"])
+@pytest.mark.parametrize("timeout", [0, -1, "1", 60])
+def test_failures_refuse_a_timeout_they_cannot_use_naming_it(experiment, timeout):
+    with pytest.raises(ValueError, match="timeout must be a number of seconds above 0"):
+        getattr(failures, experiment)(timeout)

@@ -863,3 +863,9 @@ def test_closing_header_check():
     assert not netlab.checks.closing_header("Connection: keep-alive")
     assert not netlab.checks.closing_header("Content-Length: 0")
     assert not netlab.checks.closing_header(...)
+
+
+@pytest.mark.parametrize("paths", [["/é"], ["large"], ["/a b"], "/", [], [b"/"]])
+def test_fetch_refuses_what_is_no_request_target_before_opening_a_lab(paths):
+    with pytest.raises(HTTPParseError, match="paths must be|no request target"):
+        nh.fetch(paths)

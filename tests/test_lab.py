@@ -410,6 +410,24 @@ def test_request_to_a_killed_lab_fails_fast_and_close_still_works(nothing_left_b
         lab.socket()
 
 
+def test_no_program_joins_a_lab_whose_process_has_ended(nothing_left_behind):
+    lab = netlab.Lab()
+    os.kill(lab.pid, signal.SIGKILL)
+    lab._proc.wait(timeout=5)  # it has ended: its pid is free for another process
+    with pytest.raises(LabError, match="has ended"):
+        lab.popen(["true"])
+    lab.close()
+
+
+def test_popen_leaves_the_callers_environment_as_it_was(nothing_left_behind):
+    env = {"PATH": os.environ["PATH"]}
+    with netlab.Lab() as lab:
+        for _ in range(2):
+            with lab.popen(["true"], env=env) as proc:
+                assert proc.wait(timeout=5) == 0
+    assert env == {"PATH": os.environ["PATH"]}
+
+
 def test_lab_killed_during_a_capture_raises_at_the_end_of_the_block(nothing_left_behind):
     with netlab.Lab() as lab:
         start = time.monotonic()

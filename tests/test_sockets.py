@@ -403,3 +403,16 @@ def test_waiting_for_the_network_to_settle_gives_up_naming_what_did_not_happen()
     with pytest.raises(netlab.LabError, match=r"the peer's ACK did not happen within 0.05 s"):
         _wait_for(lambda: False, "the peer's ACK", timeout=0.05)
     assert time.monotonic() - t0 < 1.0
+
+
+@pytest.mark.parametrize("call, named", [
+    (lambda: netlab.socket_walk(b""), "message must hold 1 to"),
+    (lambda: netlab.socket_walk("hi"), "message must be bytes"),
+    (lambda: netlab.two_sends_one_recv("a", b"b"), "first must be bytes"),
+    (lambda: netlab.one_send_many_recvs(3000, 0.5), "size and bufsize"),
+    (lambda: netlab.udp_exchange(()), "non-empty tuple of bytes"),
+    (lambda: netlab.udp_exchange((b"ok", b"x" * 2000)), r"messages\[1\] must hold 1 to 1024"),
+])
+def test_experiments_refuse_bad_arguments_naming_them_before_opening_a_lab(call, named):
+    with pytest.raises((TypeError, ValueError), match=named):
+        call()
