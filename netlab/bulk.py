@@ -20,6 +20,7 @@ Rules for this file:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import socket
 import subprocess
@@ -58,6 +59,16 @@ class Transfer:
                 f"{self.gbit_per_second:.1f} Gbit/s ({self.buffer // 1024} KiB buffers, {self.where})")
 
 
+def _whole(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BulkError(f"{name} must be a whole number ≥ 1, got {value!r}")
+
+
+def _seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise BulkError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
 def _pattern(buffer: int) -> bytes:
     # Not all zeros: a bug that dropped or repeated a chunk would change the checksum.
     return bytes(range(256)) * (buffer // 256) + bytes(buffer % 256)
@@ -69,10 +80,12 @@ def transfer(nbytes: int = 200_000_000, *, buffer: int = 1 << 20, lab: Lab | Non
 
     The sender `sendall`s a memoryview of a `buffer`-byte block; the receiver `recv_into`s one
     preallocated bytearray, so no byte is copied in Python. `verify` makes the receiver checksum
-    everything (CRC-32) and compare with the sender's. `timeout` (seconds) bounds the transfer.
+    everything (CRC-32) and compare with the sender's. `timeout` (seconds) bounds the whole
+    transfer, from connecting to the last byte received.
     """
-    if nbytes < 1 or buffer < 1:
-        raise BulkError(f"a bulk transfer needs nbytes ≥ 1 and buffer ≥ 1 (got {nbytes}, {buffer})")
+    _whole("nbytes", nbytes)
+    _whole("buffer", buffer)
+    _seconds("timeout", timeout)
     if lab is None:
         with lab_or_host() as (fresh, where, _why):
             return _transfer(nbytes, buffer, fresh, verify, timeout, where)
@@ -80,6 +93,11 @@ def transfer(nbytes: int = 200_000_000, *, buffer: int = 1 << 20, lab: Lab | Non
 
 
 def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: float, where: str) -> Transfer:
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:  # what remains of `timeout`, for the next blocking call
+        return max(0.001, deadline - time.monotonic())
+
     block = _pattern(buffer)
     sent_crc = 0
     if verify:
@@ -87,48 +105,68 @@ def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: 
         for _ in range(full):
             sent_crc = zlib.crc32(block, sent_crc)
         sent_crc = zlib.crc32(block[:rest], sent_crc)
-    got: dict[str, Any] = {}
+    got: dict[str, Any] = {"bytes": 0}
+    sent, failure = 0, None
 
     with _listener(lab, "127.0.0.1", 0, 1) as listener:
-        listener.settimeout(timeout)
+        listener.settimeout(left())
 
         def receive() -> None:
             try:
                 conn, _ = listener.accept()
                 with conn:
-                    conn.settimeout(timeout)
                     into = bytearray(buffer)
                     view = memoryview(into)
                     total, crc = 0, 0
+                    conn.settimeout(left())
                     while n := conn.recv_into(view):
                         total += n
+                        got["bytes"] = total
                         if verify:
                             crc = zlib.crc32(view[:n], crc)
+                        conn.settimeout(left())
                     got["end"] = time.perf_counter()
-                    got["bytes"], got["crc"] = total, crc
+                    got["crc"] = crc
             except OSError as err:
                 got["error"] = err
 
         receiver = threading.Thread(target=receive, name="bulk-receiver", daemon=True)
         receiver.start()
+        start = time.perf_counter()
         try:
-            sock = lab.create_connection(listener.getsockname(), timeout) if lab else \
-                socket.create_connection(listener.getsockname(), timeout)
+            sock = lab.create_connection(listener.getsockname(), left()) if lab else \
+                socket.create_connection(listener.getsockname(), left())
             with sock:
                 view = memoryview(block)
                 start = time.perf_counter()
                 full, rest = divmod(nbytes, buffer)
                 for _ in range(full):
+                    sock.settimeout(left())
                     sock.sendall(view)
-                sock.sendall(view[:rest])
+                    sent += buffer
+                if rest:
+                    sock.settimeout(left())
+                    sock.sendall(view[:rest])
+                    sent += rest
                 sock.shutdown(socket.SHUT_WR)  # the receiver's recv_into returns 0: all sent
-                receiver.join(timeout)
+        except OSError as err:
+            failure = err
         finally:
-            receiver.join(timeout)
+            if failure is not None or sent < nbytes:
+                try:  # wake a receiver still waiting in accept(): the sender has given up
+                    listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            # The receiver's own waits end by the deadline; the margin is for a thread that is stuck.
+            receiver.join(max(0.0, deadline - time.monotonic()) + STOP_TIMEOUT)
+    progress = f"{sent} of {nbytes} bytes sent, {got['bytes']} received"
     if receiver.is_alive():
-        raise BulkError(f"the bulk receiver did not finish within {timeout:g} s")
-    if "error" in got:
-        raise BulkError(f"the bulk transfer failed: {got['error']}")
+        raise BulkError(f"the bulk receiver did not finish within {timeout:g} s ({progress})")
+    for who, err in (("receiver", got.get("error")), ("sender", failure)):
+        if isinstance(err, TimeoutError):
+            raise BulkError(f"the bulk transfer did not finish within {timeout:g} s ({progress})")
+        if err is not None:
+            raise BulkError(f"the bulk {who} failed ({progress}): {type(err).__name__}: {err}")
     ok = (got["crc"] == sent_crc and got["bytes"] == nbytes) if verify else None
     return Transfer(got["bytes"], got["end"] - start, buffer, ok, where)
 
@@ -156,8 +194,13 @@ def iperf3(nbytes: int = 200_000_000, *, length: int | None = None, lab: Lab | N
     """Run iperf3 (server and client, two processes) moving `nbytes` on loopback; None if iperf3 is not installed.
 
     `length` is iperf3's `-l`, the bytes per write (its default for TCP is 128 KiB). Both run in
-    `lab` when given, else in a fresh lab, else on the host's 127.0.0.1.
+    `lab` when given, else in a fresh lab, else on the host's 127.0.0.1. `timeout` (seconds)
+    bounds the whole run, the server's start included.
     """
+    _whole("nbytes", nbytes)
+    if length is not None:
+        _whole("length", length)
+    _seconds("timeout", timeout)
     tool = shutil.which("iperf3")
     if tool is None:
         return None
@@ -198,8 +241,13 @@ def compare(nbytes: int = 1_000_000_000, *, buffer: int = 1 << 20, same_writes: 
 
     With `same_writes` iperf3 writes `buffer` bytes at a time as netlab does (`-l`); without,
     it keeps its default (128 KiB). The best run is the one least disturbed by other work on the
-    machine. Where the lab is refused both run on the host's 127.0.0.1.
+    machine. Where the lab is refused both run on the host's 127.0.0.1. `timeout` (seconds)
+    bounds each run, netlab's and iperf3's.
     """
+    _whole("nbytes", nbytes)
+    _whole("buffer", buffer)
+    _whole("runs", runs)
+    _seconds("timeout", timeout)
     length = buffer if same_writes else None
     with lab_or_host() as (lab, where, _why):
         transfers, perfs = [], []
@@ -219,17 +267,18 @@ def _free_port(lab: Lab | None) -> int:
 
 
 def _iperf3(tool: str, nbytes: int, length: int | None, lab: Lab | None, timeout: float, where: str) -> Iperf3Result:
+    deadline = time.monotonic() + timeout
     port = _free_port(lab)
     start = (lambda argv, **kw: lab.popen(argv, **kw)) if lab else subprocess.Popen
     server = start([tool, "-s", "-1", "-B", "127.0.0.1", "-p", str(port), "--forceflush"],
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_for_line(server, "listening", timeout=10.0)
+        _wait_for_line(server, "listening", timeout=min(10.0, timeout))
         extra = ["-l", str(length)] if length else []
         client = start([tool, "-c", "127.0.0.1", "-p", str(port), "-n", str(nbytes), "-J", *extra],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            out, err = client.communicate(timeout=timeout)
+            out, err = client.communicate(timeout=max(0.001, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             client.kill()
             client.communicate()
@@ -249,21 +298,33 @@ def _iperf3(tool: str, nbytes: int, length: int | None, lab: Lab | None, timeout
 
 
 def _wait_for_line(proc: subprocess.Popen, word: str, timeout: float) -> None:
-    """Read `proc`'s output until a line containing `word`, for at most `timeout` seconds."""
-    found = threading.Event()
+    """Read `proc`'s output until a line containing `word`, for at most `timeout` seconds; fail at once if it exits."""
+    ended = threading.Event()  # set when `word` was seen, or the output ended (the process exited)
     seen: list[str] = []
+    found: list[bool] = []
 
     def read() -> None:
-        for line in proc.stdout:
-            seen.append(line)
-            if word in line:
-                found.set()
-                return
+        try:
+            for line in proc.stdout:
+                seen.append(line)
+                if word in line:
+                    found.append(True)
+                    return
+        finally:
+            ended.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    if not found.wait(timeout):
+    if not ended.wait(timeout):
         proc.kill()
         reader.join(STOP_TIMEOUT)
         raise BulkError(f"iperf3's server did not start within {timeout:g} s: {''.join(seen).strip()[:200]}")
     reader.join(STOP_TIMEOUT)
+    if not found:
+        try:
+            status = proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status = "none: it closed its output and was killed"
+        said = "".join(seen).strip()[:200] or "no output"
+        raise BulkError(f"iperf3's server exited before it was listening (exit status {status}): {said}")

@@ -29,6 +29,7 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
 import os
@@ -42,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from netlab.lab import Lab, LabUnavailable
+from netlab.lab import Lab, LabUnavailable, _package_parent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,6 +64,9 @@ READ_SIZE = 65536
 MAX_MESSAGE = 4096
 # A server stops within this many seconds of close().
 STOP_TIMEOUT = 5.0
+# After accept() fails for want of a resource (EMFILE: no file descriptor left), a server waits
+# this long before it tries again, instead of spinning on a listener that stays readable.
+ACCEPT_BACKOFF = 0.05
 
 
 class ConcurrencyError(RuntimeError):
@@ -98,8 +102,11 @@ class _EchoServer:
         self._count_lock = threading.Lock()
         self.open_connections = 0  # connections accepted and not yet closed
         self.accepted = 0  # connections accepted since the server started
-        self.errors: list[str] = []  # one line per connection that ended with an error
+        self.errors: list[str] = []  # one line per connection that ended with an error, or accept() failure
+        self.accept_error: str | None = None  # why the last accept() failed, until one succeeds again
+        self.lab = lab  # the lab the server listens in (None: the host), where its load must run too
         self._closed = False
+        self._closing = threading.Event()  # set by close(): ends an accept back-off at once
         self._listener = _listener(lab, host, port, backlog)
         self.address: tuple[str, int] = self._listener.getsockname()
 
@@ -107,6 +114,20 @@ class _EchoServer:
         with self._count_lock:
             self.open_connections += 1
             self.accepted += 1
+            self.accept_error = None
+
+    def _accept_failed(self, err: OSError) -> None:
+        # accept() failed while the server was open: most often EMFILE, no file descriptor left for
+        # the new connection. The connection stays queued in the kernel; the server keeps going and
+        # tries again after a back-off. Each new reason is recorded once, not once per retry.
+        line = f"accept() failed: {type(err).__name__}: {err}"
+        if err.errno in (errno.EMFILE, errno.ENFILE):
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            line += f" (this process may open {soft} files; see netlab.concurrency.raise_fd_limit)"
+        with self._count_lock:
+            if line != self.accept_error:
+                self.errors.append(line)
+            self.accept_error = line
 
     def _ended(self, err: BaseException | None = None) -> None:
         with self._count_lock:
@@ -124,8 +145,9 @@ class _EchoServer:
         deadline = time.monotonic() + timeout
         while self.open_connections != count:
             if time.monotonic() > deadline:
+                why = f"; its last error: {self.errors[-1]}" if self.errors else ""
                 raise ConcurrencyError(f"the {self.model} server has {self.open_connections} connections open "
-                                       f"after {timeout:g} s, expected {count}")
+                                       f"after {timeout:g} s, expected {count}{why}")
             time.sleep(0.001)
 
     def close(self) -> None:
@@ -133,6 +155,7 @@ class _EchoServer:
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         self._stop()
 
     def _stop(self) -> None:
@@ -172,8 +195,13 @@ class ThreadedEchoServer(_EchoServer):
         while True:
             try:
                 conn, _ = self._listener.accept()
-            except OSError:
-                return  # close() shut the listener down
+            except OSError as err:
+                if self._closed:
+                    return  # close() shut the listener down
+                self._accept_failed(err)
+                if self._closing.wait(ACCEPT_BACKOFF):
+                    return
+                continue
             _nodelay(conn)
             handler = threading.Thread(target=self._handle, args=(conn,), daemon=True,
                                        name=f"echo-threads-{self.address[1]}")
@@ -230,13 +258,20 @@ class SelectorEchoServer(_EchoServer):
         self._wake_r, self._wake_w = socket.socketpair()  # close() writes here to end select()
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._paused_until: float | None = None  # accepting is paused until then (see _accept)
         self._thread = threading.Thread(target=self._loop, name=f"echo-selectors-{self.address[1]}", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         try:
             while not self._closed:
-                for key, events in self._selector.select():
+                wait = None
+                if self._paused_until is not None:  # accept() ran out of a resource: try again later
+                    wait = self._paused_until - time.monotonic()
+                    if wait <= 0:
+                        self._paused_until, wait = None, None
+                        self._selector.register(self._listener, selectors.EVENT_READ, None)
+                for key, events in self._selector.select(wait):
                     if key.data == "wake":
                         return
                     if key.data is None:
@@ -255,6 +290,13 @@ class SelectorEchoServer(_EchoServer):
             try:
                 conn, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:
+                # EMFILE and the like: the listener stays readable, so stop watching it for a
+                # back-off instead of spinning, and keep serving the connections already open.
+                self._accept_failed(err)
+                self._selector.unregister(self._listener)
+                self._paused_until = time.monotonic() + ACCEPT_BACKOFF
                 return
             conn.setblocking(False)
             _nodelay(conn)
@@ -316,7 +358,9 @@ class AsyncioEchoServer(_EchoServer):
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._main())
+            with asyncio.Runner() as runner:  # asyncio.run(), with our handler for what the loop reports
+                runner.get_loop().set_exception_handler(self._loop_error)
+                runner.run(self._main())
         except BaseException as err:  # reported by __init__ or close()
             self._failure = err
             self._ready.set()
@@ -350,6 +394,15 @@ class AsyncioEchoServer(_EchoServer):
             for task in list(handlers):
                 task.cancel()
             await asyncio.gather(*handlers, return_exceptions=True)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        # asyncio's server handles EMFILE in accept() itself (it pauses accepting for a second and
+        # tries again) and reports it here: record it, as the other two servers do.
+        err = context.get("exception")
+        if isinstance(err, OSError) and "accept" in context.get("message", "") and not self._closed:
+            self._accept_failed(err)
+        else:
+            loop.default_exception_handler(context)
 
     def _stop(self) -> None:
         if self._loop is not None and self._stopping is not None and self._thread.is_alive():
@@ -406,6 +459,17 @@ def raise_fd_limit(needed: int) -> FdLimit:
         new = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
     return FdLimit(needed, soft, new, hard)
+
+
+def _need_fds(needed: int, what: str) -> FdLimit:
+    """Raise the open-file limit to `needed`, or fail before anything starts if the hard limit is lower."""
+    limit = raise_fd_limit(needed)
+    if not limit.enough:
+        raise ConcurrencyError(
+            f"{what} needs about {needed} open files, but this process may "
+            f"open only {limit.soft} (hard limit {limit.hard}): use fewer connections, or raise the hard "
+            f"limit (ulimit -Hn) before starting Jupyter")
+    return limit
 
 
 # ---------------------------------------------------------------------------
@@ -573,10 +637,6 @@ class _Generators:
         self.close()
 
 
-def _package_parent() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 # ---------------------------------------------------------------------------
 # A load run and a comparison of the three models.
 
@@ -639,13 +699,21 @@ def load(server: _EchoServer, clients: int, messages: int = 50, *, size: int = 3
          lab: Lab | None = None, timeout: float = 60.0) -> LoadPoint:
     """Run one load against a running `server`: `clients` clients, each sending `messages` echoes of `size` bytes.
 
-    The clients are split over `generators` processes (in `lab` when given), all connected before
-    any sends; the run is timed from the moment they are released to the last echo. `timeout`
-    (seconds) bounds the whole run.
+    The clients are split over `generators` processes, in the server's lab (or on the host when
+    the server listens there), all connected before any sends; the run is timed from the moment
+    they are released to the last echo. `lab`, if given, must be the server's. `timeout` (seconds)
+    bounds the whole run.
     """
     if clients < 1 or messages < 1 or not 16 <= size <= MAX_MESSAGE or generators < 1:
         raise ConcurrencyError(f"a load needs clients ≥ 1, messages ≥ 1, 16 ≤ size ≤ {MAX_MESSAGE} and "
                                f"generators ≥ 1 (got {clients}, {messages}, {size}, {generators})")
+    if lab is None:
+        lab = server.lab  # the clients must reach the server's 127.0.0.1, not another namespace's
+    elif lab is not server.lab:
+        where = "on the host" if server.lab is None else "in another lab"
+        raise ConcurrencyError(f"the {server.model} server listens {where}, so its load cannot run in the lab "
+                               f"given: leave out lab= to load it where it listens")
+    _need_fds(2 * clients + 64, f"a load of {clients} clients")
     generators = min(generators, clients)
     shares = [clients // generators + (i < clients % generators) for i in range(generators)]
     settings = [{"address": list(server.address), "clients": n, "messages": messages, "size": size, "tag": i,
@@ -797,7 +865,7 @@ def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 
             raise ConcurrencyError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
     if not clients or clients[0] < 1:
         raise ConcurrencyError(f"client counts must be 1 or more, got {clients}")
-    raise_fd_limit(2 * max(clients) + 64)
+    _need_fds(2 * max(clients) + 64, f"a load of {max(clients)} clients")
     with lab_or_host() as (lab, where, why):
         points: list[LoadPoint] = []
         bar = _Progress(len(models) * len(clients)) if progress else None
@@ -877,7 +945,13 @@ def idle_cost(models: Iterable[str] = ("threads", "asyncio"), connections: int =
     The clients live in another process, so only the server's side is counted. Memory is read
     from /proc (Linux); elsewhere it is reported as 0.
     """
-    raise_fd_limit(2 * connections + 64)
+    if connections < 1:
+        raise ConcurrencyError(f"idle_cost needs connections ≥ 1, got {connections}")
+    models = list(models)
+    for model in models:
+        if model not in MODELS:
+            raise ConcurrencyError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
+    _need_fds(2 * connections + 64, f"holding {connections} idle connections")
     costs = []
     with lab_or_host() as (lab, _where, _why):
         for model in models:

@@ -9,10 +9,13 @@ move exactly the bytes asked for, checked by CRC-32. No test asserts a timing.
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
+import subprocess
 import sys
 import shutil
+import time
 
 import pytest
 
@@ -101,8 +104,110 @@ def test_bad_input_is_named_in_our_own_error():
         echo_server("fibers")
     with pytest.raises(ConcurrencyError, match="clients ≥ 1"):
         load(None, clients=0)
-    with pytest.raises(BulkError, match="nbytes ≥ 1"):
+    with pytest.raises(BulkError, match="nbytes must be a whole number ≥ 1, got 0"):
         transfer(0)
+
+
+@pytest.mark.parametrize("call, named", [
+    (lambda: transfer(1000, buffer=1.5), "buffer must be a whole number ≥ 1, got 1.5"),
+    (lambda: transfer(True), "nbytes must be a whole number ≥ 1, got True"),
+    (lambda: transfer(1000, timeout=0), "timeout must be a number of seconds > 0, got 0"),
+    (lambda: bulk_compare(1000, runs=0), "runs must be a whole number ≥ 1, got 0"),
+    (lambda: bulk_compare(1000, buffer=-1), "buffer must be a whole number ≥ 1, got -1"),
+    (lambda: iperf3(1000, length=0), "length must be a whole number ≥ 1, got 0"),
+])
+def test_bad_bulk_arguments_are_named_before_anything_starts(call, named, nothing_left_behind):
+    with pytest.raises(BulkError, match=named):
+        call()
+
+
+def test_bad_idle_cost_arguments_are_named_before_anything_starts(nothing_left_behind):
+    with pytest.raises(ConcurrencyError, match="connections ≥ 1, got 0"):
+        idle_cost(connections=0)
+    with pytest.raises(ConcurrencyError, match="unknown server model 'fibers'"):
+        idle_cost(("fibers",), connections=5)
+
+
+def test_load_without_lab_runs_in_the_lab_the_server_listens_in(lab):
+    # The server's 127.0.0.1 is the lab's: generators on the host would reach the host's
+    # loopback instead (refused, or someone else's server), and this server would see nothing.
+    with echo_server("selectors", lab=lab) as server:
+        point = load(server, clients=5, messages=3)
+    assert point.correct and point.requests == 5 * 3
+    assert server.accepted == 5 and server.errors == []
+
+
+def test_load_in_another_lab_than_the_servers_is_refused(lab):
+    with echo_server("threads") as server:  # listens on the host
+        with pytest.raises(ConcurrencyError, match="listens on the host.*leave out lab="):
+            load(server, clients=2, messages=1, lab=lab)
+        assert server.accepted == 0
+
+
+def test_compare_and_idle_cost_refuse_at_once_what_the_fd_limit_cannot_hold(tmp_path):
+    # The reviewer's case (`ulimit -n 600`, 700 clients), in a child whose hard limit is 600, so
+    # that raise_fd_limit cannot help: both must name the limit before starting any server.
+    script = (
+        "import netlab.concurrency as c\n"
+        "for run in (lambda: c.compare(['threads'], [700], progress=False), lambda: c.idle_cost(['threads'], 700)):\n"
+        "    try:\n"
+        "        run()\n"
+        "    except c.ConcurrencyError as err:\n"
+        "        print(err)\n"
+    )
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (600, 600))
+
+    done = subprocess.run([sys.executable, "-c", script], preexec_fn=low_limit, capture_output=True, text=True,
+                          timeout=60, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout
+    assert "a load of 700 clients needs about 1464 open files" in lines[0]
+    assert "holding 700 idle connections needs about 1464 open files" in lines[1]
+    assert all("may open only 600 (hard limit 600)" in line for line in lines)
+
+
+# A client process in the lab: on "go" it connects 20 clients, then holds them until its stdin closes.
+_HOLDER = """
+import socket, sys
+address = ("127.0.0.1", int(sys.argv[1]))
+sys.stdin.readline()
+held = [socket.create_connection(address, timeout=5) for _ in range(20)]
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_a_server_out_of_file_descriptors_says_so_and_recovers(model, lab):
+    with echo_server(model, lab=lab) as server:
+        holder = lab.popen([sys.executable, "-c", _HOLDER, str(server.address[1])], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+        try:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            # Leave this process three free descriptor numbers (and the one listdir used): the
+            # server can accept a few of the 20 clients, then accept() fails with EMFILE.
+            used = {int(fd) for fd in os.listdir("/proc/self/fd")}
+            free = [fd for fd in range(max(used) + 4) if fd not in used]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (free[2] + 1, hard))
+            try:
+                holder.stdin.write("go\n")
+                holder.stdin.flush()
+                with pytest.raises(ConcurrencyError, match=r"expected 20; its last error: accept\(\) failed: "
+                                                           r"OSError: \[Errno 24\] Too many open files"):
+                    server.wait_for_connections(20, timeout=3)
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            assert server.open_connections < 20
+            server.wait_for_connections(20)  # the server kept going: with descriptors back, it accepts the rest
+            assert server.accept_error is None and server.accepted == 20
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=10)
+            holder.stdout.close()
+        server.wait_for_connections(0)
 
 
 def test_comparison_on_the_host_loopback_when_the_lab_is_refused(monkeypatch, nothing_left_behind):
@@ -165,6 +270,35 @@ def test_iperf3_in_the_lab_reports_the_bytes_it_sent(lab):
     result = iperf3(20_000_000, lab=lab)
     assert result.report["end"]["sum_sent"]["bytes"] >= 20_000_000
     assert 0 < result.nbytes <= result.report["end"]["sum_sent"]["bytes"]
+
+
+def test_a_receiver_failure_is_reported_as_the_receivers_not_as_the_senders_reset(lab, monkeypatch):
+    def recv_into(sock, *args):
+        raise ConnectionResetError(104, "Connection reset by peer (made up by the test)")
+
+    monkeypatch.setattr(socket.socket, "recv_into", recv_into)
+    with pytest.raises(BulkError, match=r"the bulk receiver failed \(\d+ of 50000000 bytes sent, 0 received\): "
+                                        r"ConnectionResetError: .*made up by the test"):
+        transfer(50_000_000, buffer=65536, lab=lab, timeout=30)
+
+
+def test_bulk_timeout_bounds_the_whole_transfer(lab):
+    # 10 GB in 0.05 s would be 1.6 Tbit/s: no loopback does that, so the deadline must end it.
+    began = time.monotonic()
+    with pytest.raises(BulkError, match=r"did not finish within 0.05 s \(\d+ of 10000000000 bytes sent"):
+        transfer(10_000_000_000, lab=lab, timeout=0.05)
+    assert time.monotonic() - began < 5  # generous: one timeout, not one per sendall
+
+
+@pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
+def test_an_iperf3_server_that_cannot_listen_is_reported_at_once(lab, monkeypatch):
+    with lab.create_server() as taken:  # iperf3's server is told to use this port, which is taken
+        monkeypatch.setattr(netlab.bulk, "_free_port", lambda _lab: taken.getsockname()[1])
+        began = time.monotonic()
+        with pytest.raises(BulkError, match=r"exited before it was listening \(exit status 1\): "
+                                            r".*Address already in use"):
+            iperf3(1_000_000, lab=lab, timeout=60)
+        assert time.monotonic() - began < 5  # generous: it used to wait the full 10 s for "listening"
 
 
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
