@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab.experiments import Experiment
+from netlab.experiments import Experiment, _rebuild
 from netlab.lab import Lab, LabError, LabUnavailable, _last_line
 from netlab.sockets import _unacknowledged
 
@@ -76,6 +76,11 @@ _PEER_MAC = "02:00:00:00:00:02"
 START_TIMEOUT = 15.0  # seconds for the peer process to start listening
 STOP_TIMEOUT = 3.0  # seconds for the peer to end once asked, before it is killed
 MAX_DURATION = 60.0  # seconds: no script runs longer
+# Frames the peer handles before it looks at its clock and its stdin again. It needs about 1 ms
+# a frame, and a kernel sending at full speed answers every ACK with new segments, so the
+# socket's queue may never run empty: without this bound a busy peer would miss its time
+# bound and its order to stop.
+_FRAMES_PER_PASS = 64
 
 
 class PeerError(LabError):
@@ -297,8 +302,8 @@ class Peer:
                     raise PeerError(f"the peer did not start within {self.start_timeout:g} s"
                                     + (f": {detail}" if detail else ""))
                 raise PeerError(f"the peer did not start: {detail or line.decode(errors='replace')}")
-        except BaseException:
-            self.stop()
+        except BaseException as err:
+            self.__exit__(type(err), err, err.__traceback__)
             raise
         return self
 
@@ -318,7 +323,11 @@ class Peer:
         return True
 
     def stop(self) -> None:
-        """End the peer (at once, or killed after STOP_TIMEOUT s) and collect its log and capture."""
+        """End the peer (at once, or killed after STOP_TIMEOUT s) and collect its log and capture.
+
+        Raises PeerError if the peer had to be killed before it wrote them: there is no
+        conversation to show, and an empty one would look like a run where nothing happened.
+        """
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
@@ -326,16 +335,18 @@ class Peer:
                     proc.stdin.close()  # the peer's signal to end now
                 except OSError:
                     pass
+                killed = False
                 try:
                     proc.wait(STOP_TIMEOUT)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(STOP_TIMEOUT)
+                    killed = True
                 # The peer writes only a line or two to its pipes: they cannot have filled up.
                 err = proc.stderr.read().decode(errors="replace")
                 proc.stdout.close()
                 proc.stderr.close()
-                self._collect(err)
+                self._collect(err, killed)
         finally:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
@@ -345,9 +356,11 @@ class Peer:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
 
-    def _collect(self, stderr: str) -> None:
+    def _collect(self, stderr: str, killed: bool = False) -> None:
         out = Path(self._dir or "")
         log = out / "log.json"
+        if killed and not log.is_file():
+            raise PeerError(f"the peer did not stop within {STOP_TIMEOUT:g} s; its capture is lost")
         if log.is_file():
             data = json.loads(log.read_text())
             self.log = [PeerEvent(t, what) for t, what in data["log"]]
@@ -360,8 +373,14 @@ class Peer:
         elif stderr.strip() and not self.log:
             raise PeerError(f"the peer failed: {_last_line(stderr)}")
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            self.stop()
+        except PeerError as err:
+            if exc is None:
+                raise
+            # The exception that ended the block is the one to see; the lost capture is a note on it.
+            exc.add_note(str(err))
 
 
 def _read_line(stream: Any, timeout: float) -> bytes:
@@ -399,7 +418,8 @@ def transfer(script: Script | None = None, data: int | bytes = 100_000, *, recor
              timeout: float = 10.0) -> PeerExperiment:
     """Connect to the scripted peer, send `data` (bytes, or a size in bytes), close: captured on the link.
 
-    Waits up to `timeout` seconds for the connection, the sending and the peer's end. The
+    Waits up to `timeout` seconds in all for the connection, the sending and the peer's end,
+    counted from the moment the peer listens (starting the lab and the peer come on top). The
     result is the number of bytes sent, or the exception the socket raised (a refusal, a reset,
     a timeout is an outcome to look at). `recorded` names the capture in netlab/data to show when
     this machine refuses the lab.
@@ -425,21 +445,28 @@ def transfer(script: Script | None = None, data: int | bytes = 100_000, *, recor
         return exp
     with lab:
         with Peer(lab, script) as peer:
+            deadline = time.monotonic() + timeout  # one budget for every wait below
             try:
-                result: Any = _send(lab, peer, payload, timeout)
+                result: Any = _send(lab, peer, payload, deadline)
             except OSError as err:
                 result = err
             if not isinstance(result, OSError):
-                peer.wait(timeout)
+                peer.wait(_left(deadline))
         states = lab.socket_states()
         counters = _counters(lab)
     return _experiment(peer, script, result, states, counters)
 
 
-def _send(lab: Lab, peer: Peer, payload: bytes, timeout: float) -> int:
-    """The program's side: connect, send, wait for the acknowledgements, close; bounded by `timeout` s."""
-    deadline = time.monotonic() + timeout
-    with lab.create_connection(peer.address, timeout=timeout) as sock:
+def _left(deadline: float) -> float:
+    """Seconds left until `deadline` (time.monotonic()), never below zero."""
+    return max(0.0, deadline - time.monotonic())
+
+
+def _send(lab: Lab, peer: Peer, payload: bytes, deadline: float) -> int:
+    """The program's side: connect, send, wait for the acknowledgements, close; all by `deadline`."""
+    # A socket timeout of 0 would make the socket non-blocking: a millisecond is "no time left".
+    with lab.create_connection(peer.address, timeout=max(0.001, _left(deadline))) as sock:
+        sock.settimeout(max(0.001, _left(deadline)))  # what connect() left, for the whole sendall
         sock.sendall(payload)
         # Close only once the peer has acknowledged everything (or stopped): a FIN sent at once
         # would ride on the retransmissions and its ACK would cover a lost ACK.
@@ -450,7 +477,7 @@ def _send(lab: Lab, peer: Peer, payload: bytes, timeout: float) -> int:
             raise OSError(error, os.strerror(error))  # e.g. ConnectionResetError after a RST
         if peer.running:
             sock.shutdown(socket.SHUT_WR)  # the FIN; the peer's program then closes its side
-            peer.wait(max(0.0, deadline - time.monotonic()))
+            peer.wait(_left(deadline))
     return len(payload)
 
 
@@ -596,7 +623,7 @@ def load_recorded(name: str, why: str = "recorded") -> PeerExperiment:
         conversation=Conversation.from_packets(recorded_packets(name), source="recorded"),
         source="recorded",
         why=why,
-        result=meta.get("result"),
+        result=_rebuild(meta.get("result")),  # an exception's repr back into the exception, as live
         script=meta.get("script", ""),
         log=[PeerEvent(t, what) for t, what in meta.get("log", [])],
         counters=meta.get("counters", {}),
@@ -875,7 +902,9 @@ def _serve() -> None:
         if stdin in ready and not os.read(stdin, 4096):
             why_end = "told to stop"
             break
-        while not tcp.done:
+        for _ in range(_FRAMES_PER_PASS):
+            if tcp.done or time.monotonic() >= deadline:
+                break
             try:
                 data, stamp, addr = _recv_stamped(sock)
             except BlockingIOError:
@@ -895,17 +924,27 @@ def _serve() -> None:
     sock.close()
     sender.close()
     tcp.note(f"peer ends: {why_end}")
-    from scapy.layers.l2 import Ether
-    from scapy.utils import wrpcap
-
-    packets = []
-    for data, stamp in frames:
-        pkt = Ether(data)
-        pkt.time = stamp
-        packets.append(pkt)
-    wrpcap(str(out / "link.pcap.part"), packets)
+    _write_pcap(out / "link.pcap.part", frames)
     os.replace(out / "link.pcap.part", out / "link.pcap")
-    (out / "log.json").write_text(json.dumps({"log": tcp.log, "finished": tcp.finished}))
+    # The log last, whole or not at all: its presence says the capture is complete too.
+    (out / "log.json.part").write_text(json.dumps({"log": tcp.log, "finished": tcp.finished}))
+    os.replace(out / "log.json.part", out / "log.json")
+
+
+def _write_pcap(path: Path, frames: list[tuple[bytes, float]]) -> None:
+    """Write Ethernet frames and their times as a classic pcap (microseconds), from the bytes as they are.
+
+    Not scapy's wrpcap: that parses every frame first, about 0.2 ms each, so a peer that saw a
+    busy link would spend seconds writing after it was asked to stop, and be killed for it.
+    """
+    with open(path, "wb") as f:
+        # magic, version 2.4, UTC, accuracy, snap length, link type 1 (Ethernet)
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for data, stamp in frames:
+            sec = int(stamp)
+            carry, usec = divmod(round((stamp - sec) * 1_000_000), 1_000_000)  # as wrpcap rounds, 1 s carried
+            f.write(struct.pack("<IIII", sec + carry, usec, len(data), len(data)))
+            f.write(data)
 
 
 def _recv_stamped(sock: socket.socket) -> tuple[bytes, float, Any]:

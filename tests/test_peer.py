@@ -9,10 +9,14 @@ timeouts, never by a sleep.
 
 from __future__ import annotations
 
+import json
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -192,6 +196,98 @@ def test_peer_ends_at_its_time_bound(nothing_left_behind):
     assert not p.finished and p.log[-1].what == "peer ends: time bound of 0.5 s reached"
 
 
+def _flood(sock, keep_going, busy=None):
+    """Keep the kernel's send buffer full, never pausing, while keep_going(); set `busy` after 2 MB."""
+    sock.setblocking(False)
+    chunk, sent = b"x" * 65536, 0
+    while keep_going():
+        if select.select([], [sock], [], 0.1)[1]:
+            try:
+                sent += sock.send(chunk)
+            except BlockingIOError:
+                pass
+            if busy is not None and sent >= 2_000_000:
+                busy.set()
+
+
+def _data_segments_seen(log):
+    return sum(1 for e in log if e.what.startswith("data segment"))
+
+
+def test_a_peer_under_a_sender_that_never_pauses_ends_at_its_time_bound(nothing_left_behind):
+    # The kernel answers every ACK with new segments, so frames never stop arriving; the peer
+    # must still look at its clock.
+    with netlab.Lab() as lab, peer.Peer(lab, Script().within(1.0)) as p:
+        with lab.create_connection(p.address, timeout=2) as sock:
+            start = time.monotonic()
+            _flood(sock, lambda: p.running and time.monotonic() < start + 6)
+            took = time.monotonic() - start
+    assert took < 1.0 + 2, f"the peer ran {took:.1f} s past a 1 s time bound"
+    assert p.log[-1].what == "peer ends: time bound of 1 s reached"
+    assert _data_segments_seen(p.log) > 100, "the sender was not busy: the test shows nothing"
+    assert p.packets
+
+
+def test_stop_during_a_busy_transfer_ends_the_peer_at_once_with_its_log(nothing_left_behind):
+    busy, done = threading.Event(), threading.Event()
+    with netlab.Lab() as lab, peer.Peer(lab, Script().within(30)) as p:
+        with lab.create_connection(p.address, timeout=2) as sock:
+            # The sender goes on while the peer is asked to stop: frames keep arriving.
+            sender = threading.Thread(target=_flood, args=(sock, lambda: not done.is_set(), busy))
+            sender.start()
+            try:
+                assert busy.wait(10), "the kernel did not take 2 MB in 10 s"
+                start = time.monotonic()
+                p.stop()
+                took = time.monotonic() - start
+            finally:
+                done.set()
+                sender.join(5)
+    assert took < peer.STOP_TIMEOUT, f"stop() took {took:.1f} s: the peer was killed, not stopped"
+    assert p.log[-1].what == "peer ends: told to stop"
+    assert _data_segments_seen(p.log) > 100 and len(p.packets) > 200
+
+
+def _peer_that_ignores_stop(lab):
+    """Make the lab start, instead of the peer, a program that says "ready" and then ignores its stdin."""
+    popen = lab.popen
+    lab.popen = lambda argv, **kwargs: popen(["sh", "-c", "read order; echo ready; exec sleep 30"], **kwargs)
+
+
+def test_a_peer_killed_before_writing_its_capture_raises_instead_of_showing_nothing(nothing_left_behind,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(peer, "STOP_TIMEOUT", 0.5)
+    with netlab.Lab() as lab:
+        _peer_that_ignores_stop(lab)
+        with pytest.raises(PeerError, match=r"the peer did not stop within 0.5 s; its capture is lost"):
+            with peer.Peer(lab, Script()) as p:
+                pass
+    assert p.log == [] and p.packets == [] and not p.running
+
+
+def test_a_lost_capture_does_not_hide_the_error_that_ended_the_block(nothing_left_behind, monkeypatch):
+    monkeypatch.setattr(peer, "STOP_TIMEOUT", 0.5)
+    with netlab.Lab() as lab:
+        _peer_that_ignores_stop(lab)
+        with pytest.raises(ValueError, match="the student's bug") as raised:
+            with peer.Peer(lab, Script()):
+                raise ValueError("the student's bug")
+    assert raised.value.__notes__ == ["the peer did not stop within 0.5 s; its capture is lost"]
+
+
+def test_transfer_waits_at_most_its_timeout_for_a_peer_that_never_acknowledges(nothing_left_behind):
+    timeout = 2.0
+    start = time.monotonic()
+    exp = peer.transfer(Script().never_ack(), data=1000, timeout=timeout, recorded=None)
+    took = time.monotonic() - start
+    assert exp.result == 1000  # the bytes went into the kernel's buffer; nothing came back
+    # The peer is told to stop once the one budget is spent, not after a second one.
+    assert exp.log[-1].what == "peer ends: told to stop"
+    assert exp.log[-1].time < timeout + 0.5, [(e.time, e.what) for e in exp.log]
+    # On top: starting the lab and the peer (about a second), stopping it.
+    assert took < timeout + 3, f"transfer(timeout={timeout:g}) took {took:.1f} s"
+
+
 def test_peer_stops_and_leaves_nothing_when_the_socket_side_fails(nothing_left_behind):
     start = time.monotonic()
     with netlab.Lab() as lab:
@@ -266,6 +362,19 @@ def test_every_notebook_experiment_has_a_recording_labelled_recorded(monkeypatch
     exp = peer.load_recorded(name, why="recorded")
     assert exp.source == "recorded" and exp.conversation.source == "recorded"
     assert exp.conversation.handshake_complete
+
+
+def test_a_recorded_exception_reads_back_as_that_exception(monkeypatch, tmp_path):
+    import netlab.capture
+
+    shutil.copy(netlab.capture.DATA / "transfer-fast.pcap", tmp_path / "reset.pcap")
+    (tmp_path / "reset.json").write_text(json.dumps({
+        "result": "ConnectionResetError(104, 'Connection reset by peer')", "script": "Script(port=80).reset(after=3)",
+    }))
+    monkeypatch.setattr(netlab.capture, "DATA", tmp_path)
+    exp = peer.load_recorded("reset")
+    assert isinstance(exp.result, ConnectionResetError) and exp.result.errno == 104, repr(exp.result)
+    assert exp.script == "Script(port=80).reset(after=3)"
 
 
 def test_recorded_transfer_says_which_script_it_followed(monkeypatch):
