@@ -124,7 +124,7 @@ def main() -> None:
     print("\nnetlab's buffer size (bytes per sendall / recv_into), best of", runs)
     with netlab.Lab() as lab:
         for size in (64 * 1024, 256 * 1024, MiB, 4 * MiB):
-            rate = best(runs, lambda: bulk.transfer(n, buffer=size, lab=lab).gbit_per_second)
+            rate = best(runs, lambda size=size: bulk.transfer(n, buffer=size, lab=lab).gbit_per_second)
             print(f"  {size // 1024:>5} KiB  {rate:5.1f} Gbit/s")
         rate = best(runs, lambda: two_processes(lab, n))
         print(f"   1024 KiB, receiver in a second process (like iperf3)  {rate:5.1f} Gbit/s")

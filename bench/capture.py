@@ -25,7 +25,7 @@ import statistics
 import time
 
 import netlab
-from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
 MESSAGE = b"Hello, World!"
 GOAL_READY_MS = 50.0

@@ -60,7 +60,8 @@ def main() -> None:
               for g in counts if g != args.generators}
     runs = {g: (others[g] if g in others else results) for g in counts}
     for model in results.models:
-        cells = [f"{g} → {runs[g].point(model, top).requests_per_second:6.0f}/s, busiest {runs[g].point(model, top).generator_busy:4.0%}"
+        cells = [f"{g} → {runs[g].point(model, top).requests_per_second:6.0f}/s, "
+                 f"busiest {runs[g].point(model, top).generator_busy:4.0%}"
                  for g in counts]
         print(f"  {model:<10} " + "   ".join(cells))
     print("  (a generator busy near 100 % limits the rate; well under, it was waiting for echoes or for a core.")

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from netlab.capture import PcapError, load_pcap
-from netlab.conversation import ConversationError, _streams, Conversation
-from netlab.lab import LabError
+from netlab.core.conversation import Conversation, split_streams
+from netlab.core.errors import ConversationError, NetlabError
+from netlab.core.pcapfiles import load_pcap
 
 
 def _handshake(args: argparse.Namespace) -> int:
-    from netlab.experiments import handshake
+    from netlab.lessons.handshake import handshake
 
     exp = handshake(close_delay=args.close_delay)
     print(exp.why)
@@ -28,7 +28,7 @@ def _handshake(args: argparse.Namespace) -> int:
 
 
 def _refused(args: argparse.Namespace) -> int:
-    from netlab.experiments import refused
+    from netlab.lessons.handshake import refused
 
     exp = refused()
     print(exp.why)
@@ -41,7 +41,7 @@ def _refused(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     packets = load_pcap(args.file)
-    streams = _streams(packets)
+    streams = split_streams(packets)
     if not streams:
         raise ConversationError(f"{args.file} holds no TCP segments")
     numbers = [args.stream] if args.stream is not None else list(range(len(streams)))
@@ -68,7 +68,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from netlab.experiments import record_all
+    from netlab.recordings import record_all
 
     for path in record_all(Path(args.out)):
         print(f"wrote {path}")
@@ -78,7 +78,7 @@ def _record(args: argparse.Namespace) -> int:
 def _http_server(args: argparse.Namespace) -> int:
     import signal
 
-    from netlab.http import HTTPServer
+    from netlab.core.http import HTTPServer
 
     def show(record) -> None:
         print(record, flush=True)
@@ -101,7 +101,7 @@ def _http_server(args: argparse.Namespace) -> int:
 
 
 def _retransmit(args: argparse.Namespace) -> int:
-    from netlab.peer import retransmission_times, retransmissions
+    from netlab.lessons.transfer import retransmission_times, retransmissions
 
     exp = retransmissions(count=args.count)
     print(exp.why)
@@ -118,7 +118,7 @@ def _retransmit(args: argparse.Namespace) -> int:
 
 
 def _ladder_png(conv: Conversation, path: Path) -> Path:
-    from netlab.draw import ladder
+    from netlab.core.draw import ladder
 
     path.parent.mkdir(parents=True, exist_ok=True)
     ladder(conv).savefig(path, dpi=110)
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (PcapError, ConversationError, LabError, OSError) as err:
+    except (NetlabError, OSError) as err:
         print(f"netlab: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,5 +1,7 @@
 """Checks for the notebooks' exercises: each says what is right or what to look at again.
 
+This module sits above the lessons (it may read their constants) and below the face.
+
 A check never reveals the answer: when an answer is wrong it points at the part of the capture
 (or the idea) to look at again. Each returns a `Feedback`, which shows as one line in a notebook
 and is true when the answer is right, so tests can assert on it.
@@ -10,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.conversation import CLIENT_TO_SERVER, Conversation
+from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Conversation
+from netlab.core.errors import PcapError
+from netlab.core.pcapfiles import load_pcap
+from netlab.core.sockets import RetryError
 
 __all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wait_side", "four_segment_teardown",
            # notebooks 00, 01, 02
@@ -137,8 +142,6 @@ def live_or_recorded(exp: Any, answer: Any) -> Feedback:
 
 def segments_in_file(path: Any, answer: Any) -> Feedback:
     """Exercise: how many TCP segments does the saved pcap file at `path` hold?"""
-    from netlab.capture import PcapError, load_pcap
-
     if (fb := _unanswered(answer)) is not None:
         return fb
     try:
@@ -337,13 +340,12 @@ def tls_certificate_record(exchange: Any, answer: Any) -> Feedback:
 
 def tls_response_size(comparison: Any, answer: Any) -> Feedback:
     """Exercise: the size of the HTTP response inside the last HTTPS record, from record lengths only."""
-    from netlab.conversation import SERVER_TO_CLIENT
-    from netlab.tls import TLS13_OVERHEAD
-
     if (fb := _unanswered(answer)) is not None:
         return fb
     if not isinstance(answer, int) or isinstance(answer, bool):
         return Feedback(False, f"Give a number of bytes, an int, not {type(answer).__name__}.")
+    from netlab.lessons.tls import TLS13_OVERHEAD  # loaded with the lesson: TLS brings in ssl
+
     last = [r for r in comparison.https.records() if r.direction == SERVER_TO_CLIENT and r.encrypted]
     if not last:
         return Feedback(False, "This capture has no encrypted server records; run the capture cell again.")
@@ -502,8 +504,6 @@ def bytes_after_fin(conv: Conversation, answer: Any) -> Feedback:
 
 def gave_up_quickly(attempts: Any, at_least: int = 4, within: float = 0.5) -> Feedback:
     """Exercise: a retry that makes at least `at_least` attempts and gives up within `within` seconds."""
-    from netlab.sockets import RetryError
-
     if attempts is None or attempts is ...:
         return _unanswered(attempts)
     if not attempts.live:

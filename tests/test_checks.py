@@ -17,9 +17,9 @@ from scapy.packet import Raw
 import netlab
 from netlab import checks
 from netlab.checks import Feedback
-from netlab.conversation import Conversation
-from netlab.experiments import Experiment
-from netlab.lab import SocketState
+from netlab.core.conversation import Conversation
+from netlab.core.experiment import Experiment
+from netlab.core.lab import SocketState
 
 NOT_ANSWERED = "Not answered yet"
 
@@ -195,14 +195,14 @@ def test_time_wait_side_wants_client_or_server(exp, answer):
 
 def test_time_wait_side_when_the_server_closed_first(exp):
     conv = exp.conversation
-    server_waits = Experiment(conversation=conv, source="recorded", why="test",
+    server_waits = Experiment(exp.packets, source="recorded", why="test",
                               kernel_states=[SocketState("TIME-WAIT", conv.server, conv.client)])
     assert_right(checks.time_wait_side(server_waits, "server"))
     assert_wrong(checks.time_wait_side(server_waits, "client"))
 
 
 def test_time_wait_side_without_a_time_wait_socket(exp):
-    nothing = Experiment(conversation=exp.conversation, source="recorded", why="test", kernel_states=[])
+    nothing = Experiment(exp.packets, source="recorded", why="test", kernel_states=[])
     msg = assert_wrong(checks.time_wait_side(nothing, "client"))
     assert "no TIME-WAIT" in msg
 

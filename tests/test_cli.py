@@ -17,8 +17,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from netlab.capture import DATA, load_pcap, recorded, save_pcap
-from netlab.conversation import Conversation
+from netlab.core.conversation import Conversation
+from netlab.core.pcapfiles import DATA, load_pcap, save_pcap
+from netlab.core.pcapfiles import recorded_packets as recorded
 
 HANDSHAKE = DATA / "handshake.pcap"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,7 +34,7 @@ def netlab_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 9
 
 
 def needs_draw() -> None:
-    pytest.importorskip("netlab.draw", reason="netlab.draw (the ladder diagrams) is not there yet")
+    pytest.importorskip("netlab.core.draw", reason="netlab.draw (the ladder diagrams) is not there yet")
 
 
 def assert_png(path: Path) -> None:
@@ -161,7 +162,7 @@ def _assert_handshake_files(out: Path) -> list[str]:
     flags = Conversation.from_packets(load_pcap(out / "handshake.pcap")).flags()
     assert flags[:3] == ["SYN", "SYN-ACK", "ACK"]
     assert "FIN-ACK" in flags and flags[-1] == "ACK"
-    if importlib.util.find_spec("netlab.draw") is not None:
+    if importlib.util.find_spec("netlab.core.draw") is not None:
         assert_png(out / "handshake.png")
     return flags
 

@@ -14,14 +14,14 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Padding, Raw
 
-from netlab.capture import recorded
-from netlab.conversation import (
+from netlab.core.conversation import (
     Conversation,
     ConversationError,
     NoHandshakeError,
     conversations,
     flag_words,
 )
+from netlab.core.pcapfiles import recorded_packets as recorded
 
 C2S, S2C = "C→S", "S→C"
 CLIENT = ("10.0.0.1", 40000)
@@ -263,7 +263,7 @@ def test_reset_mid_stream_ends_the_conversation_for_both_sides():
 
 
 def test_states_is_driven_by_one_transition_table():
-    from netlab.conversation import TRANSITIONS
+    from netlab.core.conversation import TRANSITIONS
 
     # Every state a walk reaches is in the table (or CLOSED/LISTEN, where walks start).
     known = {s for pair in TRANSITIONS for s in pair[:1]} | set(TRANSITIONS.values()) | {"CLOSED", "LISTEN"}

@@ -15,11 +15,10 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 import netlab
-import netlab.conversation
-from netlab.capture import recorded as recorded_packets
-from netlab.conversation import TRANSITIONS, Conversation
-from netlab.draw import (PHASE_COLOURS, SIDE_COLOURS, TIME_SEQUENCE_COLOURS, ladder, state_diagram, time_sequence,
-                         window_plot)
+import netlab.core.conversation
+from netlab.core.conversation import TRANSITIONS, Conversation
+from netlab.core.draw import PHASE_COLOURS, SIDE_COLOURS, TIME_SEQUENCE_COLOURS, ladder, state_diagram, time_sequence, window_plot
+from netlab.core.pcapfiles import recorded_packets
 
 CLIENT = ("10.0.0.1", 40000)
 SERVER = ("10.0.0.2", 8080)
@@ -261,7 +260,7 @@ def test_importing_draw_changes_no_matplotlib_setting_and_loads_no_pyplot():
         # Reading rcParams['backend'] would itself load pyplot to resolve it: leave it out.
         "settings = lambda: {k: matplotlib.rcParams[k] for k in matplotlib.rcParams if k != 'backend'}\n"
         "before = settings()\n"
-        "import netlab.draw\n"
+        "import netlab.core.draw\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
         "assert settings() == before, 'rcParams changed on import'\n"
     )
@@ -320,7 +319,7 @@ def test_state_diagram_draws_one_named_box_per_state_in_the_table():
 
 
 def test_every_state_in_the_table_has_a_place_in_the_diagram():
-    from netlab.draw import _STATE_AT
+    from netlab.core.draw import _STATE_AT
 
     assert TABLE_STATES <= set(_STATE_AT), "add the new state's position to _STATE_AT in netlab/draw.py"
 
@@ -339,7 +338,7 @@ def test_state_diagram_draws_one_arrow_per_transition_labelled_with_its_event():
 def test_state_diagram_reads_the_table_so_a_transition_added_there_appears(monkeypatch):
     # RFC 9293's passive OPEN and the 2MSL timeout, which the lessons' table leaves out.
     more = {**TRANSITIONS, ("CLOSED", "passive open"): "LISTEN", ("TIME-WAIT", "timeout 2MSL"): "CLOSED"}
-    monkeypatch.setattr(netlab.conversation, "TRANSITIONS", more)
+    monkeypatch.setattr(netlab.core.conversation, "TRANSITIONS", more)
     fig = state_diagram()
     assert len(by_gid(fig, "transition ")) == len(TRANSITIONS) + 2
     assert by_gid(fig, "event CLOSED | passive open")["event CLOSED | passive open"].get_text() == "passive open"
@@ -347,7 +346,7 @@ def test_state_diagram_reads_the_table_so_a_transition_added_there_appears(monke
 
 
 def test_state_diagram_names_a_state_it_has_no_place_for(monkeypatch):
-    monkeypatch.setattr(netlab.conversation, "TRANSITIONS", {**TRANSITIONS, ("LISTEN", "send SYN"): "SYN-SENT-AGAIN"})
+    monkeypatch.setattr(netlab.core.conversation, "TRANSITIONS", {**TRANSITIONS, ("LISTEN", "send SYN"): "SYN-SENT-AGAIN"})
     with pytest.raises(ValueError, match="SYN-SENT-AGAIN.*_STATE_AT"):
         state_diagram()
 
@@ -487,7 +486,8 @@ def test_state_diagram_says_the_resets_it_leaves_out():
     (note,) = by_gid(state_diagram(), "note resets").values()
     assert "RST" in note.get_text() and "CLOSED" in note.get_text()
     # The states a RST does not close are read from the table: exactly those are named.
-    from netlab.conversation import _RESETTABLE, TRANSITIONS
+    from netlab.core.conversation import RESETTABLE as _RESETTABLE
+    from netlab.core.conversation import TRANSITIONS
 
     spared = {state for pair in TRANSITIONS.items() for state in (pair[0][0], pair[1])} - _RESETTABLE
     named = {state for state in spared | _RESETTABLE if state in note.get_text()}

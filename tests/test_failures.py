@@ -11,11 +11,11 @@ import sys
 import pytest
 
 import netlab
-import netlab.experiments
-from netlab import failures
-from netlab.conversation import CLIENT_TO_SERVER as C2S, SERVER_TO_CLIENT as S2C
-from netlab.sockets import RetryError, connect_with_retry
-
+import netlab.core.experiment
+from netlab.core.conversation import CLIENT_TO_SERVER as C2S
+from netlab.core.conversation import SERVER_TO_CLIENT as S2C
+from netlab.core.sockets import RetryError, connect_with_retry
+from netlab.lessons import failures
 
 live = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 
@@ -117,7 +117,7 @@ def test_recorded_exceptions_are_rebuilt_with_their_errno(monkeypatch):
 
 @pytest.mark.parametrize("text", ["not python (", "os.system('x')", "SystemExit(0)x", "__import__('os')"])
 def test_recorded_results_that_are_not_plain_values_stay_text(text):
-    assert netlab.experiments._rebuild(text) == text
+    assert netlab.core.experiment.rebuild(text) == text
 
 
 # ---------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def recorded_runs(monkeypatch):
 
 
 def test_syn_retransmissions_check(recorded_runs):
-    conv = recorded_runs["connect-timeout"].conversation
+    conv = recorded_runs["errors-connect-timeout"].conversation
     again = len(conv.retransmissions())
     assert netlab.checks.syn_retransmissions(conv, again)
     every = netlab.checks.syn_retransmissions(conv, again + 1)
@@ -208,7 +208,7 @@ def test_syn_retransmissions_check(recorded_runs):
 
 
 def test_errno_name_check(recorded_runs):
-    error = recorded_runs["broken-pipe"].result
+    error = recorded_runs["errors-broken-pipe"].result
     assert netlab.checks.errno_name(error, "EPIPE")
     assert "capitals" in netlab.checks.errno_name(error, "epipe").message
     assert "number" in netlab.checks.errno_name(error, "32").message
@@ -218,15 +218,15 @@ def test_errno_name_check(recorded_runs):
 
 
 def test_bytes_after_fin_check(recorded_runs):
-    half = recorded_runs["half-close"]
+    half = recorded_runs["errors-half-close"]
     assert netlab.checks.bytes_after_fin(half.conversation, len(half.result))
     assert "only its sender's direction" in netlab.checks.bytes_after_fin(half.conversation, 0).message
     assert not netlab.checks.bytes_after_fin(half.conversation, 17)
 
 
 def test_gave_up_quickly_check(recorded_runs):
-    assert "recorded" in netlab.checks.gave_up_quickly(recorded_runs["retry"]).message
-    quick = failures.Attempts(recorded_runs["retry"].conversations, "live", "test", RetryError("gave up"))
+    assert "recorded" in netlab.checks.gave_up_quickly(recorded_runs["errors-retry"]).message
+    quick = failures.Attempts(recorded_runs["errors-retry"].packets, "live", "test", result=RetryError("gave up"))
     # The recording waited 0.1 s, then about 0.2 and 0.4: its last attempt is too late for 0.5 s.
     late = netlab.checks.gave_up_quickly(quick)
     assert not late and "first_delay smaller" in late.message
@@ -242,7 +242,7 @@ def test_refused_recorded_result_is_the_exception_with_its_errno(monkeypatch):
 
 
 @pytest.mark.parametrize("experiment", ["connect_timeout", "read_timeout", "blocked_send"])
-@pytest.mark.parametrize("timeout", [0, -1, "1", 60])
-def test_failures_refuse_a_timeout_they_cannot_use_naming_it(experiment, timeout):
-    with pytest.raises(ValueError, match="timeout must be a number of seconds above 0"):
+@pytest.mark.parametrize("timeout, error", [(0, ValueError), (-1, ValueError), ("1", TypeError), (60, ValueError)])
+def test_failures_refuse_a_timeout_they_cannot_use_naming_it(experiment, timeout, error):
+    with pytest.raises(error, match="timeout must be a number of seconds"):
         getattr(failures, experiment)(timeout)

@@ -30,8 +30,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import netlab
-import netlab.http as nh
-from netlab.http import HTTPParseError, IncompleteMessage, parse_request, parse_response
+import netlab.core.http as nh
+import netlab.lessons.http as lesson
+from netlab.core.http import HTTPParseError, IncompleteMessage, parse_request, parse_response
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -627,7 +628,7 @@ def test_server_in_a_lab_is_reached_from_the_lab_only(nothing_left_behind):
 
 
 def test_site_http_connection_reaches_the_lab_server(nothing_left_behind):
-    with nh.site() as site:
+    with lesson.site() as site:
         assert site.why.startswith("live:")
         conn = site.http_connection()
         try:
@@ -640,7 +641,7 @@ def test_site_http_connection_reaches_the_lab_server(nothing_left_behind):
 
 def test_site_falls_back_to_this_machines_loopback_where_labs_are_refused(monkeypatch):
     monkeypatch.setenv("NETLAB_RECORDED", "1")
-    with nh.site() as site, site.connect() as sock:
+    with lesson.site() as site, site.connect() as sock:
         assert site.lab is None and "loopback" in site.why
         sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
         assert nh.read_response(sock).status == 200
@@ -651,15 +652,16 @@ def test_site_falls_back_to_this_machines_loopback_where_labs_are_refused(monkey
 
 @pytest.fixture(scope="module")
 def tls_contexts(tmp_path_factory):
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netlab test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(hours=1))
@@ -679,7 +681,7 @@ def test_https_is_served_while_a_silent_client_stalls_its_own_handshake(tls_cont
     server_ctx, client_ctx = tls_contexts
     with nh.serve(ssl_context=server_ctx, timeout=3.0) as server:
         assert server.url.startswith("https://127.0.0.1:")
-        with socket.create_connection(server.address, timeout=5) as silent, \
+        with socket.create_connection(server.address, timeout=5) as _silent, \
                 socket.create_connection(server.address, timeout=5) as garbage:
             garbage.sendall(b"GET / HTTP/1.1\r\n\r\n")  # plain HTTP to the HTTPS port
             start = time.monotonic()
@@ -786,7 +788,7 @@ def test_cli_server_refuses_a_port_in_use_in_one_line():
 
 
 def test_three_requests_over_one_kept_alive_connection_need_one_syn(nothing_left_behind):
-    exp = nh.fetch(["/", "/large?bytes=100000", "/chunked"])
+    exp = lesson.fetch(["/", "/large?bytes=100000", "/chunked"])
     assert exp.live, exp.why
     assert exp.syns == 1 and len(exp.conversations) == 1
     assert [(e.connection, e.request.target, e.response.status) for e in exp.exchanges] == [
@@ -800,7 +802,7 @@ def test_three_requests_over_one_kept_alive_connection_need_one_syn(nothing_left
 
 @pytest.mark.parametrize("version", ["1.1", "1.0"])
 def test_closing_after_each_response_costs_a_syn_per_request(version):
-    exp = nh.fetch(reuse=False, version=version)
+    exp = lesson.fetch(reuse=False, version=version)
     assert exp.live, exp.why
     assert exp.syns == 3 and [r.connection for r in exp.log] == [1, 2, 3]
     assert [e.connection for e in exp.exchanges] == [1, 2, 3]
@@ -814,7 +816,7 @@ def test_closing_after_each_response_costs_a_syn_per_request(version):
 
 
 def test_http_1_0_keep_alive_on_request_reuses_the_connection():
-    exp = nh.fetch(version="1.0")
+    exp = lesson.fetch(version="1.0")
     assert exp.summary() == "3 requests over 1 connection: 1 SYN"
     assert exp.exchanges[0].request.headers["Connection"] == "keep-alive"
 
@@ -822,7 +824,7 @@ def test_http_1_0_keep_alive_on_request_reuses_the_connection():
 @pytest.mark.parametrize("reuse,version,syns", [(True, "1.1", 1), (False, "1.1", 3), (False, "1.0", 3)])
 def test_recorded_fetch_is_labelled_and_tells_the_same_story(monkeypatch, reuse, version, syns):
     monkeypatch.setenv("NETLAB_RECORDED", "1")
-    exp = nh.fetch(reuse=reuse, version=version)
+    exp = lesson.fetch(reuse=reuse, version=version)
     assert exp.source == "recorded" and exp.why.startswith("recorded") and not exp.live
     assert all(c.source == "recorded" for c in exp.conversations)
     assert exp.syns == syns and len(exp.exchanges) == 3
@@ -830,8 +832,8 @@ def test_recorded_fetch_is_labelled_and_tells_the_same_story(monkeypatch, reuse,
 
 
 def test_fetch_refuses_an_unknown_version():
-    with pytest.raises(HTTPParseError, match="'2'"):
-        nh.fetch(version="2")
+    with pytest.raises(ValueError, match="'2'"):
+        lesson.fetch(version="2")
 
 
 # ---------------------------------------------------------------------------
@@ -849,7 +851,7 @@ def test_content_length_check():
 
 def test_syn_count_check(monkeypatch):
     monkeypatch.setenv("NETLAB_RECORDED", "1")
-    exp = nh.fetch(reuse=False)
+    exp = lesson.fetch(reuse=False)
     assert netlab.checks.syn_count(exp, 3)
     assert not netlab.checks.syn_count(exp, 1)
     assert not netlab.checks.syn_count(exp, 6)  # SYN and SYN-ACK counted twice
@@ -867,5 +869,5 @@ def test_closing_header_check():
 
 @pytest.mark.parametrize("paths", [["/é"], ["large"], ["/a b"], "/", [], [b"/"]])
 def test_fetch_refuses_what_is_no_request_target_before_opening_a_lab(paths):
-    with pytest.raises(HTTPParseError, match="paths must be|no request target"):
-        nh.fetch(paths)
+    with pytest.raises(ValueError, match="paths must be|no request target"):
+        lesson.fetch(paths)

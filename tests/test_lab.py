@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import _children, _gone, _open_fds
 
 import netlab
-import netlab.experiments
+import netlab.core.experiment
 from netlab import CaptureError, LabError, LabUnavailable
-from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 
@@ -78,7 +77,7 @@ def test_fifty_live_handshakes_in_a_row_are_complete_and_leave_nothing_behind(mo
             super().__init__(*args, **kwargs)
             helper_pids.append(self.pid)
 
-    monkeypatch.setattr(netlab.experiments, "Lab", RecordingLab)
+    monkeypatch.setattr(netlab.core.experiment, "Lab", RecordingLab)
     threads, fds = threading.active_count(), _open_fds()
     for run in range(50):
         exp = netlab.handshake()
@@ -442,7 +441,7 @@ def test_request_the_lab_does_not_answer_times_out_and_stops_the_lab(nothing_lef
     os.kill(lab.pid, signal.SIGSTOP)  # a helper that hangs
     start = time.monotonic()
     with pytest.raises(LabError, match="did not answer 'socket' within 0.5 s"):
-        lab._request("socket", socket.AF_INET, socket.SOCK_STREAM, 0, timeout=0.5)
+        lab.request("socket", socket.AF_INET, socket.SOCK_STREAM, 0, timeout=0.5)
     assert time.monotonic() - start < 2
     assert _gone(lab.pid)
     lab.close()

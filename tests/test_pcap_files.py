@@ -13,8 +13,10 @@ import subprocess
 import pytest
 from scapy.layers.inet import TCP
 
-from netlab.capture import DATA, PcapError, load_pcap, recorded, save_pcap
-from netlab.conversation import Conversation, conversations
+from netlab.core.conversation import Conversation, conversations
+from netlab.core.errors import PcapError
+from netlab.core.pcapfiles import DATA, load_pcap, save_pcap
+from netlab.core.pcapfiles import recorded_packets as recorded
 
 HANDSHAKE = DATA / "handshake.pcap"
 HANDSHAKE_FLAGS = ["SYN", "SYN-ACK", "ACK", "PSH-ACK", "ACK", "PSH-ACK", "ACK", "FIN-ACK", "FIN-ACK", "ACK"]

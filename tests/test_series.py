@@ -171,8 +171,9 @@ def test_ip_protocol_check_tells_udp_from_tcp(data_packet):
 
 
 def test_built_datagram_check_names_each_wrong_field():
-    import netlab
     from scapy.layers.inet import IP, TCP, UDP
+
+    import netlab
 
     assert netlab.checks.built_datagram(IP(dst="127.0.0.1") / UDP(dport=9999) / b"ping")
     wrong = netlab.checks.built_datagram(IP(dst="127.0.0.2") / UDP(dport=53) / b"pong")
@@ -221,8 +222,9 @@ def test_header_ranges_cover_the_frame_back_to_back(data_packet):
 
 
 def test_header_ranges_of_a_built_datagram_follow_its_layers():
-    import netlab
     from scapy.layers.inet import IP, UDP
+
+    import netlab
 
     assert netlab.draw.header_ranges(IP(dst="127.0.0.1") / UDP(dport=9) / b"ping") == [
         ("IP", 0, 20), ("UDP", 20, 28), ("payload", 28, 32)]

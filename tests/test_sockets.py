@@ -16,8 +16,16 @@ import time
 import pytest
 
 import netlab
-from netlab.sockets import (EchoServer, MessageTooLarge, echo_server, hello, recv_exactly, recv_message,
-                            recv_until_closed, send_message)
+from netlab.core.sockets import (
+    EchoServer,
+    MessageTooLarge,
+    echo_server,
+    hello,
+    recv_exactly,
+    recv_message,
+    recv_until_closed,
+    send_message,
+)
 
 
 def _echo_threads() -> list[threading.Thread]:
@@ -397,7 +405,7 @@ def test_notebook_02_experiments_leave_no_thread_socket_or_process_behind():
 
 
 def test_waiting_for_the_network_to_settle_gives_up_naming_what_did_not_happen():
-    from netlab.sockets import _wait_for
+    from netlab.lessons.sockets import _wait_for
 
     t0 = time.monotonic()
     with pytest.raises(netlab.LabError, match=r"the peer's ACK did not happen within 0.05 s"):

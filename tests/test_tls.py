@@ -18,8 +18,8 @@ import sys
 import pytest
 
 import netlab
-from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
-from netlab.tls import TLS13_OVERHEAD, CertificateAuthority, TLSError
+from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from netlab.lessons.tls import TLS13_OVERHEAD, CertificateAuthority
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 
@@ -71,7 +71,7 @@ def test_certificate_does_not_verify_for_other_names(authority, name, reason):
 def test_certificate_is_signed_by_the_run_time_authority_and_short_lived(authority):
     cert = authority.issue().certificate
     cert.verify_directly_issued_by(authority.certificate)  # raises if the signature is not the CA's
-    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(minutes=55) < left <= datetime.timedelta(hours=1)
 
 
@@ -85,7 +85,7 @@ def test_client_trusts_only_its_own_authority(authority):
 
 def test_expired_certificate_is_refused(authority):
     expired = authority.issue(expired=True)
-    assert expired.certificate.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc)
+    assert expired.certificate.not_valid_after_utc < datetime.datetime.now(datetime.UTC)
     with pytest.raises(ssl.SSLCertVerificationError, match="certificate has expired"):
         _handshake(authority.server_context(expired), authority.client_context(), "localhost")
 
@@ -97,7 +97,7 @@ def test_private_keys_exist_only_inside_the_block_and_only_for_their_owner():
         assert stat.S_IMODE(cert.key_file.stat().st_mode) == 0o600
         assert cert.key_file.parent == directory
     assert not directory.exists()
-    with pytest.raises(TLSError, match="closed"):
+    with pytest.raises(netlab.NetlabError, match="closed"):
         ca.issue()
 
 
@@ -106,7 +106,7 @@ def test_temporary_directory_is_removed_when_the_block_fails():
         with CertificateAuthority() as ca:
             ca.issue()
             directory = ca.directory
-            1 / 0
+            raise ZeroDivisionError
     assert not directory.exists()
 
 
@@ -122,15 +122,15 @@ def test_contexts_keep_working_after_the_keys_are_gone():
     (lambda ca: ca.issue(addresses=("not-an-address",)), "not an IP address"),
     (lambda ca: ca.issue(valid_for=0), "positive"),
 ])
-def test_bad_certificate_requests_raise_our_error_naming_the_problem(authority, call, message):
-    with pytest.raises(TLSError, match=message):
+def test_bad_certificate_requests_raise_an_argument_error_naming_the_problem(authority, call, message):
+    with pytest.raises((TypeError, ValueError), match=message):
         call(authority)
 
 
-def test_bad_experiment_arguments_raise_our_error_naming_the_problem():
-    with pytest.raises(TLSError, match="starts with '/'"):
+def test_bad_experiment_arguments_raise_an_argument_error_naming_the_problem():
+    with pytest.raises(ValueError, match="starts with '/'"):
         netlab.tls.same_request("large")
-    with pytest.raises(TLSError, match="'unknown CA', 'wrong name', 'expired'"):
+    with pytest.raises(ValueError, match="'unknown CA', 'wrong name', 'expired'"):
         netlab.tls.wrong_certificate("self-signed")
 
 
@@ -250,7 +250,7 @@ def test_recorded_fallback_is_labelled_and_reads_the_same(monkeypatch):
 
 @pytest.mark.parametrize("name", sorted(netlab.tls.RECORDINGS))
 def test_recordings_ship_with_the_package(name):
-    from netlab.capture import DATA
+    from netlab.core.pcapfiles import DATA
 
     assert (DATA / f"{name}.pcap").is_file() and (DATA / f"{name}.json").is_file()
 

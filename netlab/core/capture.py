@@ -1,4 +1,4 @@
-"""Packet capture in the lab, pcap files in and out, and the recorded captures shipped with netlab.
+"""Packet capture in the lab: every packet on a lab interface, from a `with` block's start to its end.
 
 Theory of operation
 -------------------
@@ -22,31 +22,23 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
+
+from netlab.core.conversation import Conversation
+from netlab.core.errors import CaptureError, LabError
+from netlab.core.pcapfiles import save_pcap
 
 if TYPE_CHECKING:
-    from netlab.conversation import Conversation
-    from netlab.lab import Lab
+    from netlab.core.lab import Lab
 
-__all__ = ["Capture", "CaptureError", "PcapError", "load_pcap", "save_pcap", "recorded"]
+__all__ = ["Capture", "CaptureError", "Sniffer"]
 
-DATA = Path(__file__).with_name("data")
 _MARKER = b"netlab end-of-capture marker"
 _MARKER_ETHERTYPE = 0x88B5  # IEEE 802 "local experimental" EtherType
-# No capture tool writes a record larger than this (tcpdump's largest snap length is 256 KiB).
-_MAX_RECORD = 256 * 1024
-
-
-class CaptureError(RuntimeError):
-    """A capture could not start or stop as it should."""
-
-
-class PcapError(ValueError):
-    """A file is not a complete pcap or pcapng capture."""
 
 
 # ---------------------------------------------------------------------------
@@ -60,7 +52,7 @@ class Capture:
     and `ready_seconds` how long the sniffer took to be ready.
     """
 
-    def __init__(self, lab: "Lab", iface: str = "lo", timeout: float = 5.0, filter: str | None = None) -> None:
+    def __init__(self, lab: Lab, iface: str = "lo", timeout: float = 5.0, filter: str | None = None) -> None:
         self._lab = lab
         self.iface = iface
         self.timeout = timeout
@@ -68,27 +60,23 @@ class Capture:
         self.packets: list = []
         self.ready_seconds: float | None = None
 
-    def __enter__(self) -> "Capture":
-        self.ready_seconds, _ = self._lab._request(
+    def __enter__(self) -> Capture:
+        self.ready_seconds, _ = self._lab.request(
             "sniff_start", self.iface, self.filter, self.timeout, timeout=self.timeout + 5
         )
         return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        from netlab.lab import LabError
-
         try:
-            frames, _ = self._lab._request("sniff_stop", timeout=self.timeout + 5)
+            frames, _ = self._lab.request("sniff_stop", timeout=self.timeout + 5)
         except LabError:
             if exc_type is None:
                 raise
             return  # the block's own error (an interrupt, a dead lab) says more than this one
         self.packets = _rebuild(frames)
 
-    def conversation(self, stream: int | None = None, source: str = "live") -> "Conversation":
+    def conversation(self, stream: int | None = None, source: str = "live") -> Conversation:
         """Return the TCP conversation captured (stream N when there are several)."""
-        from netlab.conversation import Conversation
-
         return Conversation.from_packets(self.packets, stream=stream, source=source)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -114,7 +102,7 @@ def _rebuild(frames: Iterable[tuple[int, bytes, float]]) -> list:
 # The helper side (runs inside the lab namespace; see lab.py).
 
 
-class _Sniffer:
+class Sniffer:
     def __init__(self, iface: str, filter: str | None, timeout: float) -> None:
         self.iface = iface
         self.filter = filter
@@ -216,89 +204,3 @@ class _Sniffer:
             self._marker_sock = None
 
 
-# ---------------------------------------------------------------------------
-# pcap files.
-
-
-def save_pcap(packets: Iterable, path: str | os.PathLike) -> Path:
-    """Write packets as a classic pcap file (what tcpdump -w writes); return the path."""
-    from scapy.utils import wrpcap
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wrpcap(str(path), list(packets))
-    return path
-
-
-def load_pcap(path: str | os.PathLike) -> list:
-    """Read a pcap or pcapng file; raise PcapError if it is not one or is cut short."""
-    import scapy.layers.all  # noqa: F401  (registers the link types, or every frame reads as Raw)
-    from scapy.error import Scapy_Exception
-    from scapy.utils import rdpcap
-
-    path = Path(path)
-    if not path.is_file():
-        raise PcapError(f"{path}: no such file")
-    _check_complete(path)
-    try:
-        return list(rdpcap(str(path)))
-    except (Scapy_Exception, EOFError, struct.error) as err:
-        raise PcapError(f"{path}: cannot be read as a capture ({err})") from None
-
-
-def _check_complete(path: Path) -> None:
-    """Walk the file's record lengths (not its contents) to catch a cut-short capture."""
-    data = path.read_bytes()
-    size = len(data)
-    if not size:
-        raise PcapError(f"{path}: the file is empty, not a capture")
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        endian = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        endian = ">"
-    elif magic == b"\x0a\x0d\x0d\x0a":
-        _check_pcapng(path, data)
-        return
-    else:
-        raise PcapError(f"{path}: not a pcap or pcapng file (it starts with {data[:8]!r})")
-    if size < 24:
-        raise PcapError(f"{path}: truncated pcap: the 24-byte file header is cut short ({size} bytes)")
-    offset, number = 24, 0
-    while offset < size:
-        number += 1
-        if offset + 16 > size:
-            raise PcapError(f"{path}: truncated pcap: the header of packet {number} is cut short")
-        (caplen,) = struct.unpack_from(endian + "I", data, offset + 8)
-        if caplen > _MAX_RECORD:
-            raise PcapError(f"{path}: not a valid pcap: packet {number} claims {caplen} bytes")
-        offset += 16 + caplen
-        if offset > size:
-            raise PcapError(f"{path}: truncated pcap: packet {number} is missing {offset - size} of its {caplen} bytes")
-
-
-def _check_pcapng(path: Path, data: bytes) -> None:
-    size = len(data)
-    if size < 12:
-        raise PcapError(f"{path}: truncated pcapng: the section header is cut short")
-    endian = "<" if data[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-    offset, number = 0, 0
-    while offset < size:
-        number += 1
-        if offset + 12 > size:
-            raise PcapError(f"{path}: truncated pcapng: block {number} is cut short")
-        (length,) = struct.unpack_from(endian + "I", data, offset + 4)
-        if length < 12:
-            raise PcapError(f"{path}: not a valid pcapng file: block {number} has length {length}")
-        offset += length
-        if offset > size:
-            raise PcapError(f"{path}: truncated pcapng: block {number} is missing {offset - size} bytes")
-
-
-def recorded(name: str) -> list:
-    """Return the packets of a recorded capture shipped with netlab (`netlab/data/NAME.pcap`)."""
-    path = DATA / f"{name}.pcap"
-    if not path.is_file():
-        names = sorted(p.stem for p in DATA.glob("*.pcap"))
-        raise FileNotFoundError(f"no recorded capture named {name!r}; netlab ships {names}")
-    return load_pcap(path)

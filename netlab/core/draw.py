@@ -41,16 +41,16 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
-from netlab import conversation as _tcp
-from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from netlab.core import conversation as _tcp
+from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from netlab.conversation import Conversation, Segment
+    from netlab.core.conversation import Conversation, Segment
 
 __all__ = ["PHASE_COLOURS", "SIDE_COLOURS", "TIME_SEQUENCE_COLOURS", "ladder", "state_diagram", "time_sequence",
-           "window_plot", "LAYER_COLOURS", "encapsulation", "header_ranges"]
+           "window_plot", "LAYER_COLOURS", "encapsulation", "header_ranges", "NotebookFigure"]
 
 # Okabe & Ito's palette, chosen to stay distinct for the common kinds of colour blindness.
 PHASE_COLOURS: dict[str, str] = {
@@ -76,7 +76,7 @@ _ARRIVE = 0.45  # row offset where it reaches the receiver's: the slope shows tr
 _FONT = 10  # labels; nothing is drawn smaller than 9 points
 
 
-class _NotebookFigure(Figure):
+class NotebookFigure(Figure):
     """A Figure that shows itself as a PNG in Jupyter even when pyplot was never imported.
 
     IPython learns to display figures only when a matplotlib backend is activated (pyplot
@@ -97,7 +97,7 @@ class _NotebookFigure(Figure):
         return buffer.getvalue()
 
 
-def ladder(conv: "Conversation", *, ax: "Axes | None" = None, title: str | None = None) -> Figure:
+def ladder(conv: Conversation, *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """Draw `conv` as a ladder diagram: client and server lifelines, one sloped arrow per segment.
 
     Arrows are evenly spaced (not to scale in time), labelled with flags and relative numbers,
@@ -125,10 +125,10 @@ def ladder(conv: "Conversation", *, ax: "Axes | None" = None, title: str | None 
     return fig
 
 
-def _figure_and_axes(ax: "Axes | None", axes_height: float) -> tuple[Figure, "Axes"]:
+def _figure_and_axes(ax: Axes | None, axes_height: float) -> tuple[Figure, Axes]:
     """A new notebook-width figure with one axes `axes_height` inches tall under the title, or `ax`'s figure."""
     if ax is None:
-        fig = _NotebookFigure(figsize=(_WIDTH, axes_height + _TITLE))
+        fig = NotebookFigure(figsize=(_WIDTH, axes_height + _TITLE))
         return fig, fig.add_axes((0.0, 0.0, 1.0, axes_height / (axes_height + _TITLE)))
     fig = ax.figure
     while not isinstance(fig, Figure):  # a SubFigure: return the figure that holds it
@@ -147,14 +147,14 @@ def _colour(phase: str) -> str:
     return PHASE_COLOURS.get(phase, _OTHER_COLOUR)
 
 
-def _ends(row: int, segment: "Segment") -> tuple[tuple[float, float], tuple[float, float]]:
+def _ends(row: int, segment: Segment) -> tuple[tuple[float, float], tuple[float, float]]:
     """(x, y) where the segment's arrow leaves the sender and reaches the receiver."""
     if segment.direction == SERVER_TO_CLIENT:
         return (_SERVER_X, row + _DEPART), (_CLIENT_X, row + _ARRIVE)
     return (_CLIENT_X, row + _DEPART), (_SERVER_X, row + _ARRIVE)
 
 
-def _draw_phases(ax: "Axes", segments: list["Segment"]) -> None:
+def _draw_phases(ax: Axes, segments: list[Segment]) -> None:
     """One light band per run of segments in the same phase, named in the left margin."""
     runs: list[tuple[str, int, int]] = []  # (phase, first row, last row)
     for row, segment in enumerate(segments):
@@ -171,7 +171,7 @@ def _draw_phases(ax: "Axes", segments: list["Segment"]) -> None:
                 fontweight="bold", color=_colour(phase), zorder=3)
 
 
-def _draw_lifelines(ax: "Axes", conv: "Conversation", rows: int) -> None:
+def _draw_lifelines(ax: Axes, conv: Conversation, rows: int) -> None:
     """Client on the left, server on the right: a vertical line under each name and address:port."""
     for x, name, (address, port) in ((_CLIENT_X, "client", conv.client), (_SERVER_X, "server", conv.server)):
         ax.plot([x, x], [-0.55, rows + 0.1], color="#444444", lw=1.3, solid_capstyle="butt", zorder=1)
@@ -181,7 +181,7 @@ def _draw_lifelines(ax: "Axes", conv: "Conversation", rows: int) -> None:
                 zorder=3)
 
 
-def _draw_segment(ax: "Axes", row: int, segment: "Segment") -> None:
+def _draw_segment(ax: Axes, row: int, segment: Segment) -> None:
     """The arrow, its label just above the arrow's middle (tilted with it), and its number."""
     (x0, y0), (x1, y1) = _ends(row, segment)
     colour = _colour(segment.phase)
@@ -202,7 +202,7 @@ def _draw_segment(ax: "Axes", row: int, segment: "Segment") -> None:
             color="#666666", zorder=3, gid=f"number {segment.number}")
 
 
-def _draw_states(ax: "Axes", conv: "Conversation") -> None:
+def _draw_states(ax: Axes, conv: Conversation) -> None:
     """Each side's state where it changes: on the lifeline where the segment that caused it touches."""
     rows = {segment.number: (row, segment) for row, segment in enumerate(conv.segments)}
     for side, walk in conv.states().items():
@@ -281,7 +281,7 @@ _LABEL_LEFT: set[tuple[str, str]] = {
 _Box = tuple[str, int]  # (state, 0) for a state's box, (state, 1) for its second box
 
 
-def state_diagram(conv: "Conversation | None" = None, *, ax: "Axes | None" = None,
+def state_diagram(conv: Conversation | None = None, *, ax: Axes | None = None,
                   title: str | None = None) -> Figure:
     """Draw the TCP state machine of RFC 9293 from `TRANSITIONS`: one box per state, one arrow per transition.
 
@@ -363,33 +363,33 @@ def _states_in(transitions: dict[tuple[str, str], str]) -> list[str]:
     return states
 
 
-def _box(state: str) -> "_Box":
+def _box(state: str) -> _Box:
     return (state, 0)
 
 
-def _centre(box: "_Box") -> tuple[float, float]:
+def _centre(box: _Box) -> tuple[float, float]:
     state, again = box
     return _STATE_AGAIN_AT[state] if again else _STATE_AT[state]
 
 
-def _vertical(start: "_Box", end: "_Box") -> bool:
+def _vertical(start: _Box, end: _Box) -> bool:
     return abs(_centre(start)[0] - _centre(end)[0]) < 0.05
 
 
-def _box_into(state: str, start: "_Box") -> "_Box":
+def _box_into(state: str, start: _Box) -> _Box:
     """The box of `state` an arrow from `start` goes to: the second one from ESTABLISHED's row down."""
     if state in _STATE_AGAIN_AT and _centre(start)[1] <= _STATE_AT["ESTABLISHED"][1]:
         return (state, 1)
     return (state, 0)
 
 
-def _bends_between(bent: dict, start: "_Box", end: "_Box") -> list[float]:
+def _bends_between(bent: dict, start: _Box, end: _Box) -> list[float]:
     """The bends of arrows already drawn between two boxes, as seen going from `start` to `end`."""
     # arc3 bends to the right of travel: an arrow drawn the other way with bend b lies at -b.
     return bent.get((start, end), []) + [-b for b in bent.get((end, start), [])]
 
 
-def _clear_bend(start: "_Box", end: "_Box", boxes: set, taken: list[float]) -> float:
+def _clear_bend(start: _Box, end: _Box, boxes: set, taken: list[float]) -> float:
     """The first bend of _BENDS_TO_TRY whose arrow crosses no other box and no arrow between the same boxes."""
     others = [_centre(box) for box in boxes if box not in (start, end)]
     margin = 0.08  # inches kept clear around a box
@@ -406,7 +406,7 @@ def _clear_bend(start: "_Box", end: "_Box", boxes: set, taken: list[float]) -> f
     return next((bend for bend in _BENDS_TO_TRY if clear(bend)), _BENDS_TO_TRY[-1])
 
 
-def _walks(conv: "Conversation", transitions: dict[tuple[str, str], str]) -> dict[str, dict]:
+def _walks(conv: Conversation, transitions: dict[tuple[str, str], str]) -> dict[str, dict]:
     """Per side: the boxes it visited, the table's transitions it took (with the segment numbers
     that caused them), and its steps the table has no entry for (a reset, mostly)."""
     walks = {}
@@ -429,7 +429,7 @@ def _walks(conv: "Conversation", transitions: dict[tuple[str, str], str]) -> dic
     return walks
 
 
-def _step_event(conv: "Conversation", side: str, number: int) -> str:
+def _step_event(conv: Conversation, side: str, number: int) -> str:
     """'send RST' or 'recv RST' when segment `number` is a reset, else '' (the number says enough)."""
     segment = conv.segments[number - 1]
     if not segment.has("RST"):
@@ -438,7 +438,7 @@ def _step_event(conv: "Conversation", side: str, number: int) -> str:
     return "send RST" if sent else "recv RST"
 
 
-def _draw_state_box(ax: "Axes", box: "_Box", sides: list[str], highlighted: bool) -> None:
+def _draw_state_box(ax: Axes, box: _Box, sides: list[str], highlighted: bool) -> None:
     """A rounded box named for its state; a side that visited it outlines it in its colour."""
     state, again = box
     x, y = _centre(box)
@@ -473,7 +473,7 @@ def _point_along(start: tuple[float, float], end: tuple[float, float], bend: flo
     return a * x0 + b * cx + c * x2, a * y0 + b * cy + c * y2
 
 
-def _arrow(ax: "Axes", start: "_Box", end: "_Box", bend: float, colour: str, lw: float, gid: str, *,
+def _arrow(ax: Axes, start: _Box, end: _Box, bend: float, colour: str, lw: float, gid: str, *,
            dashed: bool = False, shift: float = 0.0, zorder: float = 2) -> FancyArrowPatch:
     """An arrow from box to box, clipped at their edges; `shift` moves it sideways (points)."""
     patches = {p.get_gid(): p for p in ax.patches}
@@ -492,11 +492,11 @@ def _arrow(ax: "Axes", start: "_Box", end: "_Box", bend: float, colour: str, lw:
     return arrow
 
 
-def _box_gid(box: "_Box") -> str:
+def _box_gid(box: _Box) -> str:
     return f"box {box[0]}{' again' if box[1] else ''}"
 
 
-def _draw_transition(ax: "Axes", key: tuple[str, str], start: "_Box", end: "_Box", bend: float, apart: float,
+def _draw_transition(ax: Axes, key: tuple[str, str], start: _Box, end: _Box, bend: float, apart: float,
                      taken: dict[str, list[int]], highlighted: bool) -> None:
     """One table entry: its arrow and event, and over it each side that took it, with segment
     numbers. `apart` moves the arrow sideways (points, to the right of travel)."""
@@ -513,7 +513,7 @@ def _draw_transition(ax: "Axes", key: tuple[str, str], start: "_Box", end: "_Box
     _label(ax, start, end, bend, 0.5, left, event, ink, f"event {state} | {event}", taken, apart=apart)
 
 
-def _draw_untabled_steps(ax: "Axes", start: "_Box", end: "_Box", bend: float,
+def _draw_untabled_steps(ax: Axes, start: _Box, end: _Box, bend: float,
                          steps: list[tuple[str, int, str]]) -> None:
     """Steps of the walks the table has no entry for (a reset), between two boxes: a dashed
     arrow in each side's colour, its label at its own place along the arrow."""
@@ -530,7 +530,7 @@ def _draw_untabled_steps(ax: "Axes", start: "_Box", end: "_Box", bend: float,
                f"{side} step label {start[0]} -> {end[0]}", {side: [number for number, _ in taken]})
 
 
-def _label(ax: "Axes", start: "_Box", end: "_Box", bend: float, along: float, left: bool, text: str, ink: str,
+def _label(ax: Axes, start: _Box, end: _Box, bend: float, along: float, left: bool, text: str, ink: str,
            gid: str, numbers: dict[str, list[int]], *, apart: float = 0.0) -> None:
     """The event on its arrow, horizontal on a white ground (beside a vertical arrow, above a level
     one), then the segment numbers in each side's colour: right of the label, or right of a
@@ -565,9 +565,9 @@ def _label(ax: "Axes", start: "_Box", end: "_Box", bend: float, along: float, le
         xy, offset, ha_number, va_number = (1, 0.5), (3.0, 0.0), "left", "center"
 
 
-def _draw_reset_note(ax: "Axes", states: list[str]) -> None:
-    """Say which resets are left out, read from the states a RST closes (`_RESETTABLE`)."""
-    spared = [state for state in states if state not in _tcp._RESETTABLE]
+def _draw_reset_note(ax: Axes, states: list[str]) -> None:
+    """Say which resets are left out, read from the states a RST closes (`RESETTABLE`)."""
+    spared = [state for state in states if state not in _tcp.RESETTABLE]
     ax.text(0.1, 0.08, "Resets left out, to keep it legible: a RST\n"
             f"takes every state but {', '.join(spared[:-1])}\nand {spared[-1]} to CLOSED.", ha="left", va="bottom",
             fontsize=9, color="#555555", fontstyle="italic", zorder=4, gid="note resets")
@@ -590,21 +590,21 @@ _PLOT_HEIGHT = 4.4  # inches: the axes of a time plot, tick labels and legend in
 _MARGINS = (0.11, 0.12, 0.86, 0.78)  # left, bottom, width, height of the axes, as fractions of the figure
 
 
-def _plot_figure_and_axes(ax: "Axes | None") -> tuple[Figure, "Axes"]:
+def _plot_figure_and_axes(ax: Axes | None) -> tuple[Figure, Axes]:
     """A new notebook-width figure with room for ticks, axis labels and a title, or `ax`'s figure."""
     if ax is None:
-        fig = _NotebookFigure(figsize=(_WIDTH, _PLOT_HEIGHT))
+        fig = NotebookFigure(figsize=(_WIDTH, _PLOT_HEIGHT))
         return fig, fig.add_axes(_MARGINS)
     return _figure_and_axes(ax, 0.0)
 
 
-def _time_scale(conv: "Conversation") -> tuple[float, str]:
+def _time_scale(conv: Conversation) -> tuple[float, str]:
     """Milliseconds for a conversation shorter than 2 s (loopback), else seconds: (factor, unit)."""
     duration = conv.segments[-1].time if conv.segments else 0.0
     return (1000.0, "ms") if duration < 2.0 else (1.0, "s")
 
 
-def time_sequence(conv: "Conversation", direction: str = CLIENT_TO_SERVER, *, ax: "Axes | None" = None,
+def time_sequence(conv: Conversation, direction: str = CLIENT_TO_SERVER, *, ax: Axes | None = None,
                   title: str | None = None) -> Figure:
     """Draw one direction of `conv` as a time-sequence graph: relative sequence number against time.
 
@@ -681,7 +681,7 @@ def time_sequence(conv: "Conversation", direction: str = CLIENT_TO_SERVER, *, ax
     return fig
 
 
-def window_plot(conv: "Conversation", *, ax: "Axes | None" = None, title: str | None = None) -> Figure:
+def window_plot(conv: Conversation, *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """Draw the receive window each side advertised, in bytes, against time: one step line per side.
 
     A window of 0 bytes ("stop sending, my buffer is full") is marked with a black dot; resets
@@ -719,7 +719,7 @@ def window_plot(conv: "Conversation", *, ax: "Axes | None" = None, title: str | 
     return fig
 
 
-def _legend(ax: "Axes", entries: list[tuple[str, Line2D, bool]]) -> None:
+def _legend(ax: Axes, entries: list[tuple[str, Line2D, bool]]) -> None:
     """A legend naming only what the graph shows."""
     shown = [(handle, name) for name, handle, present in entries if present]
     if shown:
@@ -761,7 +761,7 @@ def header_ranges(pkt: Any) -> list[tuple[str, int, int]]:
     return ranges
 
 
-def encapsulation(pkt: Any, *, ax: "Axes | None" = None, title: str | None = None) -> Figure:
+def encapsulation(pkt: Any, *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """Draw a packet's encapsulation: one row per layer, each header placed at its bytes in the frame.
 
     The top row is the application's data; each row below adds that layer's header in front, so

@@ -8,7 +8,7 @@ preallocated bytearray. Both calls release the GIL while the kernel copies, so P
 per block and the time is the kernel's. `iperf3()` runs the C tool network engineers use (server
 and client, two processes, `-J` for its JSON report) on the same loopback, and `compare()` puts
 the two side by side, each the best of a few runs. Everything runs in a fresh lab, or on the
-host's 127.0.0.1 where the lab is refused (`concurrency.lab_or_host`).
+host's 127.0.0.1 where the lab is refused (`netlab.core.experiment.lab_or_none`).
 
 Rules for this file:
 1. Nothing is copied in Python on the transfer's path; a check (CRC-32) is optional because it
@@ -20,7 +20,6 @@ Rules for this file:
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import socket
 import subprocess
@@ -30,13 +29,19 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from netlab.concurrency import STOP_TIMEOUT, _listener, lab_or_host
-from netlab.lab import Lab
+from netlab.core.arguments import check_int, check_seconds
+from netlab.core.errors import HelperError
+from netlab.core.experiment import lab_or_host
+from netlab.core.lab import Lab, read_line
+from netlab.core.sockets import listener
 
-__all__ = ["BulkError", "Comparison", "Iperf3Result", "Transfer", "compare", "iperf3", "transfer"]
+__all__ = ["BulkError", "BulkComparison", "Iperf3Result", "Transfer", "compare", "iperf3", "transfer"]
+
+# Seconds a helper thread or process may take to end once its work is over or has failed.
+STOP_TIMEOUT = 5.0
 
 
-class BulkError(RuntimeError):
+class BulkError(HelperError):
     """A bulk transfer or an iperf3 run did not complete (the message says why)."""
 
 
@@ -59,16 +64,6 @@ class Transfer:
                 f"{self.gbit_per_second:.1f} Gbit/s ({self.buffer // 1024} KiB buffers, {self.where})")
 
 
-def _whole(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BulkError(f"{name} must be a whole number ≥ 1, got {value!r}")
-
-
-def _seconds(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise BulkError(f"{name} must be a number of seconds > 0, got {value!r}")
-
-
 def _pattern(buffer: int) -> bytes:
     # Not all zeros: a bug that dropped or repeated a chunk would change the checksum.
     return bytes(range(256)) * (buffer // 256) + bytes(buffer % 256)
@@ -83,9 +78,9 @@ def transfer(nbytes: int = 200_000_000, *, buffer: int = 1 << 20, lab: Lab | Non
     everything (CRC-32) and compare with the sender's. `timeout` (seconds) bounds the whole
     transfer, from connecting to the last byte received.
     """
-    _whole("nbytes", nbytes)
-    _whole("buffer", buffer)
-    _seconds("timeout", timeout)
+    check_int("nbytes", nbytes, 1)
+    check_int("buffer", buffer, 1)
+    check_seconds("timeout", timeout)
     if lab is None:
         with lab_or_host() as (fresh, where, _why):
             return _transfer(nbytes, buffer, fresh, verify, timeout, where)
@@ -108,12 +103,12 @@ def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: 
     got: dict[str, Any] = {"bytes": 0}
     sent, failure = 0, None
 
-    with _listener(lab, "127.0.0.1", 0, 1) as listener:
-        listener.settimeout(left())
+    with listener(lab, "127.0.0.1", 0, 1) as server:
+        server.settimeout(left())
 
         def receive() -> None:
             try:
-                conn, _ = listener.accept()
+                conn, _ = server.accept()
                 with conn:
                     into = bytearray(buffer)
                     view = memoryview(into)
@@ -134,8 +129,8 @@ def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: 
         receiver.start()
         start = time.perf_counter()
         try:
-            sock = lab.create_connection(listener.getsockname(), left()) if lab else \
-                socket.create_connection(listener.getsockname(), left())
+            sock = lab.create_connection(server.getsockname(), left()) if lab else \
+                socket.create_connection(server.getsockname(), left())
             with sock:
                 view = memoryview(block)
                 start = time.perf_counter()
@@ -154,7 +149,7 @@ def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: 
         finally:
             if failure is not None or sent < nbytes:
                 try:  # wake a receiver still waiting in accept(): the sender has given up
-                    listener.shutdown(socket.SHUT_RDWR)
+                    server.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
             # The receiver's own waits end by the deadline; the margin is for a thread that is stuck.
@@ -197,10 +192,10 @@ def iperf3(nbytes: int = 200_000_000, *, length: int | None = None, lab: Lab | N
     `lab` when given, else in a fresh lab, else on the host's 127.0.0.1. `timeout` (seconds)
     bounds the whole run, the server's start included.
     """
-    _whole("nbytes", nbytes)
+    check_int("nbytes", nbytes, 1)
     if length is not None:
-        _whole("length", length)
-    _seconds("timeout", timeout)
+        check_int("length", length, 1)
+    check_seconds("timeout", timeout)
     tool = shutil.which("iperf3")
     if tool is None:
         return None
@@ -211,7 +206,7 @@ def iperf3(nbytes: int = 200_000_000, *, length: int | None = None, lab: Lab | N
 
 
 @dataclass(frozen=True)
-class Comparison:
+class BulkComparison:
     """netlab's bulk transfer and iperf3, each the best of a few runs on the same loopback."""
 
     transfer: Transfer
@@ -236,7 +231,7 @@ class Comparison:
 
 
 def compare(nbytes: int = 1_000_000_000, *, buffer: int = 1 << 20, same_writes: bool = True,
-            runs: int = 3, timeout: float = 60.0) -> Comparison:
+            runs: int = 3, timeout: float = 60.0) -> BulkComparison:
     """Time netlab's bulk transfer and iperf3 moving `nbytes` on the same lab's loopback; keep each one's best of `runs`.
 
     With `same_writes` iperf3 writes `buffer` bytes at a time as netlab does (`-l`); without,
@@ -244,10 +239,10 @@ def compare(nbytes: int = 1_000_000_000, *, buffer: int = 1 << 20, same_writes: 
     machine. Where the lab is refused both run on the host's 127.0.0.1. `timeout` (seconds)
     bounds each run, netlab's and iperf3's.
     """
-    _whole("nbytes", nbytes)
-    _whole("buffer", buffer)
-    _whole("runs", runs)
-    _seconds("timeout", timeout)
+    check_int("nbytes", nbytes, 1)
+    check_int("buffer", buffer, 1)
+    check_int("runs", runs, 1)
+    check_seconds("timeout", timeout)
     length = buffer if same_writes else None
     with lab_or_host() as (lab, where, _why):
         transfers, perfs = [], []
@@ -255,23 +250,32 @@ def compare(nbytes: int = 1_000_000_000, *, buffer: int = 1 << 20, same_writes: 
             transfers.append(_transfer(nbytes, buffer, lab, False, timeout, where))
             if (tool := shutil.which("iperf3")) is not None:
                 perfs.append(_iperf3(tool, nbytes, length, lab, timeout, where))
-    return Comparison(max(transfers, key=lambda t: t.gbit_per_second),
+    return BulkComparison(max(transfers, key=lambda t: t.gbit_per_second),
                       max(perfs, key=lambda p: p.gbit_per_second) if perfs else None, runs, length)
 
 
-def _free_port(lab: Lab | None) -> int:
-    # Ask the kernel for a free port, then give it up for iperf3 to bind (iperf3 has no port 0).
-    with (lab.socket() if lab else socket.socket()) as probe:
+# iperf3 has no port 0: it must be told a port, and a port probed free then released could be
+# taken before iperf3 binds it. In a lab the port is free by construction: the lab's kernel is
+# told never to hand it out as an ephemeral port (ip_local_reserved_ports), and nothing else in
+# a fresh lab binds ports by number. On the host (no lab) a probed port is the best there is.
+IPERF3_PORT = 5201
+
+
+def _iperf3_port(lab: Lab | None) -> int:
+    if lab is not None:
+        lab.run("sysctl", "-qw", f"net.ipv4.ip_local_reserved_ports={IPERF3_PORT}")
+        return IPERF3_PORT
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def _iperf3(tool: str, nbytes: int, length: int | None, lab: Lab | None, timeout: float, where: str) -> Iperf3Result:
     deadline = time.monotonic() + timeout
-    port = _free_port(lab)
+    port = _iperf3_port(lab)
     start = (lambda argv, **kw: lab.popen(argv, **kw)) if lab else subprocess.Popen
     server = start([tool, "-s", "-1", "-B", "127.0.0.1", "-p", str(port), "--forceflush"],
-                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         _wait_for_line(server, "listening", timeout=min(10.0, timeout))
         extra = ["-l", str(length)] if length else []
@@ -299,32 +303,16 @@ def _iperf3(tool: str, nbytes: int, length: int | None, lab: Lab | None, timeout
 
 def _wait_for_line(proc: subprocess.Popen, word: str, timeout: float) -> None:
     """Read `proc`'s output until a line containing `word`, for at most `timeout` seconds; fail at once if it exits."""
-    ended = threading.Event()  # set when `word` was seen, or the output ended (the process exited)
+    deadline = time.monotonic() + timeout
     seen: list[str] = []
-    found: list[bool] = []
-
-    def read() -> None:
-        try:
-            for line in proc.stdout:
-                seen.append(line)
-                if word in line:
-                    found.append(True)
-                    return
-        finally:
-            ended.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    if not ended.wait(timeout):
-        proc.kill()
-        reader.join(STOP_TIMEOUT)
-        raise BulkError(f"iperf3's server did not start within {timeout:g} s: {''.join(seen).strip()[:200]}")
-    reader.join(STOP_TIMEOUT)
-    if not found:
-        try:
-            status = proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+    while True:
+        line = read_line(proc.stdout, max(0.0, deadline - time.monotonic())).decode(errors="replace")
+        seen.append(line)
+        if word in line:
+            return
+        if not line and proc.poll() is not None:
+            said = "\n".join(seen).strip()[:200] or "no output"
+            raise BulkError(f"iperf3's server exited before it was listening (exit status {proc.returncode}): {said}")
+        if time.monotonic() >= deadline:
             proc.kill()
-            status = "none: it closed its output and was killed"
-        said = "".join(seen).strip()[:200] or "no output"
-        raise BulkError(f"iperf3's server exited before it was listening (exit status {status}): {said}")
+            raise BulkError(f"iperf3's server did not start within {timeout:g} s: {' '.join(seen).strip()[:200]}")

@@ -15,8 +15,9 @@ bad input from costing much: `MAX_LINE` bytes per line, `MAX_HEADERS` header lin
 `MAX_BODY` bytes of body.
 
 `serve()` runs the lab's web server: the standard library's `http.server` with HTTP/1.1
-keep-alive, a handful of routes for the lessons and no files. `fetch()` makes requests to it in
-the lab while capturing, over one connection or one each, and understands the capture.
+keep-alive, a handful of routes for the lessons and no files. `LabHTTPConnection` is
+`http.client`'s own connection on a socket in the lab. Notebook 04's experiments (`fetch`,
+`site`) are in `netlab.lessons.http`.
 
 Rules for this file:
 1. The parser is strict where RFC 9112 says a recipient must reject (bare LF, whitespace before
@@ -40,22 +41,22 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from netlab.sockets import recv_exactly, recv_until_closed
+from netlab.core.errors import ProtocolError
+from netlab.core.sockets import recv_exactly, recv_until_closed
 
 if TYPE_CHECKING:
-    from netlab.conversation import Conversation
-    from netlab.lab import Lab, SocketState
+    from netlab.core.lab import Lab
 
 __all__ = [
-    "MAX_BODY", "MAX_HEADERS", "MAX_LINE", "Exchange", "HTTPExperiment", "HTTPParseError", "HTTPServer",
-    "Headers", "IncompleteMessage", "Request", "RequestRecord", "Response", "Site", "fetch", "parse_request",
-    "parse_response", "parse_response_with_stdlib", "read_response", "serve", "site",
+    "MAX_BODY", "MAX_HEADERS", "MAX_LINE", "HTTPParseError", "HTTPServer", "Headers", "IncompleteMessage",
+    "LabHTTPConnection", "Request", "RequestRecord", "Response", "parse_messages", "parse_request",
+    "parse_response", "parse_response_with_stdlib", "read_response", "serve",
 ]
 
 MAX_LINE = 8192  # bytes in one start line, header line or chunk-size line (CRLF not counted)
@@ -63,7 +64,7 @@ MAX_HEADERS = 100  # header lines in one message (the standard library's limit t
 MAX_BODY = 16 * 1024 * 1024  # bytes of body
 
 
-class HTTPParseError(ValueError):
+class HTTPParseError(ProtocolError, ValueError):
     """The bytes are not a valid HTTP/1.x message; the message names the rule broken."""
 
 
@@ -407,7 +408,7 @@ def parse_response(data: bytes, method: str = "GET") -> Response:
     return _exactly_one(data, "response", method)
 
 
-def _messages(data: bytes, kind: str, methods: Sequence[str] = ()) -> list[Any]:
+def parse_messages(data: bytes, kind: str, methods: Sequence[str] = ()) -> list[Any]:
     """Every whole message in `data`, back to back (the bytes one side sent on a connection)."""
     messages, pos = [], 0
     while pos < len(data):
@@ -562,7 +563,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the connection stays open between requests
     server_version = "netlab-http/1.0"
     sys_version = ""  # the Server header says netlab, not the Python version
-    server: "_Server"
+    server: _Server
 
     def setup(self) -> None:
         # An idle keep-alive connection is closed after `timeout` seconds (StreamRequestHandler
@@ -695,7 +696,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 32
 
-    def __init__(self, owner: "HTTPServer", address: tuple[str, int], sock: socket.socket | None) -> None:
+    def __init__(self, owner: HTTPServer, address: tuple[str, int], sock: socket.socket | None) -> None:
         self.netlab = owner
         self._lock = threading.Lock()
         self._count = 0
@@ -756,7 +757,7 @@ class HTTPServer:
     closed after `timeout` seconds; `close()` returns within about `timeout` seconds.
     """
 
-    def __init__(self, lab: "Lab | None" = None, host: str = "127.0.0.1", port: int = 0, *,
+    def __init__(self, lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0, *,
                  ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0,
                  on_request: Callable[[RequestRecord], Any] | None = None) -> None:
         self.timeout = timeout
@@ -812,7 +813,7 @@ class HTTPServer:
             raise RuntimeError(f"the HTTP server on port {self.address[1]} did not stop within "
                                f"{self.timeout + 1:g} s: {', '.join(stuck)} still running")
 
-    def __enter__(self) -> "HTTPServer":
+    def __enter__(self) -> HTTPServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -822,7 +823,7 @@ class HTTPServer:
         return f"<netlab.http.HTTPServer {self.url} {'closed' if self._closed else 'serving'}>"
 
 
-def serve(lab: "Lab | None" = None, host: str = "127.0.0.1", port: int = 0, *,
+def serve(lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0, *,
           ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0) -> HTTPServer:
     """Start the lab web server (in `lab`'s network if given) and return it; use it in a `with` block.
 
@@ -836,7 +837,7 @@ def serve(lab: "Lab | None" = None, host: str = "127.0.0.1", port: int = 0, *,
 # For notebooks: the web server in a lab, and clients that reach it there.
 
 
-class _LabHTTPConnection(http.client.HTTPConnection):
+class LabHTTPConnection(http.client.HTTPConnection):
     """http.client's own connection, on a socket that lives in a lab (or on this machine's
     loopback without one), wrapped in TLS when given a `context`.
 
@@ -844,7 +845,7 @@ class _LabHTTPConnection(http.client.HTTPConnection):
     to `address`.
     """
 
-    def __init__(self, lab: "Lab | None", address: tuple[str, int], timeout: float, *,
+    def __init__(self, lab: Lab | None, address: tuple[str, int], timeout: float, *,
                  host: str | None = None, context: ssl.SSLContext | None = None) -> None:
         super().__init__(host or address[0], address[1], timeout=timeout)
         self._lab, self._address, self._context = lab, address, context
@@ -864,222 +865,3 @@ class _LabHTTPConnection(http.client.HTTPConnection):
                 sock.close()
                 raise
         self.sock = sock
-
-
-class Site:
-    """The lab's web server for a notebook cell: in a fresh lab when it runs live, else on this machine's loopback.
-
-    `connect()` gives a TCP socket connected to it (in the same lab), `http_connection()` an
-    `http.client.HTTPConnection` that reaches it; `log` is the server's request log.
-    """
-
-    def __init__(self, timeout: float = 5.0) -> None:
-        from netlab.lab import Lab, LabUnavailable
-
-        self.timeout = timeout
-        try:
-            self.lab: Lab | None = Lab()
-            self.why = "live: the web server runs in a private network namespace that netlab created"
-        except LabUnavailable as err:
-            self.lab = None
-            self.why = f"on this machine's loopback (127.0.0.1), not in a lab: {err}"
-        try:
-            self.server = serve(self.lab, timeout=timeout)
-        except BaseException:
-            if self.lab is not None:
-                self.lab.close()
-            raise
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.server.address
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def log(self) -> list[RequestRecord]:
-        return self.server.log
-
-    def connect(self, timeout: float | None = None) -> socket.socket:
-        """A new TCP connection to the server (a socket in the lab when it runs live)."""
-        timeout = self.timeout if timeout is None else timeout
-        if self.lab is not None:
-            return self.lab.create_connection(self.address, timeout)
-        return socket.create_connection(self.address, timeout)
-
-    def http_connection(self, timeout: float | None = None) -> http.client.HTTPConnection:
-        """An http.client.HTTPConnection to the server; its socket is made in the lab when it runs live."""
-        return _LabHTTPConnection(self.lab, self.address, self.timeout if timeout is None else timeout)
-
-    def close(self) -> None:
-        """Stop the server, then the lab."""
-        try:
-            self.server.close()
-        finally:
-            if self.lab is not None:
-                self.lab.close()
-
-    def __enter__(self) -> "Site":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def site(timeout: float = 5.0) -> Site:
-    """Start the lab web server in a fresh lab (or on loopback where labs are refused); use it with `with`."""
-    return Site(timeout)
-
-
-# ---------------------------------------------------------------------------
-# The keep-alive experiment: several requests, captured, over one connection or one each.
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One request and its response, as read from the captured bytes of connection `connection` (from 1)."""
-
-    connection: int
-    request: Request
-    response: Response
-
-    def __str__(self) -> str:
-        return (f"connection {self.connection}: {self.request.method} {self.request.target} "
-                f"{self.request.version} → {self.response.status} {self.response.reason}")
-
-
-@dataclass
-class HTTPExperiment:
-    """What `fetch` captured: the packets, one Conversation per TCP connection, live or recorded."""
-
-    packets: list
-    source: str  # "live" or "recorded"
-    why: str
-    kernel_states: list["SocketState"] = field(default_factory=list)
-    result: Any = None  # the responses the client read, a tuple (or the exception it raised)
-    log: list[RequestRecord] = field(default_factory=list)  # the server's own log (live only)
-
-    @property
-    def live(self) -> bool:
-        return self.source == "live"
-
-    @property
-    def conversations(self) -> list["Conversation"]:
-        """One Conversation per TCP connection, in the order they opened."""
-        from netlab.conversation import conversations
-
-        return conversations(self.packets, source=self.source)
-
-    @property
-    def syns(self) -> int:
-        """How many connections the client opened: the first SYN of each (a SYN sent again is no new connection)."""
-        return sum(1 for conv in self.conversations for s in conv.segments if s.flags == "SYN" and not s.retransmission)
-
-    @property
-    def exchanges(self) -> list[Exchange]:
-        """Every request and response, read back from the captured bytes of each connection."""
-        from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
-
-        found = []
-        for number, conv in enumerate(self.conversations, 1):
-            requests = _messages(conv.data(CLIENT_TO_SERVER), "request")
-            responses = _messages(conv.data(SERVER_TO_CLIENT), "response", [r.method for r in requests])
-            found += [Exchange(number, q, r) for q, r in zip(requests, responses)]
-        return found
-
-    @property
-    def seconds(self) -> float:
-        """From the first SYN to the last byte of the last response, in seconds (from the capture)."""
-        from netlab.conversation import SERVER_TO_CLIENT
-
-        convs = self.conversations
-        start = min(float(c.packets[0].time) for c in convs)
-        ends = [float(s.packet.time) for c in convs for s in c.segments if s.direction == SERVER_TO_CLIENT and s.length]
-        return max(ends) - start
-
-    def summary(self) -> str:
-        """One line of stable facts: requests, connections, SYNs."""
-        connections = len(self.conversations)
-        return (f"{len(self.exchanges)} requests over {connections} connection{'s' if connections != 1 else ''}: "
-                f"{self.syns} SYN{'s' if self.syns != 1 else ''}")
-
-    def save(self, path: str | Path) -> Path:
-        """Write the captured packets as a pcap file that Wireshark opens."""
-        from netlab.capture import save_pcap
-
-        return save_pcap(self.packets, path)
-
-    def __str__(self) -> str:
-        return "\n".join([self.summary()] + [str(e) for e in self.exchanges])
-
-
-_RECORDED = {(True, "1.1"): "http-keepalive", (False, "1.1"): "http-close", (False, "1.0"): "http-1.0"}
-DEFAULT_PATHS = ("/", "/", "/")
-# The recordings `python -m netlab record` makes for fetch()'s fallback (see experiments.record_all).
-RECORDINGS: dict[str, Callable[[], "HTTPExperiment"]] = {
-    "http-keepalive": lambda: fetch(),
-    "http-close": lambda: fetch(reuse=False),
-    "http-1.0": lambda: fetch(reuse=False, version="1.0"),
-}
-
-
-def _get(sock: socket.socket, path: str, version: str, connection: str | None) -> Response:
-    lines = [f"GET {path} HTTP/{version}", "Host: lab"] + ([f"Connection: {connection}"] if connection else [])
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
-    return read_response(sock)
-
-
-def fetch(paths: Sequence[str] = DEFAULT_PATHS, *, reuse: bool = True, version: str = "1.1",
-          timeout: float = 5.0) -> HTTPExperiment:
-    """GET each path from the lab web server while capturing, and return what the capture shows.
-
-    `reuse=True` sends every request over one kept-alive connection (HTTP/1.1's default; with
-    version="1.0" the client asks for it with `Connection: keep-alive`). `reuse=False` opens a
-    connection per request and ends each one (`Connection: close` in HTTP/1.1; HTTP/1.0 closes
-    by default). Where the lab is refused, a recorded capture of the default three requests
-    is shown, labelled as recorded. `timeout` (seconds) bounds every wait.
-    """
-    from netlab.capture import recorded as recorded_packets
-    from netlab.experiments import _all_closed
-    from netlab.lab import Lab, LabUnavailable
-
-    if version not in ("1.0", "1.1"):
-        raise HTTPParseError(f"version {version!r}: fetch speaks HTTP '1.0' or '1.1'")
-    if isinstance(paths, str) or not paths:
-        raise HTTPParseError(f"paths must be a non-empty list of paths such as ['/', '/large'], not {paths!r}")
-    for path in paths:
-        if not isinstance(path, str) or not path.startswith("/") or not path.isascii() or any(c in path for c in " \r\n"):
-            raise HTTPParseError(f"{path!r} is no request target: a path starts with '/' and holds no spaces "
-                                 "or non-ASCII characters (percent-encode them, e.g. urllib.parse.quote)")
-    try:
-        lab = Lab()
-    except LabUnavailable as err:
-        name = _RECORDED.get((reuse, version))
-        if name is None:
-            raise LabUnavailable(f"{err} (and there is no recording for reuse={reuse}, version={version!r})") from None
-        return HTTPExperiment(packets=recorded_packets(name), source="recorded",
-                              why=f"recorded: {name}.pcap, {len(DEFAULT_PATHS)} requests for /. {err}")
-    with lab, serve(lab, timeout=timeout) as server:
-        with lab.capture(timeout=timeout) as cap:
-            responses: Any = []  # a tuple once done: recordings store it as its repr
-            try:
-                if reuse:
-                    with lab.create_connection(server.address, timeout) as sock:
-                        for path in paths:
-                            responses.append(_get(sock, path, version, "keep-alive" if version == "1.0" else None))
-                else:
-                    for path in paths:
-                        with lab.create_connection(server.address, timeout) as sock:
-                            responses.append(_get(sock, path, version, "close" if version == "1.1" else None))
-                responses = tuple(responses)
-            except (OSError, HTTPParseError) as err:
-                responses = err
-            states = lab.wait_until(_all_closed, timeout)
-        log = list(server.log)
-    return HTTPExperiment(
-        packets=cap.packets, source="live",
-        why="live: captured just now in a private network namespace that netlab created",
-        kernel_states=[s for s in states if s.state != "LISTEN"], result=responses, log=log,
-    )

@@ -12,7 +12,7 @@ Rules for this file:
 1. A client catches only the exception its failure is about and returns it; anything else
    propagates, so a lab that behaves unexpectedly is never shown as the lesson.
 2. Each experiment has a recording, netlab/data/errors-NAME.pcap (+ .json), shown when the lab is
-   refused; `experiments.record_all` re-records them. `load_recorded` rebuilds a recorded exception
+   refused; `python -m netlab record` re-records them. `load_recorded` rebuilds a recorded exception
    from its repr, so `type(exp.result)` and its errno are the same live and recorded.
 """
 
@@ -21,20 +21,18 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from netlab.capture import recorded as recorded_packets, save_pcap
-from netlab.conversation import Conversation, conversations
-from netlab.experiments import Experiment, _all_closed, load_recorded, recorded_meta
-from netlab.lab import Lab, LabUnavailable, SocketState
-from netlab.sockets import RetryError, connect_with_retry, recv_until_closed
+from netlab.core.arguments import check_seconds
+from netlab.core.errors import LabError
+from netlab.core.experiment import LIVE, Experiment, all_closed, live_or_recorded, run
+from netlab.core.lab import Lab, SocketState
+from netlab.core.sockets import RetryError, connect_to_unused_port, connect_with_retry, recv_until_closed
 
 __all__ = [
     "Attempts", "blocked_send", "broken_pipe", "connect_timeout", "half_close", "read_timeout", "refused",
-    "reset_by_peer", "retry_refused",
+    "reset_by_peer", "retry_refused", "RECORDINGS",
 ]
 
 # How long any one wait inside an experiment may take, in seconds: far longer than any step
@@ -45,29 +43,22 @@ _STEP = 5.0
 def _run(name: str, client: Callable[[Lab, Any], Any],
          setup: Callable[[Lab, contextlib.ExitStack], Any] | None = None, capture_timeout: float = 10.0) -> Experiment:
     """Open a lab, let `setup(lab, stack)` prepare what must exist before the capture starts, then
-    capture while `client(lab, prepared)` runs and until its connections have closed."""
-    try:
-        lab = Lab()
-    except LabUnavailable as err:
-        return _recorded(name, str(err))
-    with lab, contextlib.ExitStack() as stack:
-        prepared = setup(lab, stack) if setup else None
-        before = {(s.local, s.peer) for s in lab.socket_states()}  # set up before the capture: not waited for
-        with lab.capture(timeout=capture_timeout) as cap:
-            result = client(lab, prepared)
-            states = lab.wait_until(lambda now: _all_closed([s for s in now if (s.local, s.peer) not in before]), _STEP)
-    return Experiment(
-        conversation=Conversation.from_packets(cap.packets, source="live"),
-        source="live",
-        why="live: captured just now in a private network namespace that netlab created",
-        kernel_states=[s for s in states if s.state != "LISTEN" and (s.local, s.peer) not in before],
-        result=result,
-        capture_ready_seconds=cap.ready_seconds,
-    )
+    capture while `client(lab, prepared)` runs and until its connections have closed; or show the
+    recording errors-NAME where the lab is refused."""
 
+    def live(lab: Lab) -> Experiment:
+        with contextlib.ExitStack() as stack:
+            prepared = setup(lab, stack) if setup else None
+            before = {(s.local, s.peer) for s in lab.socket_states()}  # set up before the capture: not waited for
+            with lab.capture(timeout=capture_timeout) as cap:
+                result = client(lab, prepared)
+                states = lab.wait_until(lambda now: all_closed([s for s in now if (s.local, s.peer) not in before]),
+                                        _STEP)
+        return Experiment(cap.packets, "live", LIVE,
+                          kernel_states=[s for s in states if s.state != "LISTEN" and (s.local, s.peer) not in before],
+                          result=result, capture_ready_seconds=cap.ready_seconds)
 
-def _recorded(name: str, why: str) -> Experiment:
-    return load_recorded(f"errors-{name}", why=why)
+    return live_or_recorded(live, f"errors-{name}")
 
 
 def _connected_pair(lab: Lab, stack: contextlib.ExitStack) -> tuple[socket.socket, socket.socket]:
@@ -89,24 +80,16 @@ def _wait_for_state(lab: Lab, ends: tuple[Any, Any], wanted: str | None) -> None
 
     now = state(lab.wait_until(lambda states: state(states) == wanted, _STEP))
     if now != wanted:
-        raise RuntimeError(f"the lab's connection {ends[0]} stayed {now} instead of {wanted} within {_STEP:g} s")
+        raise LabError(f"the lab's connection {ends[0]} stayed {now} instead of {wanted} within {_STEP:g} s")
 
 
 # ---------------------------------------------------------------------------
 # The failures.
 
 
-def _check_seconds(name: str, value: Any, most: float = 10.0) -> None:
-    """Refuse a timeout an experiment cannot use, naming it: a number of seconds above 0, at most `most`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= most:
-        raise ValueError(f"{name} must be a number of seconds above 0 and at most {most:g}, not {value!r}")
-
-
 def refused() -> Experiment:
     """`netlab.refused()`: a SYN answered by RST, `ConnectionRefusedError` (recorded or live)."""
-    from netlab.experiments import refused as refused_experiment
-
-    return refused_experiment()
+    return run(connect_to_unused_port, recorded="refused", server=False)
 
 
 def _fill_accept_queue(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, int]:
@@ -122,7 +105,7 @@ def connect_timeout(timeout: float = 3.5) -> Experiment:
     """Connect to a server whose accept queue is full: its kernel drops the SYNs, the client's
     kernel sends them again (after 1 s; then every 1 s on kernels with linear SYN timeouts, else
     doubling), and `connect` gives up after `timeout` seconds with `TimeoutError`."""
-    _check_seconds("timeout", timeout)
+    check_seconds("timeout", timeout, 10.0)
     def client(lab: Lab, address: tuple[str, int]) -> Any:
         try:
             with lab.create_connection(address, timeout=timeout):
@@ -135,7 +118,7 @@ def connect_timeout(timeout: float = 3.5) -> Experiment:
 
 def read_timeout(timeout: float = 0.5) -> Experiment:
     """Send a request to a server that never answers; `recv` gives up after `timeout` seconds with `TimeoutError`."""
-    _check_seconds("timeout", timeout)
+    check_seconds("timeout", timeout, 10.0)
     def client(lab: Lab, _: Any) -> Any:
         with contextlib.ExitStack() as stack:
             sock, server = _connected_pair(lab, stack)
@@ -213,7 +196,7 @@ def blocked_send(timeout: float = 1.0) -> Experiment:
     window falls to zero, the sender's kernel probes it, and `sendall` blocks until it times
     out after `timeout` seconds (`TimeoutError`); then the receiver reads everything and the
     window opens again."""
-    _check_seconds("timeout", timeout)
+    check_seconds("timeout", timeout, 10.0)
     def setup(lab: Lab, stack: contextlib.ExitStack) -> socket.socket:
         listener = stack.enter_context(lab.socket())
         # Small buffers on both sides, set before the handshake (the window scale is agreed then),
@@ -249,19 +232,11 @@ def blocked_send(timeout: float = 1.0) -> Experiment:
 # Retrying with backoff: several connections, so several conversations.
 
 
-@dataclass
-class Attempts:
-    """The attempts of one retrying client: a conversation per attempt, and how it ended."""
+class Attempts(Experiment):
+    """The attempts of one retrying client: a conversation per attempt, and how it ended.
 
-    conversations: list[Conversation]
-    source: str  # "live" or "recorded"
-    why: str
-    result: Any = None  # the socket's peer address on success, else the RetryError
-    kernel_states: list[SocketState] = field(default_factory=list)
-
-    @property
-    def live(self) -> bool:
-        return self.source == "live"
+    `result` is the socket's peer address on success, else the RetryError.
+    """
 
     @property
     def starts(self) -> list[float]:
@@ -275,43 +250,32 @@ class Attempts:
         starts = self.starts
         return [b - a for a, b in zip(starts, starts[1:])]
 
-    def save(self, path: str | Path) -> Path:
-        """Write every attempt's packets, in capture order, as one pcap file."""
-        packets = sorted((p for c in self.conversations for p in c.packets), key=lambda p: float(p.time))
-        return save_pcap(packets, path)
-
 
 def retry_refused(attempts: int = 4, first_delay: float = 0.1) -> Attempts:
     """Connect with `netlab.connect_with_retry` to a lab port where nothing listens: each attempt
     is refused (SYN, RST), the waits between them double (with jitter), and after `attempts`
     tries it gives up with `RetryError`."""
-    try:
-        lab = Lab()
-    except LabUnavailable as err:
-        packets = recorded_packets("errors-retry")
-        return Attempts(conversations(packets, source="recorded"), "recorded", str(err),
-                        recorded_meta("errors-retry").get("result"))
-    with lab:
-        with lab.socket() as probe:  # a free port number, closed again: nothing listens there
-            probe.bind(("127.0.0.1", 0))
-            closed = probe.getsockname()
+
+    def live(lab: Lab) -> Attempts:
+        closed = lab.unused_port()
         with lab.capture(timeout=_STEP + attempts * first_delay * 2 ** attempts) as cap:
             try:
                 with connect_with_retry(closed, attempts=attempts, first_delay=first_delay, lab=lab) as sock:
                     result: Any = sock.getpeername()
             except RetryError as err:
                 result = err
-    return Attempts(conversations(cap.packets), "live",
-                    "live: captured just now in a private network namespace that netlab created", result)
+        return Attempts(cap.packets, "live", LIVE, result=result)
+
+    return live_or_recorded(live, "errors-retry", kind=Attempts)
 
 
-# The recordings shipped in netlab/data as errors-NAME.pcap/.json, re-recorded by `python -m netlab record`.
-RECORDINGS: dict[str, Callable[[], Any]] = {
-    "connect-timeout": connect_timeout,
-    "read-timeout": read_timeout,
-    "reset": reset_by_peer,
-    "broken-pipe": broken_pipe,
-    "half-close": half_close,
-    "blocked-send": blocked_send,
-    "retry": retry_refused,
+# The recordings shipped in netlab/data, re-recorded by `python -m netlab record`.
+RECORDINGS: dict[str, Callable[[], Experiment]] = {
+    "errors-connect-timeout": connect_timeout,
+    "errors-read-timeout": read_timeout,
+    "errors-reset": reset_by_peer,
+    "errors-broken-pipe": broken_pipe,
+    "errors-half-close": half_close,
+    "errors-blocked-send": blocked_send,
+    "errors-retry": retry_refused,
 }

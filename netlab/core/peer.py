@@ -57,14 +57,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab.experiments import Experiment, _rebuild
-from netlab.lab import Lab, LabError, LabUnavailable, _last_line
-from netlab.sockets import _unacknowledged
+from netlab.core.arguments import check_int, check_seconds
+from netlab.core.errors import HelperError
+from netlab.core.experiment import Experiment, live_or_recorded
+from netlab.core.lab import Lab, last_line, read_line
+from netlab.core.pcapfiles import load_pcap
+from netlab.core.sockets import unacknowledged
 
 __all__ = [
-    "Script", "Peer", "PeerError", "PeerEvent", "PeerExperiment", "add_link", "transfer", "retransmissions",
-    "retransmission_times",
-    "loopback_transfer", "recordings", "record", "load_recorded", "LAB_ADDRESS", "PEER_ADDRESS", "MTU", "MSS",
+    "Script", "Peer", "PeerError", "PeerEvent", "PeerExperiment", "add_link", "transfer", "pattern",
+    "LAB_ADDRESS", "PEER_ADDRESS", "MTU", "MSS", "COUNTERS", "kernel_counters",
 ]
 
 LAB_ADDRESS = "10.0.0.1"  # the kernel's side of the link (lab0)
@@ -83,7 +85,7 @@ MAX_DURATION = 60.0  # seconds: no script runs longer
 _FRAMES_PER_PASS = 64
 
 
-class PeerError(LabError):
+class PeerError(HelperError):
     """The scripted peer was given a bad script or could not run it."""
 
 
@@ -103,7 +105,7 @@ class Script:
 
     def __init__(self, port: int = 80) -> None:
         if not isinstance(port, int) or not 1 <= port <= 65535:
-            raise PeerError(f"port must be a whole number from 1 to 65535, not {port!r}")
+            raise ValueError(f"port must be a whole number from 1 to 65535, not {port!r}")
         self.port = port
         self.syn = "accept"
         self.window = 65535
@@ -118,84 +120,84 @@ class Script:
         self.duration = 10.0
         self._steps: list[str] = []
 
-    def _step(self, text: str) -> "Script":
+    def _step(self, text: str) -> Script:
         self._steps.append(text)
         return self
 
-    def accept(self, window: int = 65535) -> "Script":
+    def accept(self, window: int = 65535) -> Script:
         """Answer the SYN with a SYN-ACK and offer a receive buffer of `window` bytes (at most 65535)."""
-        _check_int("window", window, 0, 65535)
+        check_int("window", window, 0, 65535)
         self.syn, self.window = "accept", window
         return self._step(f"accept(window={window})")
 
-    def refuse(self) -> "Script":
+    def refuse(self) -> Script:
         """Answer the SYN with a reset, as a host where nothing listens on the port."""
         self.syn = "refuse"
         return self._step("refuse()")
 
-    def ignore_syns(self) -> "Script":
+    def ignore_syns(self) -> Script:
         """Never answer a SYN, as a host that is down or behind a firewall that drops."""
         self.syn = "ignore"
         return self._step("ignore_syns()")
 
-    def drop(self, *segments: int) -> "Script":
+    def drop(self, *segments: int) -> Script:
         """Lose these data segments (1 = the first to arrive): no ACK, the bytes are not kept."""
         for n in segments:
-            _check_int("a data segment's number", n, 1, 10_000)
+            check_int("a data segment's number", n, 1, 10_000)
         self.drops += list(segments)
         return self._step(f"drop({', '.join(map(str, segments))})")
 
-    def never_ack(self) -> "Script":
+    def never_ack(self) -> Script:
         """Keep receiving but never acknowledge any data: the sender retransmits on its timer."""
         self.acks = False
         return self._step("never_ack()")
 
-    def ack_late(self, seconds: float) -> "Script":
+    def ack_late(self, seconds: float) -> Script:
         """Send every acknowledgement `seconds` late: a long round trip (RTT = about `seconds`)."""
-        _check_seconds("ack_late", seconds, 5.0)
+        check_seconds("ack_late", seconds, 5.0)
         self.ack_delay = float(seconds)
         return self._step(f"ack_late({seconds:g})")
 
-    def duplicate_acks(self, segment: int, count: int = 3) -> "Script":
+    def duplicate_acks(self, segment: int, count: int = 3) -> Script:
         """Throw data segment `segment` away and answer it with `count` copies of the previous ACK."""
-        _check_int("a data segment's number", segment, 1, 10_000)
-        _check_int("count", count, 1, 20)
+        check_int("a data segment's number", segment, 1, 10_000)
+        check_int("count", count, 1, 20)
         self.duplicates[segment] = count
         return self._step(f"duplicate_acks({segment}, count={count})")
 
-    def reset(self, after: int) -> "Script":
+    def reset(self, after: int) -> Script:
         """Send a reset when data segment `after` arrives, in the middle of the stream."""
-        _check_int("a data segment's number", after, 1, 10_000)
+        check_int("a data segment's number", after, 1, 10_000)
         self.reset_at = after
         return self._step(f"reset(after={after})")
 
-    def corrupt_ack(self, *segments: int) -> "Script":
+    def corrupt_ack(self, *segments: int) -> Script:
         """Send the ACK of these data segments with a wrong TCP checksum: the kernel must drop it."""
         for n in segments:
-            _check_int("a data segment's number", n, 1, 10_000)
+            check_int("a data segment's number", n, 1, 10_000)
         self.corrupt += list(segments)
         return self._step(f"corrupt_ack({', '.join(map(str, segments))})")
 
-    def stop_reading(self, after: int = 0, seconds: float = 1.0) -> "Script":
+    def stop_reading(self, after: int = 0, seconds: float = 1.0) -> Script:
         """The peer's program stops reading once `after` bytes have arrived, for `seconds`.
 
         Unread bytes fill its receive buffer, so the window it advertises shrinks, down to zero;
         when the program reads again the window reopens.
         """
-        _check_int("after", after, 0, 10**9)
-        _check_seconds("stop_reading", seconds, 30.0)
+        check_int("after", after, 0, 10**9)
+        check_seconds("stop_reading", seconds, 30.0)
         self.pause = (after, float(seconds))
         return self._step(f"stop_reading(after={after}, seconds={seconds:g})")
 
-    def stop_after(self, segments: int) -> "Script":
+    def stop_after(self, segments: int) -> Script:
         """End the peer (and its capture) once `segments` data segments have arrived."""
-        _check_int("segments", segments, 1, 10_000)
+        check_int("segments", segments, 1, 10_000)
         self.stop_at = segments
         return self._step(f"stop_after(segments={segments})")
 
-    def within(self, seconds: float) -> "Script":
+    def within(self, seconds: float) -> Script:
         """The peer's time bound: it ends after `seconds` whatever happens (default 10)."""
-        _check_seconds("within", seconds, MAX_DURATION)
+        check_seconds("within", seconds, MAX_DURATION)
         self.duration = float(seconds)
         return self._step(f"within({seconds:g})")
 
@@ -209,16 +211,6 @@ class Script:
 
     def __repr__(self) -> str:
         return f"Script(port={self.port})" + "".join(f".{s}" for s in self._steps)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise PeerError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
-
-
-def _check_seconds(name: str, value: Any, high: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= high:
-        raise PeerError(f"{name} takes a time in seconds above 0 and at most {high:g}, not {value!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -270,7 +262,7 @@ class Peer:
 
     def __init__(self, lab: Lab, script: Script, start_timeout: float = START_TIMEOUT) -> None:
         if not isinstance(script, Script):
-            raise PeerError(f"a Peer follows a netlab.peer.Script, not {type(script).__name__}")
+            raise TypeError(f"a Peer follows a netlab.peer.Script, not {type(script).__name__}")
         self.lab = lab
         self.script = script
         self.start_timeout = start_timeout
@@ -285,19 +277,19 @@ class Peer:
         """Where the peer listens: (10.0.0.2, the script's port)."""
         return PEER_ADDRESS, self.script.port
 
-    def __enter__(self) -> "Peer":
+    def __enter__(self) -> Peer:
         add_link(self.lab)
         self._dir = tempfile.mkdtemp(prefix="netlab-peer-")
         try:
-            self._proc = self.lab.popen([sys.executable, "-m", "netlab.peer"], stdin=subprocess.PIPE,
+            self._proc = self.lab.popen([sys.executable, "-m", "netlab.core.peer"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             order = dict(self.script.to_json(), out=self._dir)
             self._proc.stdin.write(json.dumps(order).encode() + b"\n")
             self._proc.stdin.flush()
-            line = _read_line(self._proc.stdout, self.start_timeout)
+            line = read_line(self._proc.stdout, self.start_timeout)
             if line != b"ready":
                 self._kill()
-                detail = _last_line(self._proc.stderr.read().decode(errors="replace")) if self._proc.stderr else ""
+                detail = last_line(self._proc.stderr.read().decode(errors="replace")) if self._proc.stderr else ""
                 if not line:
                     raise PeerError(f"the peer did not start within {self.start_timeout:g} s"
                                     + (f": {detail}" if detail else ""))
@@ -367,11 +359,9 @@ class Peer:
             self.finished = data["finished"]
         pcap = out / "link.pcap"
         if pcap.is_file():
-            from netlab.capture import load_pcap
-
             self.packets = load_pcap(pcap)
         elif stderr.strip() and not self.log:
-            raise PeerError(f"the peer failed: {_last_line(stderr)}")
+            raise PeerError(f"the peer failed: {last_line(stderr)}")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
@@ -383,22 +373,6 @@ class Peer:
             exc.add_note(str(err))
 
 
-def _read_line(stream: Any, timeout: float) -> bytes:
-    """Read one line from a pipe within `timeout` seconds (b'' if none came)."""
-    deadline = time.monotonic() + timeout
-    fd = stream.fileno()
-    data = b""
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return b""
-        chunk = os.read(fd, 256)
-        if not chunk:
-            break
-        data += chunk
-    return data.split(b"\n")[0].strip()
-
-
 @dataclass
 class PeerExperiment(Experiment):
     """An Experiment with the scripted peer: also its script and its own log."""
@@ -407,8 +381,17 @@ class PeerExperiment(Experiment):
     log: list[PeerEvent] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)  # the lab kernel's TCP counters afterwards (nstat)
 
+    def recording_fields(self) -> dict[str, Any]:
+        return {"script": self.script, "log": [[e.time, e.what] for e in self.log], "counters": self.counters}
 
-def _pattern(size: int) -> bytes:
+    @classmethod
+    def from_recording(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        return {"script": meta.get("script", ""), "log": [PeerEvent(t, what) for t, what in meta.get("log", [])],
+                "counters": meta.get("counters", {})}
+
+
+def pattern(size: int) -> bytes:
+    """`size` bytes of readable text whose position shows: a missing or repeated piece stands out."""
     # Readable, position-revealing bytes: a missing or repeated piece shows in the payload.
     line = b"netlab data transfer. "
     return (line * (size // len(line) + 1))[:size]
@@ -426,34 +409,31 @@ def transfer(script: Script | None = None, data: int | bytes = 100_000, *, recor
     """
     script = script if script is not None else Script()
     if not isinstance(script, Script):
-        raise PeerError(f"transfer() follows a netlab.peer.Script, not {type(script).__name__}")
+        raise TypeError(f"transfer() follows a netlab.peer.Script, not {type(script).__name__}")
     if isinstance(data, int) and not isinstance(data, bool):
-        _check_int("data", data, 0, 10_000_000)
-        payload = _pattern(data)
+        check_int("data", data, 0, 10_000_000)
+        payload = pattern(data)
     elif isinstance(data, (bytes, bytearray)):
         payload = bytes(data)
     else:
-        raise PeerError(f"data is bytes or a size in bytes, not {type(data).__name__}")
-    try:
-        lab = Lab()
-    except LabUnavailable as err:
-        if recorded is None:
-            raise
-        exp = load_recorded(recorded, why=str(err))
-        if exp.script and exp.script != repr(script):
-            exp.why += f" (This recording followed {exp.script}, not your script.)"
-        return exp
-    with lab:
-        with Peer(lab, script) as peer:
-            deadline = time.monotonic() + timeout  # one budget for every wait below
-            try:
-                result: Any = _send(lab, peer, payload, deadline)
-            except OSError as err:
-                result = err
-            if not isinstance(result, OSError):
-                peer.wait(_left(deadline))
-        states = lab.socket_states()
-        counters = _counters(lab)
+        raise TypeError(f"data is bytes or a size in bytes, not {type(data).__name__}")
+    exp = live_or_recorded(lambda lab: _transfer(lab, script, payload, timeout), recorded, kind=PeerExperiment)
+    if not exp.live and exp.script and exp.script != repr(script):
+        exp.why += f" (This recording followed {exp.script}, not your script.)"
+    return exp
+
+
+def _transfer(lab: Lab, script: Script, payload: bytes, timeout: float) -> PeerExperiment:
+    with Peer(lab, script) as peer:
+        deadline = time.monotonic() + timeout  # one budget for every wait below
+        try:
+            result: Any = _send(lab, peer, payload, deadline)
+        except OSError as err:
+            result = err
+        if not isinstance(result, OSError):
+            peer.wait(_left(deadline))
+    states = lab.socket_states()
+    counters = kernel_counters(lab)
     return _experiment(peer, script, result, states, counters)
 
 
@@ -470,7 +450,7 @@ def _send(lab: Lab, peer: Peer, payload: bytes, deadline: float) -> int:
         sock.sendall(payload)
         # Close only once the peer has acknowledged everything (or stopped): a FIN sent at once
         # would ride on the retransmissions and its ACK would cover a lost ACK.
-        while _unacknowledged(sock) and peer.running and time.monotonic() < deadline:
+        while unacknowledged(sock) and peer.running and time.monotonic() < deadline:
             time.sleep(0.005)
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
@@ -487,7 +467,8 @@ COUNTERS = ("TcpRetransSegs", "TcpInCsumErrors", "TcpExtTCPFastRetrans", "TcpExt
             "TcpExtTCPLossProbes", "TcpExtTCPWinProbe", "TcpExtTCPToZeroWindowAdv")
 
 
-def _counters(lab: Lab) -> dict[str, int]:
+def kernel_counters(lab: Lab) -> dict[str, int]:
+    """The lab kernel's TCP counters named in COUNTERS (from `nstat`), 0 where it has none."""
     values = {}
     # -a: absolute values, -z: zeros too, -s: keep no history file
     data = json.loads(lab.run("nstat", "-azs", "--json"))
@@ -499,12 +480,10 @@ def _counters(lab: Lab) -> dict[str, int]:
 
 
 def _experiment(peer: Peer, script: Script, result: Any, states: list, counters: dict[str, int]) -> PeerExperiment:
-    from netlab.conversation import Conversation
-
     return PeerExperiment(
-        conversation=Conversation.from_packets(peer.packets, source="live"),
-        source="live",
-        why="live: captured just now on a 1500-byte link to a peer that netlab plays, in a private network namespace",
+        peer.packets,
+        "live",
+        "live: captured just now on a 1500-byte link to a peer that netlab plays, in a private network namespace",
         kernel_states=[s for s in states if s.state != "LISTEN"],
         result=result,
         script=repr(script),
@@ -513,125 +492,8 @@ def _experiment(peer: Peer, script: Script, result: Any, states: list, counters:
     )
 
 
-def retransmissions(count: int = 5, *, recorded: str | None = "transfer-retransmit") -> PeerExperiment:
-    """Send 100 bytes to a peer that never acknowledges, until the kernel has resent them `count` times.
-
-    The kernel retransmits on its timer, doubling the timeout each time, so `count` = 5 takes
-    about 0.2 + 0.4 + 0.8 + 1.6 + 3.2 ≈ 6 s.
-    """
-    _check_int("count", count, 1, 8)
-    bound = min(MAX_DURATION, 0.25 * 2 ** (count + 1) + 5)
-    script = Script().never_ack().stop_after(segments=count + 1).within(bound)
-    return transfer(script, data=100, recorded=recorded, timeout=bound)
-
-
-def retransmission_times(conv: Any) -> list[float]:
-    """When the first data segment was sent again: seconds after its first copy, one per copy."""
-    from netlab.conversation import CLIENT_TO_SERVER
-
-    copies = [s for s in conv.segments if s.direction == CLIENT_TO_SERVER and s.length]
-    if not copies:
-        return []
-    first = copies[0]
-    return [s.time - first.time for s in copies[1:] if s.seq == first.seq]
-
-
-def loopback_transfer(data: int = 100_000, *, recorded: str | None = "transfer-lo", timeout: float = 10.0) -> Experiment:
-    """The same write between two sockets on the lab's loopback (MTU 65536), for comparison."""
-    from netlab.conversation import Conversation
-
-    _check_int("data", data, 1, 10_000_000)
-    payload = _pattern(data)
-    try:
-        lab = Lab()
-    except LabUnavailable as err:
-        if recorded is None:
-            raise
-        return load_recorded(recorded, why=str(err))
-    with lab, lab.create_server() as server, lab.capture(timeout=timeout) as cap:
-        with lab.create_connection(server.getsockname(), timeout=timeout) as client:
-            server.settimeout(timeout)
-            conn, _ = server.accept()
-            with conn:
-                # One thread plays both programs: send while there is room, read what has arrived.
-                client.setblocking(False)
-                conn.setblocking(False)
-                sent, received, deadline = 0, 0, time.monotonic() + timeout
-                while received < len(payload) and time.monotonic() < deadline:
-                    want_write = [client] if sent < len(payload) else []
-                    readable, writable, _ = select.select([conn], want_write, [], 0.1)
-                    if writable:
-                        sent += client.send(payload[sent:sent + 65536])
-                    if readable:
-                        received += len(conn.recv(65536))
-                client.shutdown(socket.SHUT_WR)
-        lab.wait_until(lambda states: not any(s.state not in ("LISTEN", "TIME-WAIT", "CLOSED") for s in states), timeout)
-    return Experiment(
-        conversation=Conversation.from_packets(cap.packets, source="live"),
-        source="live",
-        why="live: captured just now on the loopback of a private network namespace that netlab created",
-        result=received,
-    )
-
-
 # ---------------------------------------------------------------------------
-# Recorded experiments: netlab/data/NAME.pcap plus NAME.json (script, log, result).
-
-
-def recordings() -> dict[str, Any]:
-    """The experiments notebook 05 shows, by the name of their recording in netlab/data."""
-    return {
-        "transfer-mtu": lambda: transfer(Script(), data=100_000),
-        "transfer-lo": lambda: loopback_transfer(100_000, recorded=None),
-        "transfer-window": lambda: transfer(Script().accept(window=14600).stop_reading(after=0, seconds=1.0),
-                                            data=30_000),
-        "transfer-corrupt": lambda: transfer(Script().corrupt_ack(1), data=1000),
-        "transfer-retransmit": lambda: retransmissions(4, recorded=None),
-        "transfer-fast": lambda: transfer(Script().drop(3), data=30_000),
-        "transfer-rtt": lambda: transfer(Script().accept(window=4380).ack_late(0.1), data=20_000),
-    }
-
-
-def record(directory: Path | None = None) -> list[Path]:
-    """Re-record notebook 05's experiments live (for maintainers); return the files written."""
-    from netlab.capture import DATA
-    from netlab.experiments import write_recording
-
-    directory = Path(directory or DATA)
-    written = []
-    for name, experiment in recordings().items():
-        exp = experiment()
-        # The .json also keeps the peer's script, its log and the lab kernel's counters.
-        written += write_recording(
-            exp, directory, name,
-            result=repr(exp.result) if isinstance(exp.result, BaseException) else exp.result,
-            script=getattr(exp, "script", ""),
-            log=[[e.time, e.what] for e in getattr(exp, "log", [])],
-            counters=getattr(exp, "counters", {}),
-        )
-    return written
-
-
-def load_recorded(name: str, why: str = "recorded") -> PeerExperiment:
-    """Return a recorded peer experiment shipped with netlab, labelled as recorded."""
-    from netlab.capture import DATA, recorded as recorded_packets
-    from netlab.conversation import Conversation
-
-    meta_path = DATA / f"{name}.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return PeerExperiment(
-        conversation=Conversation.from_packets(recorded_packets(name), source="recorded"),
-        source="recorded",
-        why=why,
-        result=_rebuild(meta.get("result")),  # an exception's repr back into the exception, as live
-        script=meta.get("script", ""),
-        log=[PeerEvent(t, what) for t, what in meta.get("log", [])],
-        counters=meta.get("counters", {}),
-    )
-
-
-# ---------------------------------------------------------------------------
-# The peer itself: runs in the lab (python -m netlab.peer), script on stdin.
+# The peer itself: runs in the lab (python -m netlab.core.peer), script on stdin.
 
 _ETH_P_ALL = 0x0003
 _PACKET_OUTGOING = 4

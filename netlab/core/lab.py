@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import shutil
 import socket
 import struct
@@ -33,25 +34,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from netlab.sockets import recv_exactly
+from netlab.core.errors import LabError, LabUnavailable
+from netlab.core.sockets import recv_exactly
 
-__all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available"]
+__all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available", "package_parent", "last_line", "read_line"]
 
 # How long the helper may take to start (python + scapy import), in seconds.
 START_TIMEOUT = 30.0
 # How long any single request to the helper may take, in seconds.
 REQUEST_TIMEOUT = 15.0
-
-
-class LabError(RuntimeError):
-    """The lab network failed while running an experiment."""
-
-
-class LabUnavailable(LabError):
-    """This system does not let netlab create a private network namespace."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +118,9 @@ class Lab:
         self._closed = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._chan = ours
-        command = unshare + [sys.executable, "-c", "from netlab.lab import _serve; _serve()", str(theirs.fileno())]
-        env = dict(os.environ, PYTHONPATH=_package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        helper = "from netlab.core.lab import serve_helper; serve_helper()"
+        command = [*unshare, sys.executable, "-c", helper, str(theirs.fileno())]
+        env = dict(os.environ, PYTHONPATH=package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
             self._proc = subprocess.Popen(
                 command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
@@ -144,19 +140,19 @@ class Lab:
         self._chan.settimeout(timeout)
         try:
             hello, _ = _recv_msg(self._chan)
-        except socket.timeout:
+        except TimeoutError:
             # Silent for `timeout` seconds: waiting longer for its exit would only add to the wait.
             self._proc.kill()
-            detail = _last_line(self._reap())
+            detail = last_line(self._reap())
             raise LabError(f"the lab process did not start within {timeout:g} s" + (f": {detail}" if detail else "")) from None
         except (EOFError, OSError) as err:
             stderr = self._reap()
             if "Operation not permitted" in stderr or "Permission denied" in stderr or "Invalid argument" in stderr:
                 raise LabUnavailable(
                     "This system refuses to create a private network namespace "
-                    f"({_last_line(stderr)}), so netlab shows recorded captures instead."
+                    f"({last_line(stderr)}), so netlab shows recorded captures instead."
                 ) from None
-            raise LabError(f"the lab process did not start: {_last_line(stderr) or err}") from None
+            raise LabError(f"the lab process did not start: {last_line(stderr) or err}") from None
         if hello[0] != "ready":
             self._reap()
             raise LabError(f"the lab process did not start: {hello[1]}")
@@ -167,7 +163,8 @@ class Lab:
 
     # -- requests -----------------------------------------------------------
 
-    def _request(self, op: str, *args: Any, timeout: float = REQUEST_TIMEOUT) -> tuple[Any, list[int]]:
+    def request(self, op: str, *args: Any, timeout: float = REQUEST_TIMEOUT) -> tuple[Any, list[int]]:
+        """Ask the helper in the lab to do `op` (see `serve_helper`); return its answer and any descriptors."""
         if self._closed:
             raise LabError("this lab is closed; open a new one with netlab.Lab()")
         with self._lock:
@@ -175,7 +172,7 @@ class Lab:
             try:
                 _send_msg(self._chan, (op, args))
                 reply, fds = _recv_msg(self._chan)
-            except socket.timeout:
+            except TimeoutError:
                 # A helper that does not answer cannot read "quit" either: stop it at once.
                 self._proc.kill()
                 self._reap()
@@ -184,7 +181,7 @@ class Lab:
                 stderr = self._reap()
                 code = self._proc.returncode
                 how = f"was killed (signal {-code})" if code is not None and code < 0 else "ended"
-                raise LabError(f"the lab process {how} during {op!r}: {_last_line(stderr) or err}") from None
+                raise LabError(f"the lab process {how} during {op!r}: {last_line(stderr) or err}") from None
             except BaseException:
                 # Interrupted half-way (Jupyter's stop button raises KeyboardInterrupt here): the
                 # reply may still arrive and would be read as the answer to the next request.
@@ -200,7 +197,7 @@ class Lab:
 
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
         """Return a new socket that lives in the lab's network (use it like any socket)."""
-        _, fds = self._request("socket", family, type, proto)
+        _, fds = self.request("socket", family, type, proto)
         return socket.socket(fileno=fds[0])
 
     def create_connection(self, address: tuple[str, int], timeout: float = 5.0) -> socket.socket:
@@ -225,9 +222,15 @@ class Lab:
             raise
         return sock
 
+    def unused_port(self) -> tuple[str, int]:
+        """An address on the lab's loopback where nothing listens: a port the kernel picked, closed again unused."""
+        with self.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()
+
     def run(self, *argv: str, timeout: float = 10.0) -> str:
         """Run a command (such as `ss -tan`) inside the lab and return what it printed."""
-        out, _ = self._request("run", list(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)
+        out, _ = self.request("run", list(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)
         return out
 
     def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
@@ -247,7 +250,7 @@ class Lab:
         if nsenter is None:
             raise LabError("this system has no `nsenter` tool (util-linux), so no program can join the lab")
         env = dict(kwargs.pop("env", None) or os.environ)
-        env["PYTHONPATH"] = _package_parent() + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = package_parent() + os.pathsep + env.get("PYTHONPATH", "")
         command = [nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", *argv]
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         proc = subprocess.Popen(command, env=env, **kwargs)
@@ -269,7 +272,7 @@ class Lab:
 
     def capture(self, iface: str = "lo", timeout: float = 5.0, filter: str | None = None):
         """Record packets on a lab interface from the `with` block's start to its end."""
-        from netlab.capture import Capture
+        from netlab.core.capture import Capture
 
         return Capture(self, iface=iface, timeout=timeout, filter=filter)
 
@@ -302,7 +305,7 @@ class Lab:
             _, err = self._proc.communicate(timeout=3.0)
         return err.decode(errors="replace")
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -321,11 +324,38 @@ def lab_available() -> tuple[bool, str]:
         return False, str(err)
 
 
-def _package_parent() -> str:
+def package_parent() -> str:
+    """The folder that holds the netlab package: what a process started in the lab needs on PYTHONPATH."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _last_line(text: str) -> str:
+def read_line(stream: Any, timeout: float) -> bytes:
+    """Read one line from a child's pipe within `timeout` seconds, without its newline (b'' if none came).
+
+    The one way netlab waits for a program it started (the scripted peer, iperf3, load
+    generators) to say something: a plain readline() would wait forever on a silent child.
+    Bytes read past the newline are kept on the stream for the next call, so read a pipe
+    either with this alone or, once done with it, with `communicate()` (which sees only the rest).
+    """
+    deadline = time.monotonic() + timeout
+    fd = stream.fileno()
+    data: bytes = getattr(stream, "_netlab_pending", b"")
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            stream._netlab_pending = data
+            return b""
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    stream._netlab_pending = rest
+    return line.strip()
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a program's output (its error message, usually)."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
 
@@ -354,7 +384,8 @@ def _parse_ss(text: str) -> list[SocketState]:
 # The helper side: runs inside the namespace, answers one request at a time.
 
 
-def _serve() -> None:
+def serve_helper() -> None:
+    """The helper's main loop, inside the namespace (started by `Lab()`, never by hand)."""
     chan = socket.socket(fileno=int(sys.argv[1]))
     try:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
@@ -401,11 +432,11 @@ def _serve() -> None:
                     raise LabError(f"{' '.join(argv)} failed in the lab: {done.stderr.strip()}")
                 result: Any = done.stdout
             elif op == "sniff_start":
-                from netlab.capture import _Sniffer
+                from netlab.core.capture import Sniffer
 
                 if sniffer is not None:
                     sniffer.stop()
-                sniffer = _Sniffer(*args)
+                sniffer = Sniffer(*args)
                 result = sniffer.start()
             elif op == "sniff_stop":
                 result = sniffer.stop() if sniffer else []

@@ -40,17 +40,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-from netlab.lab import Lab, LabUnavailable, _package_parent
+from netlab.core.errors import HelperError
+from netlab.core.experiment import lab_or_host
+from netlab.core.lab import Lab, package_parent, read_line
+from netlab.core.sockets import listener
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "MODELS", "AsyncioEchoServer", "ConcurrencyError", "Comparison", "FdLimit", "IdleCost", "LoadPoint",
-    "SelectorEchoServer", "ThreadedEchoServer", "compare", "echo_server", "idle_cost", "lab_or_host", "load",
+    "MODELS", "AsyncioEchoServer", "ConcurrencyError", "LoadComparison", "FdLimit", "IdleCost", "LoadPoint",
+    "SelectorEchoServer", "ThreadedEchoServer", "compare", "model_server", "idle_cost", "lab_or_host", "load",
     "raise_fd_limit",
 ]
 
@@ -61,7 +65,7 @@ BACKLOG = 1024
 # Largest read per recv: an echo message is small, but a read this size drains whatever queued.
 READ_SIZE = 65536
 # Largest load message, in bytes: small enough that an empty send buffer always takes it whole.
-MAX_MESSAGE = 4096
+MAX_ECHO = 4096
 # A server stops within this many seconds of close().
 STOP_TIMEOUT = 5.0
 # After accept() fails for want of a resource (EMFILE: no file descriptor left), a server waits
@@ -69,19 +73,8 @@ STOP_TIMEOUT = 5.0
 ACCEPT_BACKOFF = 0.05
 
 
-class ConcurrencyError(RuntimeError):
+class ConcurrencyError(HelperError):
     """A server, a load run or a transfer could not do what was asked (the message says what)."""
-
-
-def _listener(lab: Lab | None, host: str, port: int, backlog: int) -> socket.socket:
-    sock = lab.socket() if lab is not None else socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((host, port))
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def _nodelay(sock: socket.socket) -> None:
@@ -107,7 +100,7 @@ class _EchoServer:
         self.lab = lab  # the lab the server listens in (None: the host), where its load must run too
         self._closed = False
         self._closing = threading.Event()  # set by close(): ends an accept back-off at once
-        self._listener = _listener(lab, host, port, backlog)
+        self._listener = listener(lab, host, port, backlog)
         self.address: tuple[str, int] = self._listener.getsockname()
 
     def _opened(self) -> None:
@@ -418,10 +411,10 @@ MODELS: dict[str, type[_EchoServer]] = {
 }
 
 
-def echo_server(model: str, lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0) -> _EchoServer:
+def model_server(model: str, lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0) -> _EchoServer:
     """Start the echo server of `model` ('threads', 'selectors' or 'asyncio'); use it in a `with` block."""
     if model not in MODELS:
-        raise ConcurrencyError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
+        raise ValueError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
     return MODELS[model](lab=lab, host=host, port=port)
 
 
@@ -476,7 +469,8 @@ def _need_fds(needed: int, what: str) -> FdLimit:
 # The load generator: a separate process, C clients on non-blocking sockets in one epoll loop.
 
 
-def _generator_main() -> None:
+def generator_main() -> None:
+    """A load generator's main (a separate process started by `load`, never by hand)."""
     """Entry point of a generator process; argv[1] is its JSON settings. Prints JSON lines."""
     cfg = json.loads(sys.argv[1])
     address, clients, messages, size = tuple(cfg["address"]), cfg["clients"], cfg["messages"], cfg["size"]
@@ -567,8 +561,8 @@ class _Generators:
     def __init__(self, lab: Lab | None, settings: list[dict], timeout: float) -> None:
         self.procs: list[subprocess.Popen] = []
         self.timeout = timeout
-        code = "from netlab.concurrency import _generator_main; _generator_main()"
-        env = dict(os.environ, PYTHONPATH=_package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        code = "from netlab.lessons.concurrency import generator_main; generator_main()"
+        env = dict(os.environ, PYTHONPATH=package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
             for cfg in settings:
                 argv = [sys.executable, "-c", code, json.dumps(cfg)]
@@ -582,21 +576,13 @@ class _Generators:
 
     def _expect(self, proc: subprocess.Popen, key: str) -> dict:
         # A line with a deadline: a generator that never answers must not hang the notebook.
-        ready = threading.Event()
-        box: list[str] = []
-
-        def read() -> None:
-            box.append(proc.stdout.readline())
-            ready.set()
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        if not ready.wait(self.timeout):
-            proc.kill()
-            reader.join(STOP_TIMEOUT)
-            raise ConcurrencyError(f"a load generator did not report {key!r} within {self.timeout:g} s")
-        reader.join()
-        line = box[0]
+        line = read_line(proc.stdout, self.timeout).decode(errors="replace")
+        if not line:
+            try:
+                proc.wait(0.5)  # its output ended: it is exiting, and its stderr says why (below)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise ConcurrencyError(f"a load generator did not report {key!r} within {self.timeout:g} s") from None
         try:
             reply = json.loads(line)
         except ValueError:
@@ -630,7 +616,7 @@ class _Generators:
                 if stream:
                     stream.close()
 
-    def __enter__(self) -> "_Generators":
+    def __enter__(self) -> _Generators:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -704,8 +690,8 @@ def load(server: _EchoServer, clients: int, messages: int = 50, *, size: int = 3
     they are released to the last echo. `lab`, if given, must be the server's. `timeout` (seconds)
     bounds the whole run.
     """
-    if clients < 1 or messages < 1 or not 16 <= size <= MAX_MESSAGE or generators < 1:
-        raise ConcurrencyError(f"a load needs clients ≥ 1, messages ≥ 1, 16 ≤ size ≤ {MAX_MESSAGE} and "
+    if clients < 1 or messages < 1 or not 16 <= size <= MAX_ECHO or generators < 1:
+        raise ValueError(f"a load needs clients ≥ 1, messages ≥ 1, 16 ≤ size ≤ {MAX_ECHO} and "
                                f"generators ≥ 1 (got {clients}, {messages}, {size}, {generators})")
     if lab is None:
         lab = server.lab  # the clients must reach the server's 127.0.0.1, not another namespace's
@@ -747,7 +733,7 @@ def _switches() -> int:
 
 
 @dataclass
-class Comparison:
+class LoadComparison:
     """Load runs of several server models at several client counts, and where they ran."""
 
     points: list[LoadPoint]
@@ -759,7 +745,7 @@ class Comparison:
         for p in self.points:
             if p.model == model and p.clients == clients:
                 return p
-        raise ConcurrencyError(f"no run of {model!r} with {clients} clients in this comparison")
+        raise ValueError(f"no run of {model!r} with {clients} clients in this comparison")
 
     @property
     def models(self) -> list[str]:
@@ -791,12 +777,12 @@ class Comparison:
         best = max(rates.values())
         return {m: rate / best for m, rate in rates.items()}
 
-    def plot(self) -> "Figure":
+    def plot(self) -> Figure:
         """Requests per second, and p50/p99 round-trip times, against the number of clients."""
-        from netlab.draw import _NotebookFigure
+        from netlab.core.draw import NotebookFigure
 
         colours = {"threads": "#E69F00", "selectors": "#0072B2", "asyncio": "#009E73"}  # Okabe–Ito
-        fig = _NotebookFigure(figsize=(8.6, 3.6))
+        fig = NotebookFigure(figsize=(8.6, 3.6))
         rate_ax, lat_ax = fig.subplots(1, 2)
         for model in self.models:
             pts = [self.point(model, c) for c in self.clients]
@@ -852,7 +838,7 @@ class _Progress:
 
 def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 10, 100, 500), *,
             messages: int = 50, size: int = 32, generators: int = 2, progress: bool = True,
-            timeout: float = 60.0) -> Comparison:
+            timeout: float = 60.0) -> LoadComparison:
     """Run the same load against each server model at each client count, in a fresh lab.
 
     Where the lab is refused, servers and generators run on this machine's 127.0.0.1 instead
@@ -862,15 +848,15 @@ def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 
     models, clients = list(models), sorted(set(clients))
     for model in models:
         if model not in MODELS:
-            raise ConcurrencyError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
+            raise ValueError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
     if not clients or clients[0] < 1:
-        raise ConcurrencyError(f"client counts must be 1 or more, got {clients}")
+        raise ValueError(f"client counts must be 1 or more, got {clients}")
     _need_fds(2 * max(clients) + 64, f"a load of {max(clients)} clients")
     with lab_or_host() as (lab, where, why):
         points: list[LoadPoint] = []
         bar = _Progress(len(models) * len(clients)) if progress else None
         for model in models:
-            with echo_server(model, lab=lab) as server:
+            with model_server(model, lab=lab) as server:
                 for c in clients:
                     if bar:
                         bar.show(len(points), f"{model}, {c} clients")
@@ -878,27 +864,7 @@ def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 
                                        timeout=timeout))
         if bar:
             bar.show(len(points), "done")
-    return Comparison(points, where, why)
-
-
-class lab_or_host:
-    """A fresh lab, or the host's loopback where the lab is refused: `with` yields (lab or None, where, why).
-
-    `where` is "lab" or "host"; `why` is one sentence saying which and, for the host, why.
-    """
-
-    def __enter__(self) -> tuple[Lab | None, str, str]:
-        try:
-            self.lab: Lab | None = Lab()
-        except LabUnavailable as err:
-            self.lab = None
-            return None, "host", (f"host loopback: {err} Nothing is captured here, so servers and clients ran "
-                                  "on this machine's 127.0.0.1 instead.")
-        return self.lab, "lab", "live: servers and clients ran in a private network namespace that netlab created"
-
-    def __exit__(self, *exc: object) -> None:
-        if self.lab is not None:
-            self.lab.close()
+    return LoadComparison(points, where, why)
 
 
 # ---------------------------------------------------------------------------
@@ -946,18 +912,18 @@ def idle_cost(models: Iterable[str] = ("threads", "asyncio"), connections: int =
     from /proc (Linux); elsewhere it is reported as 0.
     """
     if connections < 1:
-        raise ConcurrencyError(f"idle_cost needs connections ≥ 1, got {connections}")
+        raise ValueError(f"idle_cost needs connections ≥ 1, got {connections}")
     models = list(models)
     for model in models:
         if model not in MODELS:
-            raise ConcurrencyError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
+            raise ValueError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
     _need_fds(2 * connections + 64, f"holding {connections} idle connections")
     costs = []
     with lab_or_host() as (lab, _where, _why):
         for model in models:
             threads0 = threading.active_count()
             mem0 = _memory() if os.path.exists("/proc/self/statm") else (0, 0)
-            with echo_server(model, lab=lab) as server:
+            with model_server(model, lab=lab) as server:
                 settings = [{"address": list(server.address), "clients": connections, "messages": 0, "size": 32,
                              "tag": 0, "deadline": timeout, "hold": True}]
                 with _Generators(lab, settings, timeout=timeout) as gens:

@@ -20,8 +20,12 @@ Rules for this file:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+
+from netlab.core.errors import ConversationError, NoHandshakeError
+from netlab.core.pcapfiles import save_pcap
 
 __all__ = [
     "CLIENT_TO_SERVER",
@@ -33,18 +37,12 @@ __all__ = [
     "TRANSITIONS",
     "conversations",
     "flag_words",
+    "split_streams",
+    "RESETTABLE",
 ]
 
 CLIENT_TO_SERVER = "C→S"  # a Segment's direction, and the `direction=` argument of functions that take one
 SERVER_TO_CLIENT = "S→C"
-
-
-class ConversationError(ValueError):
-    """The packets do not hold the TCP conversation asked for."""
-
-
-class NoHandshakeError(ConversationError):
-    """The stream has no opening SYN, so client, server and ISNs cannot be known."""
 
 
 def flag_words(flags: Any) -> str:
@@ -132,7 +130,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 }
 # Any state but LISTEN and CLOSED goes to CLOSED on a valid RST (RFC 9293 3.10.7.4; TIME-WAIT
 # too, as Linux does unless net.ipv4.tcp_rfc1337 is set).
-_RESETTABLE = {"SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",
+RESETTABLE = {"SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING",
                "LAST-ACK", "TIME-WAIT"}
 # A side that sends a RST from a synchronized state aborts: it goes to CLOSED too (RFC 9293
 # 3.10.5, ABORT). From SYN-SENT or SYN-RECEIVED a RST may only answer a bad ACK, so it does not.
@@ -152,10 +150,10 @@ def _endpoints(pkt: Any) -> tuple[tuple[str, int], tuple[str, int]] | None:
     return (str(ip.src), int(tcp.sport)), (str(ip.dst), int(tcp.dport))
 
 
-def conversations(packets: Iterable[Any], source: str = "live") -> list["Conversation"]:
+def conversations(packets: Iterable[Any], source: str = "live") -> list[Conversation]:
     """Split packets into TCP streams and understand each; streams without a SYN are skipped."""
     result = []
-    for number, stream in enumerate(_streams(packets)):
+    for number, stream in enumerate(split_streams(packets)):
         try:
             result.append(Conversation(stream, stream_number=number, source=source))
         except NoHandshakeError:
@@ -163,7 +161,7 @@ def conversations(packets: Iterable[Any], source: str = "live") -> list["Convers
     return result
 
 
-def _streams(packets: Iterable[Any]) -> list[list[Any]]:
+def split_streams(packets: Iterable[Any]) -> list[list[Any]]:
     from scapy.layers.inet import TCP
 
     streams: list[list[Any]] = []
@@ -274,9 +272,9 @@ class Conversation:
         self.segments: list[Segment] = _mark_repeats(segments)
 
     @classmethod
-    def from_packets(cls, packets: Iterable[Any], stream: int | None = None, source: str = "live") -> "Conversation":
+    def from_packets(cls, packets: Iterable[Any], stream: int | None = None, source: str = "live") -> Conversation:
         """Understand the TCP conversation in `packets` (stream N when there are several)."""
-        streams = _streams(packets)
+        streams = split_streams(packets)
         if not streams:
             raise ConversationError("the capture holds no TCP segments")
         if stream is None:
@@ -380,7 +378,7 @@ class Conversation:
             if event == "recv RST" and state[side] == "SYN-RECEIVED" and side == "server":
                 nxt = "LISTEN"  # a connection that came from LISTEN goes back to listening
             elif event == "recv RST":
-                nxt = "CLOSED" if state[side] in _RESETTABLE else None
+                nxt = "CLOSED" if state[side] in RESETTABLE else None
             elif event == "send RST":
                 nxt = "CLOSED" if state[side] in _ABORTABLE else None
             else:
@@ -479,12 +477,11 @@ class Conversation:
         return self.table()
 
     def __repr__(self) -> str:
-        return f"<Conversation stream {self.stream_number} ({self.source}): {len(self.segments)} segments, {' '.join(self.flags())}>"
+        return (f"<Conversation stream {self.stream_number} ({self.source}): {len(self.segments)} segments, "
+                f"{' '.join(self.flags())}>")
 
     def save(self, path: Any) -> Any:
         """Write this conversation's packets as a pcap file that Wireshark opens."""
-        from netlab.capture import save_pcap
-
         return save_pcap(self.packets, path)
 
 

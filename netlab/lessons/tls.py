@@ -9,10 +9,10 @@ verifies the server against it alone, with host-name checking on. Python's `ssl`
 a private key only from a file, so the keys are written into a temporary directory that the
 `with` block removes at its end.
 
-`same_request()` sends one GET request to the lab's HTTP server (`netlab.http.serve`) twice,
+`same_request()` sends one GET request to the lab's HTTP server (`netlab.core.http.serve`) twice,
 once in the clear and once over TLS, capturing each connection. `wrong_certificate(case)`
-connects a verifying client to a server whose certificate is wrong in one way. Each returns an
-`Exchange`: the captured conversation plus what the client's `ssl` module reported. Its
+connects a verifying client to a server whose certificate is wrong in one way. Each returns a
+`TLSExchange`: the captured conversation plus what the client's `ssl` module reported. Its
 `records()` are the TLS records of the capture, cut and named by scapy's TLS layer
 (`scapy.layers.tls`), so a notebook reads the handshake as an observer on the wire would.
 
@@ -37,17 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netlab.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Conversation
-from netlab.experiments import Experiment, run
+from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Conversation
+from netlab.core.errors import NetlabError
+from netlab.core.experiment import Experiment, run
+from netlab.core.http import LabHTTPConnection, serve
+from netlab.core.lab import Lab
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from netlab.lab import Lab
-
 __all__ = [
-    "CASES", "RECORDINGS", "CertificateAuthority", "Comparison", "Exchange", "Record", "ServerCertificate",
-    "TLSError", "describe", "same_request", "wrong_certificate",
+    "CASES", "RECORDINGS", "CertificateAuthority", "TLSComparison", "TLSExchange", "Record", "ServerCertificate",
+    "TLS13_OVERHEAD", "describe", "same_request", "wrong_certificate",
 ]
 
 # The name the lab's server answers to and the client asks for (it travels in the SNI).
@@ -65,8 +66,6 @@ CASES = {
 TLS13_OVERHEAD = 17
 
 
-class TLSError(ValueError):
-    """A TLS experiment or certificate was asked for with arguments that cannot work."""
 
 
 # ---------------------------------------------------------------------------
@@ -77,7 +76,7 @@ class TLSError(ValueError):
 class ServerCertificate:
     """A server certificate issued by a CertificateAuthority, and where its files are."""
 
-    certificate: "x509.Certificate"
+    certificate: x509.Certificate
     cert_file: Path  # PEM certificate (public)
     key_file: Path  # PEM private key, inside the authority's temporary directory
 
@@ -100,7 +99,7 @@ class CertificateAuthority:
         from cryptography.x509.oid import NameOID
 
         if valid_for <= 0:
-            raise TLSError(f"valid_for is in seconds and must be positive, not {valid_for!r}")
+            raise ValueError(f"valid_for is in seconds and must be positive, not {valid_for!r}")
         self.name = name
         self._tmp = tempfile.TemporaryDirectory(prefix="netlab-tls-")
         self.directory = Path(self._tmp.name)
@@ -137,15 +136,15 @@ class CertificateAuthority:
 
         self._check_open()
         if isinstance(names, str) or isinstance(addresses, str):
-            raise TLSError("names and addresses are tuples of strings, e.g. names=('localhost',)")
+            raise TypeError("names and addresses are tuples of strings, e.g. names=('localhost',)")
         if not names and not addresses:
-            raise TLSError("a server certificate needs at least one name or address to be valid for")
+            raise ValueError("a server certificate needs at least one name or address to be valid for")
         if valid_for <= 0:
-            raise TLSError(f"valid_for is in seconds and must be positive, not {valid_for!r}")
+            raise ValueError(f"valid_for is in seconds and must be positive, not {valid_for!r}")
         try:
             ips = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
         except ValueError as err:
-            raise TLSError(f"not an IP address: {err}") from None
+            raise ValueError(f"not an IP address: {err}") from None
         key = ed25519.Ed25519PrivateKey.generate()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (names or addresses)[0])])
         start = _now() - datetime.timedelta(days=2) if expired else _now()
@@ -193,7 +192,7 @@ class CertificateAuthority:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise TLSError("this certificate authority is closed (its directory is gone); make a new one")
+            raise NetlabError("this certificate authority is closed (its directory is gone); make a new one")
 
     def close(self) -> None:
         """Remove the temporary directory and every key in it."""
@@ -201,7 +200,7 @@ class CertificateAuthority:
             self._closed = True
             self._tmp.cleanup()
 
-    def __enter__(self) -> "CertificateAuthority":
+    def __enter__(self) -> CertificateAuthority:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -217,7 +216,7 @@ _SLACK = datetime.timedelta(minutes=5)
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 def _builder(subject: Any, issuer: Any, public_key: Any, start: datetime.datetime, seconds: float) -> Any:
@@ -263,7 +262,7 @@ def _summary(cert: Any) -> dict:
         "issuer": cert.issuer.rfc4514_string(),
         "names": names,
         "valid_seconds": (end - start).total_seconds(),
-        "expired": end < datetime.datetime.now(datetime.timezone.utc),
+        "expired": end < datetime.datetime.now(datetime.UTC),
         "der_length": len(cert.public_bytes(serialization.Encoding.DER)),
         "pem": _pem(cert).decode(),
     }
@@ -323,7 +322,7 @@ def _load_tls() -> Any:
 
 
 def _records_of(conv: Conversation) -> list[Record]:
-    TLS = _load_tls()
+    tls_record = _load_tls()
     found = []
     for direction in (CLIENT_TO_SERVER, SERVER_TO_CLIENT):
         stream = conv.data(direction)
@@ -332,13 +331,13 @@ def _records_of(conv: Conversation) -> list[Record]:
         while offset + 5 <= len(stream):
             # Each record is parsed on its own, in a fresh scapy session: what a passive
             # observer knows, with no keys and no memory of the handshake.
-            first = TLS(stream[offset:])
-            if type(first) is not TLS or first.type not in (20, 21, 22, 23) or first.len is None:
+            first = tls_record(stream[offset:])
+            if type(first) is not tls_record or first.type not in (20, 21, 22, 23) or first.len is None:
                 break  # not TLS: a plain HTTP stream
             end = offset + 5 + int(first.len)
             if end > len(stream):
                 break  # the capture ends in the middle of this record
-            rec = TLS(stream[offset:end])
+            rec = tls_record(stream[offset:end])
             segment = next((n for start, length, n in starts if start <= offset < start + length), 0)
             found.append((segment, offset, direction, rec))
             offset = end
@@ -376,7 +375,7 @@ def _extension(hello: Any, cls_name: str) -> Any:
 
 
 @dataclass
-class Exchange:
+class TLSExchange:
     """A request to the lab's server over HTTP or HTTPS: the capture and what the client saw.
 
     `facts` holds what the client's own libraries reported (status, response size, the TLS
@@ -499,11 +498,11 @@ class Exchange:
 
 
 @dataclass
-class Comparison:
+class TLSComparison:
     """The same request over HTTP and over HTTPS, each captured."""
 
-    http: Exchange
-    https: Exchange
+    http: TLSExchange
+    https: TLSExchange
     path: str
 
 
@@ -511,12 +510,10 @@ def _client(server_context: ssl.SSLContext | None, client_context: ssl.SSLContex
             timeout: float):
     """The client an experiment runs in the lab: one GET request, facts about it returned."""
 
-    def client(lab: "Lab", _address: Any) -> dict:
-        from netlab import http as lab_http
-
+    def client(lab: Lab, _address: Any) -> dict:
         facts: dict[str, Any] = {"request": f"GET {path} HTTP/1.1", "server_name": SERVER_NAME}
-        with lab_http.serve(lab=lab, ssl_context=server_context, timeout=timeout) as server:
-            conn = lab_http._LabHTTPConnection(lab, server.address, timeout, host=SERVER_NAME, context=client_context)
+        with serve(lab=lab, ssl_context=server_context, timeout=timeout) as server:
+            conn = LabHTTPConnection(lab, server.address, timeout, host=SERVER_NAME, context=client_context)
             try:
                 # Connection: close, so the server closes after its answer and the capture ends
                 # with a complete teardown.
@@ -550,10 +547,10 @@ def _tls_facts(sock: ssl.SSLSocket) -> dict:
     }
 
 
-def _exchange(scheme: str, experiment: Experiment) -> Exchange:
+def _exchange(scheme: str, experiment: Experiment) -> TLSExchange:
     # Live, `result` is what the client returned; recorded, the same dict read back from NAME.json.
     result = experiment.result
-    return Exchange(scheme, experiment, result if isinstance(result, dict) else {"error": repr(result)})
+    return TLSExchange(scheme, experiment, result if isinstance(result, dict) else {"error": repr(result)})
 
 
 def _plain(path: str = DEFAULT_PATH, timeout: float = 5.0) -> Experiment:
@@ -579,15 +576,15 @@ def _refusal(case: str, timeout: float = 5.0) -> Experiment:
     return run(_client(server_ctx, client_ctx, "/", timeout), recorded=CASES[case], server=False, timeout=timeout)
 
 
-def same_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> Comparison:
+def same_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSComparison:
     """Send the same GET request for `path` to the lab's web server over HTTP and over HTTPS, capturing both.
 
     Where the lab is refused, the recorded captures (netlab/data/tls-http, tls-https) are shown,
     labelled as recorded. `timeout` is in seconds, for every connect and read.
     """
     if not isinstance(path, str) or not path.startswith("/"):
-        raise TLSError(f"the path is the part of a URL after the host and starts with '/', not {path!r}")
-    comparison = Comparison(_exchange("http", _plain(path, timeout)), _exchange("https", _secure(path, timeout)), path)
+        raise ValueError(f"the path is the part of a URL after the host and starts with '/', not {path!r}")
+    comparison = TLSComparison(_exchange("http", _plain(path, timeout)), _exchange("https", _secure(path, timeout)), path)
     for exchange in (comparison.http, comparison.https):
         asked = exchange.facts.get("request")
         if not exchange.live and asked != f"GET {path} HTTP/1.1":
@@ -595,20 +592,20 @@ def same_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> Comparison:
     return comparison
 
 
-def wrong_certificate(case: str, timeout: float = 5.0) -> Exchange:
+def wrong_certificate(case: str, timeout: float = 5.0) -> TLSExchange:
     """Connect a verifying client to a lab server whose certificate is wrong: 'unknown CA', 'wrong name' or 'expired'.
 
-    The client refuses it: `Exchange.error` is the error it raised, and the capture shows the
+    The client refuses it: `TLSExchange.error` is the error it raised, and the capture shows the
     alert it sent. Recorded captures are shown where the lab is refused.
     """
     if case not in CASES:
-        raise TLSError(f"no certificate case {case!r}; choose one of {', '.join(repr(c) for c in CASES)}")
+        raise ValueError(f"no certificate case {case!r}; choose one of {', '.join(repr(c) for c in CASES)}")
     return _exchange("https", _refusal(case, timeout))
 
 
 # The captures shipped in netlab/data for the recorded fallback; `python -m netlab record`
-# re-records them (experiments.record_all).
-RECORDINGS = {
+# re-records them (netlab.recordings).
+RECORDINGS: dict[str, Any] = {
     "tls-http": _plain,
     "tls-https": _secure,
     **{name: functools.partial(_refusal, case) for case, name in CASES.items()},
