@@ -384,29 +384,99 @@ def _parse_ss(text: str) -> list[SocketState]:
 # The helper side: runs inside the namespace, answers one request at a time.
 
 
+class _Helper:
+    """The helper's state inside the namespace, and one method per request it answers.
+
+    `REQUESTS` maps a request's name to its method: `Lab.request(op, *args)` on the notebook side
+    runs `_Helper.REQUESTS[op](helper, *args)` here. A method returns `(result, fds)`: the result
+    goes back pickled, the file descriptors with it (SCM_RIGHTS) and are closed here once sent.
+    """
+
+    def __init__(self) -> None:
+        self.sniffer: Any = None
+
+    def socket(self, family: int, type: int, proto: int) -> tuple[None, list[socket.socket]]:
+        return None, [socket.socket(family, type, proto)]
+
+    def run(self, argv: list[str], timeout: float) -> tuple[str, list]:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{' '.join(argv)} did not finish within {timeout:g} s in the lab; it was stopped") from None
+        if done.returncode != 0:
+            raise LabError(f"{' '.join(argv)} failed in the lab: {done.stderr.strip()}")
+        return done.stdout, []
+
+    def sniff_start(self, *args: Any) -> tuple[float, list]:
+        from netlab.core.capture import Sniffer
+
+        self.stop_sniffer()
+        self.sniffer = Sniffer(*args)
+        return self.sniffer.start(), []
+
+    def sniff_stop(self) -> tuple[list, list]:
+        frames = self.sniffer.stop() if self.sniffer else []
+        self.sniffer = None
+        return frames, []
+
+    def stop_sniffer(self) -> None:
+        if self.sniffer is not None:
+            self.sniffer.stop()
+            self.sniffer = None
+
+    REQUESTS: dict[str, Callable[..., tuple[Any, list]]] = {
+        "socket": socket, "run": run, "sniff_start": sniff_start, "sniff_stop": sniff_stop,
+    }
+
+
+def _start_helper() -> None:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
+    # Imported now so the first capture starts quickly: only what the sniffer uses (the
+    # layers that name lo's and a veth's frames), 0.2 s where `scapy.all` takes 0.5 s.
+    import scapy.layers.inet  # noqa: F401
+    import scapy.layers.inet6  # noqa: F401
+    import scapy.layers.l2  # noqa: F401
+    import scapy.sendrecv  # noqa: F401
+    from scapy.config import conf
+
+    # The sniffer's socket buffer (scapy's default: 64 KiB, which the kernel doubles). On lo
+    # a bulk write leaves as 32-64 KB frames, so two of them filled it and the rest of the
+    # burst was lost before the sniffer read it. 4 MiB holds a 100 KB transfer and more
+    # (the kernel caps it at net.core.rmem_max).
+    conf.bufsize = 4 * 1024 * 1024
+
+
+def _answer(chan: socket.socket, helper: _Helper, op: str, args: tuple) -> None:
+    """Run one request and send its reply: ("ok", result) with any descriptors, or ("error", exception)."""
+    try:
+        method = _Helper.REQUESTS.get(op)
+        if method is None:
+            raise LabError(f"unknown lab request {op!r}")
+        result, socks = method(helper, *args)
+    except Exception as err:
+        try:
+            pickle.dumps(err)
+        except Exception:
+            err = LabError(f"{type(err).__name__}: {err}")
+        _send_msg(chan, ("error", err))
+        return
+    try:
+        _send_msg(chan, ("ok", result), [s.fileno() for s in socks])
+    finally:
+        for sock in socks:
+            sock.close()  # the notebook side holds its own copy of the descriptor now
+
+
 def serve_helper() -> None:
     """The helper's main loop, inside the namespace (started by `Lab()`, never by hand)."""
     chan = socket.socket(fileno=int(sys.argv[1]))
     try:
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
-        # Imported now so the first capture starts quickly: only what the sniffer uses (the
-        # layers that name lo's and a veth's frames), 0.2 s where `scapy.all` takes 0.5 s.
-        import scapy.layers.inet  # noqa: F401
-        import scapy.layers.inet6  # noqa: F401
-        import scapy.layers.l2  # noqa: F401
-        import scapy.sendrecv  # noqa: F401
-        from scapy.config import conf
-
-        # The sniffer's socket buffer (scapy's default: 64 KiB, which the kernel doubles). On lo
-        # a bulk write leaves as 32-64 KB frames, so two of them filled it and the rest of the
-        # burst was lost before the sniffer read it. 4 MiB holds a 100 KB transfer and more
-        # (the kernel caps it at net.core.rmem_max).
-        conf.bufsize = 4 * 1024 * 1024
+        _start_helper()
     except Exception as err:  # report any start-up failure to the notebook side
         _send_msg(chan, ("failed", f"{type(err).__name__}: {err}"))
         return
     _send_msg(chan, ("ready", {"pid": os.getpid(), "netns": os.stat("/proc/self/ns/net").st_ino}))
-    sniffer = None
+    helper = _Helper()
     while True:
         try:
             (op, args), _ = _recv_msg(chan)
@@ -414,44 +484,8 @@ def serve_helper() -> None:
             break  # the notebook side is gone: stop
         if op == "quit":
             break
-        try:
-            fds: list[int] = []
-            if op == "socket":
-                s = socket.socket(*args)
-                fds = [s.fileno()]
-                _send_msg(chan, ("ok", None), fds)
-                s.close()
-                continue
-            elif op == "run":
-                argv, timeout = args
-                try:
-                    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    raise LabError(f"{' '.join(argv)} did not finish within {timeout:g} s in the lab; it was stopped") from None
-                if done.returncode != 0:
-                    raise LabError(f"{' '.join(argv)} failed in the lab: {done.stderr.strip()}")
-                result: Any = done.stdout
-            elif op == "sniff_start":
-                from netlab.core.capture import Sniffer
-
-                if sniffer is not None:
-                    sniffer.stop()
-                sniffer = Sniffer(*args)
-                result = sniffer.start()
-            elif op == "sniff_stop":
-                result = sniffer.stop() if sniffer else []
-                sniffer = None
-            else:
-                raise LabError(f"unknown lab request {op!r}")
-            _send_msg(chan, ("ok", result))
-        except Exception as err:
-            try:
-                pickle.dumps(err)
-            except Exception:
-                err = LabError(f"{type(err).__name__}: {err}")
-            _send_msg(chan, ("error", err))
-    if sniffer is not None:
-        sniffer.stop()
+        _answer(chan, helper, op, args)
+    helper.stop_sniffer()
     chan.close()
     # Leave without the interpreter's teardown: unloading scapy's thousands of classes takes
     # about 0.3 s, and the notebook waits for this process to end on every Lab.close().
