@@ -262,14 +262,38 @@ def test_reset_mid_stream_ends_the_conversation_for_both_sides():
     assert states["server"][-1] == (5, "CLOSED")  # RFC 9293 ABORT: send a reset, enter CLOSED
 
 
-def test_states_is_driven_by_one_transition_table():
+def test_every_step_of_a_walk_is_a_transition_of_the_table_or_a_reset():
+    from netlab.core.conversation import RESETTABLE, TRANSITIONS
+
+    for name in ("handshake", "handshake-slow-close", "refused"):
+        conv = Conversation.from_packets(recorded(name))
+        for side, walk in conv.states().items():
+            for (_, before), (number, after) in zip(walk, walk[1:]):
+                resets = conv.segments[number - 1].has("RST") and before in RESETTABLE and after == "CLOSED"
+                assert resets or after in {TRANSITIONS[key] for key in TRANSITIONS if key[0] == before}, \
+                    (name, side, before, after)
+
+
+def test_states_is_driven_by_one_transition_table(monkeypatch):
+    import netlab.core.conversation
     from netlab.core.conversation import TRANSITIONS
 
-    # Every state a walk reaches is in the table (or CLOSED/LISTEN, where walks start).
-    known = {s for pair in TRANSITIONS for s in pair[:1]} | set(TRANSITIONS.values()) | {"CLOSED", "LISTEN"}
-    for name in ("handshake", "handshake-slow-close", "refused"):
-        for walk in Conversation.from_packets(recorded(name)).states().values():
-            assert set(walk_states(walk)) <= known
+    conv = Conversation.from_packets(recorded("handshake"))
+    assert walk_states(conv.states()["client"]) == ["CLOSED", "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "TIME-WAIT"]
+    # A state renamed in the table is the state the walk reaches.
+    renamed = {key: "TIME-WAIT (patched)" if state == "TIME-WAIT" else state for key, state in TRANSITIONS.items()}
+    monkeypatch.setattr(netlab.core.conversation, "TRANSITIONS", renamed)
+    assert walk_states(conv.states()["client"])[-1] == "TIME-WAIT (patched)"
+    # A transition added to the table is taken, and the walk goes on from the new state.
+    detour = {**TRANSITIONS, ("SYN-SENT", "recv SYN-ACK"): "SYN-ACKED", ("SYN-ACKED", "send FIN"): "FIN-WAIT-1"}
+    monkeypatch.setattr(netlab.core.conversation, "TRANSITIONS", detour)
+    assert conv.states()["client"] == [(0, "CLOSED"), (1, "SYN-SENT"), (2, "SYN-ACKED"), (8, "FIN-WAIT-1"),
+                                       (9, "TIME-WAIT")]
+    # A transition taken out of the table is not taken: the client stays in SYN-SENT.
+    without = {key: state for key, state in TRANSITIONS.items() if key != ("SYN-SENT", "recv SYN-ACK")}
+    monkeypatch.setattr(netlab.core.conversation, "TRANSITIONS", without)
+    assert conv.states()["client"] == [(0, "CLOSED"), (1, "SYN-SENT")]
+    assert walk_states(conv.states()["server"])[-1] == "CLOSED"  # the server's side did not use that entry
 
 
 # ---------------------------------------------------------------------------
