@@ -747,23 +747,33 @@ def _serve() -> None:
     sock.bind(("peer0", 0))
     sock.setblocking(False)
     started = time.monotonic()
-    deadline = started + min(float(order["duration"]), MAX_DURATION)
     tcp = _Tcp(order, sender, started)
     frames: list[tuple[bytes, float]] = []
-    stdin = sys.stdin.buffer.fileno()
     print("ready", flush=True)
-    why_end = "the connection is over"
+    why_end = _play(tcp, sock, frames, started + min(float(order["duration"]), MAX_DURATION), order["duration"])
+    _collect_last_frames(sock, frames)
+    sock.close()
+    sender.close()
+    tcp.note(f"peer ends: {why_end}")
+    _write_pcap(out / "link.pcap.part", frames)
+    os.replace(out / "link.pcap.part", out / "link.pcap")
+    # The log last, whole or not at all: its presence says the capture is complete too.
+    (out / "log.json.part").write_text(json.dumps({"log": tcp.log, "finished": tcp.finished}))
+    os.replace(out / "log.json.part", out / "log.json")
+
+
+def _play(tcp: _Tcp, sock: socket.socket, frames: list[tuple[bytes, float]], deadline: float, duration: float) -> str:
+    """Answer frames and fire timers until the conversation is over, the deadline passes or stdin closes; say which."""
+    stdin = sys.stdin.buffer.fileno()
     while not tcp.done:
         now = time.monotonic()
         tcp.fire(now)
         if now >= deadline:
-            why_end = f"time bound of {order['duration']:g} s reached"
-            break
+            return f"time bound of {duration:g} s reached"
         wake = min(t for t in (deadline, tcp.next_timer()) if t is not None)
         ready = select.select([sock, stdin], [], [], max(0.0, wake - now))[0]
         if stdin in ready and not os.read(stdin, 4096):
-            why_end = "told to stop"
-            break
+            return "told to stop"
         for _ in range(_FRAMES_PER_PASS):
             if tcp.done or time.monotonic() >= deadline:
                 break
@@ -775,38 +785,35 @@ def _serve() -> None:
             if addr[2] != _PACKET_OUTGOING:
                 tcp.on_frame(data)
             tcp.fire(time.monotonic())
-    # Frames the peer sent last are still on their way back to this socket: collect them.
-    end = time.monotonic() + 0.05
+    return "the connection is over"
+
+
+def _collect_last_frames(sock: socket.socket, frames: list[tuple[bytes, float]], wait: float = 0.05) -> None:
+    """Frames the peer sent last are still on their way back to this socket: collect them (`wait` seconds at most)."""
+    end = time.monotonic() + wait
     while time.monotonic() < end and select.select([sock], [], [], end - time.monotonic())[0]:
         try:
             data, stamp, _addr = _recv_stamped(sock)
         except BlockingIOError:
             break
         frames.append((data, stamp))
-    sock.close()
-    sender.close()
-    tcp.note(f"peer ends: {why_end}")
-    _write_pcap(out / "link.pcap.part", frames)
-    os.replace(out / "link.pcap.part", out / "link.pcap")
-    # The log last, whole or not at all: its presence says the capture is complete too.
-    (out / "log.json.part").write_text(json.dumps({"log": tcp.log, "finished": tcp.finished}))
-    os.replace(out / "log.json.part", out / "log.json")
 
 
 def _write_pcap(path: Path, frames: list[tuple[bytes, float]]) -> None:
-    """Write Ethernet frames and their times as a classic pcap (microseconds), from the bytes as they are.
+    """Write Ethernet frames and their kernel times as a classic pcap, from the bytes as they are.
 
-    Not scapy's wrpcap: that parses every frame first, about 0.2 ms each, so a peer that saw a
-    busy link would spend seconds writing after it was asked to stop, and be killed for it.
+    scapy's RawPcapWriter, not wrpcap: wrpcap parses every frame first, about 0.2 ms each, so a
+    peer that saw a busy link would spend seconds writing after it was asked to stop, and be
+    killed for it.
     """
-    with open(path, "wb") as f:
-        # magic, version 2.4, UTC, accuracy, snap length, link type 1 (Ethernet)
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    from scapy.utils import RawPcapWriter
+
+    with RawPcapWriter(str(path), linktype=1, snaplen=65535) as writer:  # link type 1: Ethernet
+        writer.write_header(None)  # a capture with no frames is still a valid, empty pcap
         for data, stamp in frames:
             sec = int(stamp)
             carry, usec = divmod(round((stamp - sec) * 1_000_000), 1_000_000)  # as wrpcap rounds, 1 s carried
-            f.write(struct.pack("<IIII", sec + carry, usec, len(data), len(data)))
-            f.write(data)
+            writer.write_packet(data, sec=sec + carry, usec=usec)
 
 
 def _recv_stamped(sock: socket.socket) -> tuple[bytes, float, Any]:
