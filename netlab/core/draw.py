@@ -296,7 +296,7 @@ def state_diagram(conv: Conversation | None = None, *, ax: Axes | None = None,
     states = _states_in(transitions)
     unplaced = [state for state in states if state not in _STATE_AT]
     if unplaced:
-        raise ValueError(f"state_diagram has no place for {', '.join(unplaced)}: add it to _STATE_AT in netlab/draw.py")
+        raise ValueError(f"state_diagram has no place for {', '.join(unplaced)}: add it to _STATE_AT in netlab/core/draw.py")
 
     fig, ax = _figure_and_axes(ax, _SD_HEIGHT)
     ax.set_axis_off()
@@ -318,6 +318,16 @@ def state_diagram(conv: Conversation | None = None, *, ax: Axes | None = None,
     for box in sorted(boxes):
         sides = [side for side, walk in walks.items() if box in walk["boxes"]]
         _draw_state_box(ax, box, sides, highlighted)
+    bent = _draw_transitions(ax, arrows, walks, boxes, highlighted)
+    untabled = _draw_untabled(ax, walks, boxes, bent)
+    _draw_reset_note(ax, states)
+    if highlighted:
+        _state_legend(ax, bool(untabled))
+    return fig
+
+
+def _draw_transitions(ax: Axes, arrows: dict, walks: dict[str, dict], boxes: set, highlighted: bool) -> dict:
+    """Draw one arrow per transition of the table, bent so that none hides another; return the bends used."""
     bent: dict[tuple[_Box, _Box], list[float]] = {}  # the bends of the arrows drawn between two boxes
     for key, (start, end) in arrows.items():
         taken = {side: walk["taken"][key] for side, walk in walks.items() if key in walk["taken"]}
@@ -334,6 +344,11 @@ def state_diagram(conv: Conversation | None = None, *, ax: Axes | None = None,
             bend = _clear_bend(start, end, boxes, _bends_between(bent, start, end))
         bent.setdefault((start, end), []).append(bend)
         _draw_transition(ax, key, start, end, bend, apart, taken, highlighted)
+    return bent
+
+
+def _draw_untabled(ax: Axes, walks: dict[str, dict], boxes: set, bent: dict) -> dict:
+    """Draw the steps a side took that the table lacks (dashed); return them by pair of boxes."""
     untabled: dict[tuple[_Box, _Box], list[tuple[str, int, str]]] = {}
     for side, walk in walks.items():
         for number, start, end, event in walk["untabled"]:
@@ -342,15 +357,16 @@ def state_diagram(conv: Conversation | None = None, *, ax: Axes | None = None,
         bend = _clear_bend(start, end, boxes, _bends_between(bent, start, end))
         bent.setdefault((start, end), []).append(bend)
         _draw_untabled_steps(ax, start, end, bend, steps)
-    _draw_reset_note(ax, states)
-    if highlighted:
-        handles = [Line2D([], [], color=SIDE_COLOURS[side], lw=2.6, label=side) for side in ("client", "server")]
-        handles.append(Line2D([], [], color=_NOT_TAKEN, lw=1.4, label="not taken"))
-        if untabled:
-            handles.append(Line2D([], [], color=_INK, lw=1.6, linestyle="--", label="a step not in the table"))
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.01, 0.99), fontsize=9.5,
-                  title="#: segment that caused the step", title_fontsize=9, frameon=False, alignment="left")
-    return fig
+    return untabled
+
+
+def _state_legend(ax: Axes, untabled: bool) -> None:
+    handles = [Line2D([], [], color=SIDE_COLOURS[side], lw=2.6, label=side) for side in ("client", "server")]
+    handles.append(Line2D([], [], color=_NOT_TAKEN, lw=1.4, label="not taken"))
+    if untabled:
+        handles.append(Line2D([], [], color=_INK, lw=1.6, linestyle="--", label="a step not in the table"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.01, 0.99), fontsize=9.5,
+              title="#: segment that caused the step", title_fontsize=9, frameon=False, alignment="left")
 
 
 def _states_in(transitions: dict[tuple[str, str], str]) -> list[str]:
@@ -624,47 +640,61 @@ def time_sequence(conv: Conversation, direction: str = CLIENT_TO_SERVER, *, ax: 
     if title is None:
         title = f"Time-sequence graph, {sender}'s bytes ({direction}), stream {conv.stream_number} ({_source_words(conv.source)})"
     ax.set_title(title, fontsize=11, fontweight="bold", pad=6)
-    colours = TIME_SEQUENCE_COLOURS
 
     sent = [s for s in conv.segments if s.direction == direction]
     answers = [s for s in conv.segments if s.direction != direction and s.ack is not None and not s.has("RST")]
     for s in sent:
-        x = s.time * scale
-        if s.length:
-            kind = "retransmission" if s.retransmission else "data"
-            # tcptrace's I-beam: a bar over the bytes, with short caps at its ends.
-            ax.plot([x, x], [s.seq, s.seq + s.length], color=colours[kind], lw=2.2, marker="_", markersize=7,
-                    gid=f"segment {s.number}", zorder=3)
-        if s.retransmission:
-            ax.plot([x], [s.seq + s.length / 2], linestyle="none", marker="x", markersize=10, markeredgewidth=2,
-                    color=colours["retransmission"], gid=f"retransmission {s.number}", zorder=5)
-        if s.window_probe:
-            ax.plot([x], [s.seq], linestyle="none", marker="D", markersize=6, color=colours["window probe"],
-                    gid=f"window probe {s.number}", zorder=4)
-        for flag in ("SYN", "FIN", "RST"):
-            if s.has(flag):
-                y = s.seq + s.length if flag == "FIN" else s.seq  # a FIN's number follows its data
-                ax.plot([x], [y], linestyle="none", marker=">" if flag != "RST" else "s", markersize=7,
-                        color=colours["syn/fin"], gid=f"{flag.lower()} {s.number}", zorder=4)
-                ax.annotate(flag, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=9,
-                            color=colours["syn/fin"], gid=f"{flag.lower()} label {s.number}")
+        _draw_sent(ax, s, s.time * scale)
     if answers:
-        times = [s.time * scale for s in answers]
-        acks = [s.ack for s in answers]
-        # Each value holds until the next segment changes it: a step after each point.
-        ax.step(times, acks, where="post", color=colours["ack"], lw=1.5, gid="ack line", zorder=2)
-        ax.step(times, [s.ack + s.window for s in answers], where="post", color=colours["window"], lw=1.5,
-                linestyle="--", gid="window line", zorder=2)
-        for s in answers:
-            if s.dup_ack:
-                ax.plot([s.time * scale], [s.ack], linestyle="none", marker="|", markersize=10, markeredgewidth=2,
-                        color=colours["dup ack"], gid=f"dup ack {s.number}", zorder=4)
-
+        _draw_answers(ax, answers, scale)
     ax.set_xlabel(f"time ({unit})", fontsize=10)
     ax.set_ylabel(f"relative sequence number, {sender}'s bytes", fontsize=10)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # sequence numbers count whole bytes
     ax.tick_params(labelsize=9)
     ax.grid(True, color="#dddddd", lw=0.6, zorder=0)
+    _time_sequence_legend(ax, sent, answers)
+    return fig
+
+
+def _draw_sent(ax: Axes, s: Segment, x: float) -> None:
+    """One segment of the drawn direction: its bytes as a bar, and marks for what it repeats or opens."""
+    colours = TIME_SEQUENCE_COLOURS
+    if s.length:
+        kind = "retransmission" if s.retransmission else "data"
+        # tcptrace's I-beam: a bar over the bytes, with short caps at its ends.
+        ax.plot([x, x], [s.seq, s.seq + s.length], color=colours[kind], lw=2.2, marker="_", markersize=7,
+                gid=f"segment {s.number}", zorder=3)
+    if s.retransmission:
+        ax.plot([x], [s.seq + s.length / 2], linestyle="none", marker="x", markersize=10, markeredgewidth=2,
+                color=colours["retransmission"], gid=f"retransmission {s.number}", zorder=5)
+    if s.window_probe:
+        ax.plot([x], [s.seq], linestyle="none", marker="D", markersize=6, color=colours["window probe"],
+                gid=f"window probe {s.number}", zorder=4)
+    for flag in ("SYN", "FIN", "RST"):
+        if s.has(flag):
+            y = s.seq + s.length if flag == "FIN" else s.seq  # a FIN's number follows its data
+            ax.plot([x], [y], linestyle="none", marker=">" if flag != "RST" else "s", markersize=7,
+                    color=colours["syn/fin"], gid=f"{flag.lower()} {s.number}", zorder=4)
+            ax.annotate(flag, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=9,
+                        color=colours["syn/fin"], gid=f"{flag.lower()} label {s.number}")
+
+
+def _draw_answers(ax: Axes, answers: list[Segment], scale: float) -> None:
+    """The other side's ACK line and ack + window line, with its duplicate ACKs marked."""
+    colours = TIME_SEQUENCE_COLOURS
+    times = [s.time * scale for s in answers]
+    # Each value holds until the next segment changes it: a step after each point.
+    ax.step(times, [s.ack for s in answers], where="post", color=colours["ack"], lw=1.5, gid="ack line", zorder=2)
+    ax.step(times, [s.ack + s.window for s in answers], where="post", color=colours["window"], lw=1.5,
+            linestyle="--", gid="window line", zorder=2)
+    for s in answers:
+        if s.dup_ack:
+            ax.plot([s.time * scale], [s.ack], linestyle="none", marker="|", markersize=10, markeredgewidth=2,
+                    color=colours["dup ack"], gid=f"dup ack {s.number}", zorder=4)
+
+
+def _time_sequence_legend(ax: Axes, sent: list[Segment], answers: list[Segment]) -> None:
+    colours = TIME_SEQUENCE_COLOURS
     _legend(ax, [
         ("data", Line2D([], [], color=colours["data"], lw=2.2, marker="_", markersize=7), any(s.length for s in sent)),
         ("retransmission", Line2D([], [], color=colours["retransmission"], marker="x", markersize=10,
@@ -678,7 +708,6 @@ def time_sequence(conv: Conversation, direction: str = CLIENT_TO_SERVER, *, ax: 
         ("duplicate ACK", Line2D([], [], color=colours["dup ack"], marker="|", markersize=10, markeredgewidth=2,
                                  linestyle="none"), any(s.dup_ack for s in answers)),
     ])
-    return fig
 
 
 def window_plot(conv: Conversation, *, ax: Axes | None = None, title: str | None = None) -> Figure:
