@@ -26,6 +26,7 @@ import time
 
 import netlab
 from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
+from netlab.core.stats import percentile
 
 MESSAGE = b"Hello, World!"
 GOAL_READY_MS = 50.0
@@ -84,8 +85,7 @@ def one_run(shared_lab: netlab.Lab | None) -> dict:
 
 def ms(values: list[float]) -> str:
     """Median and 99th percentile of durations in seconds, shown in milliseconds."""
-    p99 = statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else values[0]
-    return f"median {statistics.median(values) * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms"
+    return f"median {percentile(values, 50) * 1000:7.1f} ms   p99 {percentile(values, 99) * 1000:7.1f} ms"
 
 
 def main() -> None:

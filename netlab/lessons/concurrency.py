@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import math
 import os
 import resource
 import selectors
@@ -48,6 +47,7 @@ from netlab.core.errors import HelperError
 from netlab.core.experiment import lab_or_host
 from netlab.core.lab import Lab, package_parent, read_line
 from netlab.core.sockets import listener
+from netlab.core.stats import percentile
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -658,8 +658,7 @@ class LoadPoint:
 
     def percentile_ms(self, p: float) -> float:
         """The p-th percentile (0–100) of the echo round-trip times, in milliseconds."""
-        data = sorted(self.latencies_us)
-        return data[min(len(data) - 1, max(0, math.ceil(p / 100 * len(data)) - 1))] / 1000
+        return percentile(self.latencies_us, p) / 1000
 
     @property
     def cpu_us_per_request(self) -> tuple[float, float]:
