@@ -5,10 +5,23 @@ This module sits above the lessons (it may read their constants) and below the f
 A check never reveals the answer: when an answer is wrong it points at the part of the capture
 (or the idea) to look at again. Each returns a `Feedback`, which shows as one line in a notebook
 and is true when the answer is right, so tests can assert on it.
+
+Grading (README, "Teaching with netlab"): every check below is wrapped (at the end of this file)
+so that a result also carries data a grader reads (CHECK_MIME: grade id, passed, feedback); an
+answer left as `...` says "not answered yet"; an answer that makes the check raise or hang gives
+a ✘, never a traceback; and under grading (NETLAB_GRADING=1) a failed check raises AssertionError
+with its hint, which is how nbgrader takes a test cell's points away.
 """
 
 from __future__ import annotations
 
+import dis
+import functools
+import inspect
+import os
+import signal
+import threading
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +46,23 @@ __all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wa
            "segments_for_write", "first_rto", "first_window_probe", "window_throughput"]
 
 
+# The MIME type of a check's result as data: {"grade_id", "passed", "feedback"}, read by netlab's grader.
+CHECK_MIME = "application/vnd.netlab.check+json"
+# Set (to anything but "" or "0") by a grader: a failed check then raises AssertionError.
+GRADING_ENV = "NETLAB_GRADING"
+# A check that runs longer than this (seconds) is stopped: a student's function may hang.
+CHECK_SECONDS = 90.0
+NOT_ANSWERED = "Not answered yet: replace the `...` with your answer and run the cell again."
+
+
 @dataclass(frozen=True)
 class Feedback:
-    """The verdict on one exercise answer."""
+    """The verdict on one exercise answer: one line in a notebook (✔ or ✘ and the message), plus
+    the same verdict as CHECK_MIME data for a grader; `grade_id` names the exercise when known."""
 
     ok: bool
     message: str
+    grade_id: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
@@ -46,10 +70,18 @@ class Feedback:
     def __repr__(self) -> str:
         return ("✔ " if self.ok else "✘ ") + self.message
 
+    def data(self) -> dict[str, Any]:
+        """The verdict as the grader reads it (CHECK_MIME); `feedback` is the message without its mark."""
+        return {"grade_id": self.grade_id, "passed": self.ok, "feedback": self.message}
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # Jupyter shows text/plain; the data travels beside it in the same output, for graders.
+        return {"text/plain": repr(self), CHECK_MIME: self.data()}
+
 
 def _unanswered(answer: Any) -> Feedback | None:
     if answer is None or answer is ...:
-        return Feedback(False, "Not answered yet: replace the `...` with your answer and run the cell again.")
+        return Feedback(False, NOT_ANSWERED)
     return None
 
 
@@ -653,3 +685,127 @@ def window_throughput(window: int, rtt: float, answer: Any) -> Feedback:
     if abs(answer - expected / 1000) <= expected / 1000 * 0.01 or abs(answer - expected * 8) <= expected * 0.08:
         return Feedback(False, "Right idea; give it in bytes per second (not kB/s or bits).")
     return Feedback(False, "At most one window can be unacknowledged, and acknowledging it takes one round trip.")
+
+
+# --- grading: every check above goes through _graded (keep this section last in the file) ---
+
+_next_grade_id: str | None = None
+_depth = threading.local()  # a check that calls another check grades only once, at the outside
+
+
+def grading() -> bool:
+    """True under a grader (NETLAB_GRADING set, not "0"): a failed check then raises AssertionError."""
+    return os.environ.get(GRADING_ENV, "") not in ("", "0")
+
+
+def set_grade_id(grade_id: str | None) -> None:
+    """Name the exercise the next check's result belongs to (a grader calls this in each check cell)."""
+    global _next_grade_id
+    _next_grade_id = grade_id
+
+
+def _does_nothing(func: types.FunctionType) -> bool:
+    """True for a function whose body is only `...` (or `pass`, or a docstring): the student edition's stub."""
+    steps = [(i.opname, i.argval) for i in dis.get_instructions(func) if i.opname not in ("RESUME", "NOP", "CACHE")]
+    return steps in ([("LOAD_CONST", None), ("RETURN_VALUE", None)], [("RETURN_CONST", None)])
+
+
+def _is_stub(value: Any) -> bool:
+    return value is ... or (isinstance(value, types.FunctionType) and _does_nothing(value))
+
+
+class _CheckTimeout(BaseException):
+    """Raised in a check that ran past CHECK_SECONDS; a BaseException so `except Exception` in student code lets it by."""
+
+
+def _bounded(seconds: float):
+    """Stop the code that runs in this context after `seconds`, where signals allow it (the main thread)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def alarm():
+        usable = (threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+                  and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+        if not usable:
+            yield
+            return
+
+        def expire(signum: int, frame: Any) -> None:
+            raise _CheckTimeout
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return alarm()
+
+
+def _verdict(check: Any, args: tuple, kwargs: dict) -> Feedback:
+    if any(_is_stub(a) for a in (*args, *kwargs.values())):
+        return Feedback(False, NOT_ANSWERED)
+    try:
+        with _bounded(CHECK_SECONDS):
+            result = check(*args, **kwargs)
+    except NotImplementedError:  # nbgrader's stub, or a student function left unfinished
+        return Feedback(False, NOT_ANSWERED)
+    except _CheckTimeout:
+        return Feedback(False, f"The check gave up after {CHECK_SECONDS:.0f} s: does your code (or your function) "
+                               "wait for something that never comes?")
+    except Exception as err:  # a wrong type or a student function that raises: a hint, never a traceback
+        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        if len(detail) > 200:
+            detail = detail[:197] + "..."
+        return Feedback(False, f"Your answer could not be checked ({detail}). Look at its type and at what it does.")
+    if not isinstance(result, Feedback):
+        return Feedback(False, f"The check returned {type(result).__name__}, not a verdict.")
+    return result
+
+
+def _show(feedback: Feedback) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(repr(feedback))
+        return
+    display(feedback)
+
+
+def _graded(check: Any) -> Any:
+    """Wrap a check: stubs say "not answered yet", errors and hangs become a ✘, the result carries
+    the grade id set for it, and under grading a failed result is shown and raised as AssertionError."""
+
+    @functools.wraps(check)
+    def graded(*args: Any, **kwargs: Any) -> Feedback:
+        global _next_grade_id
+        depth = getattr(_depth, "value", 0)
+        if depth:
+            return check(*args, **kwargs)
+        grade_id, _next_grade_id = _next_grade_id, None
+        _depth.value = depth + 1
+        try:
+            feedback = _verdict(check, args, kwargs)
+        finally:
+            _depth.value = depth
+        if grade_id is not None:
+            feedback = Feedback(feedback.ok, feedback.message, grade_id)
+        if grading() and not feedback:
+            _show(feedback)  # the cell ends in an error, so its result would not be shown otherwise
+            raise AssertionError(feedback.message)
+        return feedback
+
+    return graded
+
+
+def _checks() -> list[str]:
+    """The names of the checks: the public functions of this module that return a Feedback."""
+    return [name for name in __all__
+            if inspect.isfunction(globals().get(name)) and globals()[name].__annotations__.get("return") == "Feedback"]
+
+
+for _name in _checks():
+    if not hasattr(globals()[_name], "__wrapped__"):
+        globals()[_name] = _graded(globals()[_name])
