@@ -667,6 +667,8 @@ def first_window_probe(conv: Conversation, answer: Any) -> Feedback:
         return Feedback(False, f"Segment {answer} comes from the peer; the sender (the kernel, C→S) sends the probes.")
     if chosen.length:
         return Feedback(False, f"Segment {answer} carries data; a probe carries none. Look after the window reached 0.")
+    if chosen.window_probe:
+        return Feedback(False, f"Segment {answer} is a probe, but not the first one: look earlier.")
     return Feedback(False, f"Segment {answer} is not sent into a zero window. Find the peer's first ACK with window 0, "
                            "then look at what the kernel sends next.")
 

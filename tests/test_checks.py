@@ -225,3 +225,172 @@ def test_four_segment_teardown_with_three_segments_says_wait_longer(exp):
 def test_four_segment_teardown_without_a_teardown():
     msg = assert_wrong(checks.four_segment_teardown(netlab.load_recorded("refused")))
     assert "0 segments" in msg and "client closes" in msg
+
+
+# ---------------------------------------------------------------------------
+# Notebook 05: segments per write, the first RTO, the first zero-window probe, window / RTT.
+# The expected values are worked out here from the rules, not read from netlab.checks.
+
+
+@pytest.mark.parametrize("check", [
+    lambda answer: checks.segments_for_write(50_000, answer),
+    lambda answer: checks.first_rto(0.3, answer),
+    lambda answer: checks.window_throughput(8760, 0.050, answer),
+    lambda answer: checks.first_window_probe(netlab.load_recorded("handshake").conversation, answer),
+])
+@pytest.mark.parametrize("answer", [..., None])
+def test_unanswered_notebook_05_exercises(check, answer):
+    assert NOT_ANSWERED in assert_wrong(check(answer))
+
+
+@pytest.mark.parametrize("size, mss, segments", [
+    (50_000, 1460, 35),  # 34 full segments (49 640 bytes), and 360 bytes left over
+    (2920, 1460, 2),     # an exact multiple: nothing left over
+    (1, 1460, 1),
+    (3000, 1448, 3),     # with timestamps on, the MSS of a 1500-byte link carries 1448 bytes
+])
+def test_segments_for_write_accepts_the_rounded_up_quotient(size, mss, segments):
+    fb = checks.segments_for_write(size, segments, mss=mss)
+    assert_right(fb)
+    assert f"{segments} segments" in fb.message
+
+
+def test_segments_for_write_on_the_full_segments_only_says_the_rest_travels_too():
+    msg = assert_wrong(checks.segments_for_write(50_000, 34), not_saying="35")
+    assert "left over" in msg
+
+
+@pytest.mark.parametrize("answer", [36, 0, 50_000 // 1460 * 1460, 3])
+def test_segments_for_write_other_wrong_counts_point_at_the_mss(answer):
+    msg = assert_wrong(checks.segments_for_write(50_000, answer), not_saying="35")
+    assert "MSS" in msg and "1460" in msg
+
+
+@pytest.mark.parametrize("answer", [50_000 / 1460, 35.0, "35", True])
+def test_segments_for_write_wants_an_int(answer):
+    msg = assert_wrong(checks.segments_for_write(50_000, answer), not_saying="35")
+    assert "int" in msg and type(answer).__name__ in msg
+
+
+@pytest.mark.parametrize("sample, granularity, rto", [
+    (0.3, 0.001, 0.9),         # SRTT = 0.3, RTTVAR = 0.15: 0.3 + 4 × 0.15
+    (0.05, 0.001, 0.15),
+    (1, 0.001, 3),             # whole seconds are numbers too
+    (0.0001, 0.001, 0.0011),   # 4 × RTTVAR = 0.0002 s is below the clock's granularity, which wins
+])
+def test_first_rto_accepts_srtt_plus_four_rttvar(sample, granularity, rto):
+    fb = checks.first_rto(sample, rto, granularity=granularity)
+    assert_right(fb)
+    assert f"{rto:g} s" in fb.message
+
+
+def test_first_rto_on_the_one_second_minimum_says_it_comes_afterwards():
+    msg = assert_wrong(checks.first_rto(0.3, 1.0), not_saying="0.9")
+    assert "minimum" in msg
+
+
+@pytest.mark.parametrize("answer", [0.3 + 0.001, 0.3 * 1.5])  # RTTVAR forgotten, or counted once
+def test_first_rto_with_rttvar_wrong_points_at_rttvar(answer):
+    msg = assert_wrong(checks.first_rto(0.3, answer), not_saying="0.9")
+    assert "RTTVAR" in msg and "R/2" in msg
+
+
+@pytest.mark.parametrize("answer", [0.3, 0.6, 1.2, 0.91, 0])
+def test_first_rto_other_wrong_values_get_the_rule_not_the_value(answer):
+    msg = assert_wrong(checks.first_rto(0.3, answer), not_saying="0.9")
+    assert "SRTT = R" in msg
+
+
+@pytest.mark.parametrize("answer", ["0.9", [0.9], True])
+def test_first_rto_wants_a_number(answer):
+    msg = assert_wrong(checks.first_rto(0.3, answer), not_saying="0.9")
+    assert "number" in msg and type(answer).__name__ in msg
+
+
+@pytest.mark.parametrize("answer", [175_200, 175_200.0, 174_000, 176_500])  # 8760 B / 0.05 s, within 1 %
+def test_window_throughput_accepts_one_window_per_round_trip(answer):
+    assert_right(checks.window_throughput(8760, 0.050, answer))
+
+
+@pytest.mark.parametrize("answer, words", [
+    (8760 * 0.050, "divide by the RTT"),      # 438: multiplied
+    (175.2, "bytes per second"),              # kB/s
+    (175_200 * 8, "bytes per second"),        # bits per second
+    (8760, "one round trip"),                 # the window alone
+    (172_000, "one round trip"),              # 1.8 % off: not close enough
+])
+def test_window_throughput_wrong_answers_get_a_hint_without_the_value(answer, words):
+    msg = assert_wrong(checks.window_throughput(8760, 0.050, answer))
+    assert words in msg
+    assert not re.search(r"175[, ]?200|175\.2", msg), msg
+
+
+@pytest.mark.parametrize("answer", ["175200", [175_200], False])
+def test_window_throughput_wants_a_number(answer):
+    msg = assert_wrong(checks.window_throughput(8760, 0.050, answer))
+    assert "number" in msg and type(answer).__name__ in msg
+
+
+@pytest.fixture(scope="module")
+def flow():
+    """Notebook 05's flow-control recording: the peer's window closes, the kernel probes it."""
+    return netlab.load_recorded("transfer-window").conversation
+
+
+def first_probe_by_hand(conv: Conversation) -> int:
+    """The first empty C→S segment after the peer advertised a window of 0, with an already-sent seq."""
+    closed = next(s for s in conv.segments if s.direction == "S→C" and s.window == 0)
+    return next(s.number for s in conv.segments[closed.number:]
+                if s.direction == "C→S" and s.length == 0 and s.seq < closed.ack and not s.has("FIN"))
+
+
+def test_first_window_probe_accepts_the_first_empty_segment_into_a_zero_window(flow):
+    answer = first_probe_by_hand(flow)
+    fb = checks.first_window_probe(flow, answer)
+    assert_right(fb)
+    assert f"Segment {answer}" in fb.message
+
+
+def test_first_window_probe_on_the_peers_zero_window_ack(flow):
+    answer = first_probe_by_hand(flow)
+    zero = next(s for s in flow.segments if s.direction == "S→C" and s.window == 0)
+    msg = assert_wrong(checks.first_window_probe(flow, zero.number), not_saying=str(answer))
+    assert "from the peer" in msg
+
+
+def test_first_window_probe_on_a_data_segment(flow):
+    answer = first_probe_by_hand(flow)
+    data = [s for s in flow.segments if s.direction == "C→S" and s.length][-1]
+    msg = assert_wrong(checks.first_window_probe(flow, data.number), not_saying=str(answer))
+    assert "carries data" in msg
+
+
+def test_first_window_probe_on_an_empty_segment_sent_into_an_open_window(flow):
+    answer = first_probe_by_hand(flow)
+    msg = assert_wrong(checks.first_window_probe(flow, 3), not_saying=str(answer))  # the handshake's ACK
+    assert "zero window" in msg
+
+
+def test_first_window_probe_on_a_later_probe_says_look_earlier(flow):
+    answer = first_probe_by_hand(flow)
+    later = [s.number for s in flow.segments if s.window_probe and s.number != answer]
+    assert later, flow.table()
+    msg = assert_wrong(checks.first_window_probe(flow, later[0]), not_saying=str(answer))
+    assert "earlier" in msg and "not sent into a zero window" not in msg
+
+
+@pytest.mark.parametrize("answer", [0, 999, -1])
+def test_first_window_probe_on_a_segment_that_does_not_exist(flow, answer):
+    msg = assert_wrong(checks.first_window_probe(flow, answer), not_saying=str(first_probe_by_hand(flow)))
+    assert f"no segment {answer}" in msg and f"1 to {len(flow.segments)}" in msg
+
+
+@pytest.mark.parametrize("answer", ["24", 24.0, True])
+def test_first_window_probe_wants_an_int(flow, answer):
+    msg = assert_wrong(checks.first_window_probe(flow, answer))
+    assert "int" in msg and type(answer).__name__ in msg
+
+
+def test_first_window_probe_in_a_capture_without_probes():
+    msg = assert_wrong(checks.first_window_probe(netlab.load_recorded("handshake").conversation, 3))
+    assert "no zero-window probe" in msg
