@@ -94,56 +94,20 @@ def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: 
         return max(0.001, deadline - time.monotonic())
 
     block = _pattern(buffer)
-    sent_crc = 0
-    if verify:
-        full, rest = divmod(nbytes, buffer)
-        for _ in range(full):
-            sent_crc = zlib.crc32(block, sent_crc)
-        sent_crc = zlib.crc32(block[:rest], sent_crc)
     got: dict[str, Any] = {"bytes": 0}
     sent, failure = 0, None
-
     with listener(lab, "127.0.0.1", 0, 1) as server:
         server.settimeout(left())
-
-        def receive() -> None:
-            try:
-                conn, _ = server.accept()
-                with conn:
-                    into = bytearray(buffer)
-                    view = memoryview(into)
-                    total, crc = 0, 0
-                    conn.settimeout(left())
-                    while n := conn.recv_into(view):
-                        total += n
-                        got["bytes"] = total
-                        if verify:
-                            crc = zlib.crc32(view[:n], crc)
-                        conn.settimeout(left())
-                    got["end"] = time.perf_counter()
-                    got["crc"] = crc
-            except OSError as err:
-                got["error"] = err
-
-        receiver = threading.Thread(target=receive, name="bulk-receiver", daemon=True)
+        receiver = threading.Thread(target=_receive, args=(server, buffer, verify, left, got), name="bulk-receiver",
+                                    daemon=True)
         receiver.start()
         start = time.perf_counter()
         try:
             sock = lab.create_connection(server.getsockname(), left()) if lab else \
                 socket.create_connection(server.getsockname(), left())
             with sock:
-                view = memoryview(block)
                 start = time.perf_counter()
-                full, rest = divmod(nbytes, buffer)
-                for _ in range(full):
-                    sock.settimeout(left())
-                    sock.sendall(view)
-                    sent += buffer
-                if rest:
-                    sock.settimeout(left())
-                    sock.sendall(view[:rest])
-                    sent += rest
-                sock.shutdown(socket.SHUT_WR)  # the receiver's recv_into returns 0: all sent
+                sent = _send(sock, block, nbytes, left)
         except OSError as err:
             failure = err
         finally:
@@ -154,7 +118,62 @@ def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: 
                     pass
             # The receiver's own waits end by the deadline; the margin is for a thread that is stuck.
             receiver.join(max(0.0, deadline - time.monotonic()) + STOP_TIMEOUT)
-    progress = f"{sent} of {nbytes} bytes sent, {got['bytes']} received"
+    _raise_any_failure(receiver, got, failure, f"{sent} of {nbytes} bytes sent, {got['bytes']} received", timeout)
+    ok = (got["crc"] == _crc_of(block, nbytes) and got["bytes"] == nbytes) if verify else None
+    return Transfer(got["bytes"], got["end"] - start, buffer, ok, where)
+
+
+def _send(sock: socket.socket, block: bytes, nbytes: int, left: Any) -> int:
+    """Send `nbytes` as whole blocks from one memoryview (no copy in Python), then the FIN; return the bytes sent."""
+    view, sent = memoryview(block), 0
+    full, rest = divmod(nbytes, len(block))
+    for _ in range(full):
+        sock.settimeout(left())
+        sock.sendall(view)
+        sent += len(block)
+    if rest:
+        sock.settimeout(left())
+        sock.sendall(view[:rest])
+        sent += rest
+    sock.shutdown(socket.SHUT_WR)  # the receiver's recv_into returns 0: all sent
+    return sent
+
+
+def _receive(server: socket.socket, buffer: int, verify: bool, left: Any, got: dict[str, Any]) -> None:
+    """The receiving thread: accept one connection and recv_into one preallocated buffer until the FIN.
+
+    Reports in `got`: bytes so far, the time the last byte came (perf_counter), the CRC-32 if
+    `verify`, or the error that stopped it.
+    """
+    try:
+        conn, _ = server.accept()
+        with conn:
+            view = memoryview(bytearray(buffer))
+            total, crc = 0, 0
+            conn.settimeout(left())
+            while n := conn.recv_into(view):
+                total += n
+                got["bytes"] = total
+                if verify:
+                    crc = zlib.crc32(view[:n], crc)
+                conn.settimeout(left())
+            got["end"] = time.perf_counter()
+            got["crc"] = crc
+    except OSError as err:
+        got["error"] = err
+
+
+def _crc_of(block: bytes, nbytes: int) -> int:
+    """CRC-32 of what the sender sends: `block` over and over, `nbytes` in all."""
+    crc = 0
+    full, rest = divmod(nbytes, len(block))
+    for _ in range(full):
+        crc = zlib.crc32(block, crc)
+    return zlib.crc32(block[:rest], crc)
+
+
+def _raise_any_failure(receiver: threading.Thread, got: dict[str, Any], failure: OSError | None, progress: str,
+                       timeout: float) -> None:
     if receiver.is_alive():
         raise BulkError(f"the bulk receiver did not finish within {timeout:g} s ({progress})")
     for who, err in (("receiver", got.get("error")), ("sender", failure)):
@@ -162,8 +181,6 @@ def _transfer(nbytes: int, buffer: int, lab: Lab | None, verify: bool, timeout: 
             raise BulkError(f"the bulk transfer did not finish within {timeout:g} s ({progress})")
         if err is not None:
             raise BulkError(f"the bulk {who} failed ({progress}): {type(err).__name__}: {err}")
-    ok = (got["crc"] == sent_crc and got["bytes"] == nbytes) if verify else None
-    return Transfer(got["bytes"], got["end"] - start, buffer, ok, where)
 
 
 @dataclass(frozen=True)
