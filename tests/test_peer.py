@@ -392,3 +392,26 @@ def test_retransmit_command_prints_each_timeout_about_double_the_last():
     assert len(lines) == 3, done.stdout
     ratios = [float(ln.split(", ")[-1].split(" ×")[0]) for ln in lines[1:]]
     assert all(1.6 <= r <= 2.4 for r in ratios), done.stdout
+
+
+def test_swapped_data_words_pass_the_checksum_that_scapy_computes():
+    from scapy.layers.inet import IP, TCP
+
+    segment = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=80, flags="PA") / b"netlab data"
+    intact, damaged = peer.swap_words(IP(bytes(segment)), word=1)
+    assert bytes(intact[TCP].payload) == b"netlab data" and bytes(damaged[TCP].payload) == b"neabtl data"
+    recomputed = IP(bytes(damaged))
+    del recomputed[TCP].chksum
+    assert damaged[TCP].chksum == intact[TCP].chksum == IP(bytes(recomputed))[TCP].chksum
+    assert IP(bytes(damaged))[IP].chksum == intact[IP].chksum  # the IP header is untouched
+
+
+def test_swap_words_refuses_a_swap_that_changes_nothing_or_leaves_the_data():
+    from scapy.layers.inet import IP, TCP
+
+    with pytest.raises(ValueError, match="equal"):
+        peer.swap_words(IP() / TCP() / b"abab", word=0)
+    with pytest.raises(ValueError, match="too few"):
+        peer.swap_words(IP() / TCP() / b"abcdef", word=2)
+    with pytest.raises(ValueError, match="TCP"):
+        peer.swap_words(IP() / b"abcd")

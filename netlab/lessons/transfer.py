@@ -34,7 +34,7 @@ from netlab.core.peer import (
 )
 
 __all__ = [
-    "retransmissions", "retransmission_times", "loopback_transfer", "RECORDINGS",
+    "retransmissions", "retransmission_times", "loopback_transfer", "swap_words", "RECORDINGS",
     # the core's scripted peer, as notebook 05 uses it
     "Script", "Peer", "PeerError", "PeerEvent", "PeerExperiment", "add_link", "transfer", "pattern",
     "LAB_ADDRESS", "PEER_ADDRESS", "MTU", "MSS",
@@ -90,6 +90,36 @@ def _loopback_transfer(lab: Lab, payload: bytes, timeout: float) -> Experiment:
     return Experiment(cap.packets, "live",
                       "live: captured just now on the loopback of a private network namespace that netlab created",
                       result=received)
+
+
+def swap_words(packet: Any, word: int = 0) -> tuple[Any, Any]:
+    """Return a TCP segment with a correct checksum, and a damaged copy that keeps that checksum.
+
+    The copy has 16-bit words `word` and `word + 1` of its data swapped: a ones'-complement sum
+    adds the same words in any order, so this damage passes the Internet checksum (RFC 1071,
+    section 2). `packet` is a captured frame or IP packet carrying TCP data; both results are
+    scapy IP packets (the intact one with the checksum scapy computes).
+    """
+    from scapy.layers.inet import IP, TCP
+
+    check_int("word", word, 0, 32_767)
+    if IP not in packet or TCP not in packet:
+        raise ValueError("swap_words needs an IP packet carrying a TCP segment")
+    rebuilt = IP(bytes(packet[IP]))
+    del rebuilt[TCP].chksum  # scapy computes a deleted checksum again when it builds the packet
+    intact = IP(bytes(rebuilt))
+    raw = bytearray(bytes(intact))
+    start = intact.ihl * 4 + intact[TCP].dataofs * 4 + 2 * word
+    end = intact.ihl * 4 + intact[TCP].dataofs * 4 + (intact.len - intact.ihl * 4 - intact[TCP].dataofs * 4)
+    if start + 4 > end:
+        raise ValueError(f"the segment carries {max(0, end - start + 2 * word)} bytes of data: too few to swap words "
+                         f"{word} and {word + 1}")
+    first, second = raw[start:start + 2], raw[start + 2:start + 4]
+    if first == second:
+        raise ValueError(f"words {word} and {word + 1} are equal ({bytes(first).hex()}): swapping them changes nothing; "
+                         "choose another word")
+    raw[start:start + 4] = second + first  # the checksum field is left as it was, as a faulty link would
+    return intact, IP(bytes(raw))
 
 
 # The recordings shipped in netlab/data, re-recorded by `python -m netlab record`; their .json
