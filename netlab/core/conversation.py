@@ -11,6 +11,14 @@ and acknowledgement numbers *relative to the ISNs*, its payload length, the rece
 advertises in bytes, and the phase it belongs to. A second pass names what went wrong or was
 repeated on the way: retransmissions, zero-window probes and duplicate ACKs (`_mark_repeats`).
 
+Any capture a student brings is read the way Wireshark reads it: each packet is read once
+(`_read`) for its innermost IP and TCP headers, so a segment inside a tunnel (GRE, VXLAN, Geneve,
+GTP-U, IP-in-IP, 6in4, MPLS) shows the inner addresses and ports; IPv4 fragments are put back
+together first; a segment's length comes from its IP header, so a frame cut short by the
+capture's snap length keeps its real length and is marked. A stream whose handshake was not
+captured can still be read (`partial=True`), with numbers relative to each side's first segment
+and the unknowns said out loud; what needs the handshake (phases, states) refuses it.
+
 Rules for this file:
 1. Everything here is computed from the packets alone: no clock, no kernel, no lab. The same
    pcap gives the same table on every machine.
@@ -20,6 +28,7 @@ Rules for this file:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,12 +54,27 @@ CLIENT_TO_SERVER = "C→S"  # a Segment's direction, and the `direction=` argume
 SERVER_TO_CLIENT = "S→C"
 
 
+# (bit, name), in the order they are spoken: SYN, FIN, RST, PSH, URG, ECE, CWR, AE, then ACK.
+_FLAG_NAMES = ((0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x20, "URG"), (0x40, "ECE"),
+               (0x80, "CWR"), (0x100, "AE"))
+_FLAG_LETTERS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80, "N": 0x100}
+
+
 def flag_words(flags: Any) -> str:
-    """Name TCP flags the way people say them: 'SYN', 'SYN-ACK', 'PSH-ACK', 'FIN-ACK', 'RST'."""
-    f = str(flags)
-    names = [name for letter, name in (("S", "SYN"), ("F", "FIN"), ("R", "RST"), ("P", "PSH"), ("U", "URG"),
-                                       ("E", "ECE"), ("C", "CWR")) if letter in f]
-    if "A" in f:
+    """Name TCP flags the way people say them: 'SYN', 'SYN-ACK', 'PSH-ACK', 'FIN-ACK', 'RST'.
+
+    `flags` is the flag bits as an int or scapy's letters ('SA'); AE is AccECN's bit (RFC 9768),
+    scapy's 'N' (it was the ECN nonce).
+    """
+    if not isinstance(flags, int):
+        flags = sum(bit for letter, bit in _FLAG_LETTERS.items() if letter in str(flags))
+    return _flag_words(flags & 0x1FF)
+
+
+@functools.lru_cache(maxsize=512)
+def _flag_words(bits: int) -> str:
+    names = [name for bit, name in _FLAG_NAMES if bits & bit]
+    if bits & 0x10:
         names.append("ACK")
     return "-".join(names) if names else "none"
 
@@ -65,15 +89,16 @@ class Segment:
     flags: str  # in words: "SYN", "SYN-ACK", "ACK", "PSH-ACK", "FIN-ACK", "RST", "RST-ACK"
     seq: int  # relative sequence number (0 = the sender's ISN)
     ack: int | None  # relative acknowledgement number, None when the ACK flag is off
-    length: int  # payload bytes
+    length: int  # payload bytes, as the IP header says (Wireshark's tcp.len)
     window: int  # receive window the sender advertises, in bytes (scaling applied)
-    phase: str  # "handshake", "data", "teardown" or "reset"
+    phase: str  # "handshake", "data", "teardown" or "reset" ("unknown" without the SYN)
     payload: bytes = field(repr=False)
     packet: Any = field(repr=False, compare=False)
     # Named by a second pass over the whole conversation (see `_mark_repeats` for the rules):
     retransmission: bool = False  # its sequence range was already sent the same way
     window_probe: bool = False  # sent into the peer's zero window, to learn when it reopens
     dup_ack: bool = False  # a duplicate ACK as RFC 5681 defines it
+    truncated: bool = False  # the capture's snap length cut it: `payload` is shorter than `length`
 
     @property
     def label(self) -> str:
@@ -137,53 +162,81 @@ RESETTABLE = {"SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT
 _ABORTABLE = {"ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK"}
 
 
-def _endpoints(pkt: Any) -> tuple[tuple[str, int], tuple[str, int]] | None:
+@dataclass(frozen=True)
+class _Wire:
+    """One TCP segment as read off the wire: its innermost IP and TCP headers, found once."""
+
+    packet: Any
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    flags: int  # the 9 flag bits, AE (bit 8) to FIN (bit 0)
+    seq: int
+    ack: int
+    window: int  # as sent, before any scaling
+    wscale: int | None  # the Window Scale option's shift, as sent (clamped later)
+    length: int  # payload bytes the IP header says the segment carried
+    payload: bytes  # payload bytes captured: fewer than `length` when the snap length cut the frame
+    time: float
+
+
+_SYN, _RST, _ACK = 0x02, 0x04, 0x10
+
+
+def _read(pkt: Any) -> _Wire | None:
+    """The innermost IP/TCP of `pkt` (through GRE, VXLAN, Geneve, GTP-U, IP-in-IP, 6in4, MPLS, as
+    Wireshark reads them), or None when it holds no TCP segment."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
 
-    if TCP not in pkt:
+    tcp = pkt.getlayer(TCP)
+    if tcp is None:
         return None
-    ip = pkt[IP] if IP in pkt else pkt[IPv6] if IPv6 in pkt else None
+    ip = tcp.underlayer  # the IP header just above TCP (after IPv6 extension headers), not the tunnel's
+    while ip is not None and not isinstance(ip, (IP, IPv6)):
+        ip = ip.underlayer
     if ip is None:
         return None
-    tcp = pkt[TCP]
-    return (str(ip.src), int(tcp.sport)), (str(ip.dst), int(tcp.dport))
+    raw = _captured_bytes(tcp)
+    header = int(tcp.dataofs or 5) * 4
+    captured = raw[header:]
+    length = _segment_length(ip, tcp, header)
+    return _Wire(
+        packet=pkt, src=(str(ip.src), int(tcp.sport)), dst=(str(ip.dst), int(tcp.dport)), flags=int(tcp.flags),
+        seq=int(tcp.seq), ack=int(tcp.ack), window=int(tcp.window), wscale=_wscale(tcp),
+        length=len(captured) if length is None else length, payload=captured[:length], time=float(pkt.time),
+    )
 
 
-def conversations(packets: Iterable[Any], source: str = "live") -> list[Conversation]:
-    """Split packets into TCP streams and understand each; streams without a SYN are skipped."""
-    result = []
-    for number, stream in enumerate(split_streams(packets)):
-        try:
-            result.append(Conversation(stream, stream_number=number, source=source))
-        except NoHandshakeError:
-            continue
-    return result
+def _captured_bytes(tcp: Any) -> bytes:
+    """The TCP header and payload as captured, without rebuilding them (a payload scapy dissects as
+    some protocol can come out different when rebuilt); rebuilt only when changed since it was read,
+    or built in Python."""
+    from scapy.packet import NoPayload
+
+    layer = tcp
+    while not isinstance(layer, NoPayload):
+        if layer.raw_packet_cache is None:
+            return bytes(tcp)
+        layer = layer.payload
+    return tcp.original or bytes(tcp)
 
 
-def split_streams(packets: Iterable[Any]) -> list[list[Any]]:
-    from scapy.layers.inet import TCP
+def _segment_length(ip: Any, tcp: Any, header: int) -> int | None:
+    """The payload length the IP header gives (Wireshark's tcp.len), in bytes: right even when the
+    capture cut the frame short or Ethernet padded it. None when the header cannot say: a length of
+    0 (captured before segmentation offload split it) or a packet built in Python without one."""
+    from scapy.layers.inet import IP
 
-    streams: list[list[Any]] = []
-    current: dict[frozenset, int] = {}  # endpoint pair -> index of its latest stream
-    first_syn: dict[int, int] = {}  # stream index -> sequence number of its opening SYN
-    for pkt in packets:
-        ends = _endpoints(pkt)
-        if ends is None:
-            continue
-        key = frozenset(ends)
-        flags = str(pkt[TCP].flags)
-        opening = "S" in flags and "A" not in flags
-        index = current.get(key)
-        # The same ports used again by a new connection (a SYN with a new ISN) start a new
-        # stream, as in Wireshark; a retransmitted SYN carries the same ISN and does not.
-        if index is None or (opening and first_syn.get(index, pkt[TCP].seq) != pkt[TCP].seq):
-            index = current[key] = len(streams)
-            streams.append([])
-        if opening:
-            first_syn.setdefault(index, int(pkt[TCP].seq))
-        streams[index].append(pkt)
-    return streams
+    if isinstance(ip, IP):
+        total, above = ip.len, int(ip.ihl or 5) * 4
+    else:
+        total, above = ip.plen, 0  # IPv6: the payload length counts extension headers
+        if ip.payload is not tcp and ip.payload.original and tcp.original:
+            above = len(ip.payload.original) - len(tcp.original)
+    if not total:
+        return None
+    length = int(total) - above - header
+    return length if length >= 0 else None
 
 
 def _wscale(tcp: Any) -> int | None:
@@ -193,88 +246,145 @@ def _wscale(tcp: Any) -> int | None:
     return None
 
 
+def _read_all(packets: Iterable[Any]) -> list[_Wire]:
+    """Every TCP segment in `packets`, with IPv4 fragments put back together first (as Wireshark does)."""
+    from scapy.layers.inet import IP
+
+    packets = list(packets)
+    fragmented = False
+    for pkt in packets:
+        ip = pkt.getlayer(IP)
+        if ip is not None and (ip.frag or ip.flags.MF):
+            fragmented = True
+            break
+    if fragmented:
+        from scapy.layers.inet import defragment
+
+        packets = defragment(packets)
+    return [w for w in map(_read, packets) if w is not None]
+
+
+def _split(wires: list[_Wire]) -> list[list[_Wire]]:
+    """Group segments into streams in one pass, numbered in order of first appearance like tcp.stream."""
+    streams: list[list[_Wire]] = []
+    current: dict[frozenset, int] = {}  # endpoint pair -> index of its latest stream
+    first_syn: dict[int, int] = {}  # stream index -> sequence number of its opening SYN
+    for w in wires:
+        key = frozenset((w.src, w.dst))
+        opening = w.flags & (_SYN | _ACK) == _SYN
+        index = current.get(key)
+        # The same ports used again by a new connection (a SYN with a new ISN) start a new
+        # stream, as in Wireshark; a retransmitted SYN carries the same ISN and does not.
+        if index is None or (opening and first_syn.get(index, w.seq) != w.seq):
+            index = current[key] = len(streams)
+            streams.append([])
+        if opening:
+            first_syn.setdefault(index, w.seq)
+        streams[index].append(w)
+    return streams
+
+
+def conversations(packets: Iterable[Any], source: str = "live", *, partial: bool = False) -> list[Conversation]:
+    """Split packets into TCP streams (once, in one pass) and understand each.
+
+    Streams without a SYN are skipped, unless `partial` is true: then they are understood as far
+    as a capture without the handshake allows (see `Conversation`).
+    """
+    result = []
+    for number, stream in enumerate(_split(_read_all(packets))):
+        try:
+            result.append(Conversation._of(stream, number, source, partial))
+        except NoHandshakeError:
+            continue
+    return result
+
+
+def split_streams(packets: Iterable[Any]) -> list[list[Any]]:
+    """The packets of each TCP stream, in order of first appearance (Wireshark's tcp.stream numbers)."""
+    return [[w.packet for w in stream] for stream in _split(_read_all(packets))]
+
+
 class Conversation:
     """One TCP conversation: client, server, and its segments understood.
 
     `source` says where the packets came from: "live" (captured just now in the lab) or
     "recorded" (a capture shipped with netlab, shown when the lab is not available) or a file name.
+
+    A stream whose SYN is not in the capture raises `NoHandshakeError`, unless `partial` is true:
+    then the server is the side that sent a SYN-ACK (or else the lower port), sequence numbers are
+    relative to each side's first segment as in Wireshark ("ISN unknown"), windows are shown
+    unscaled ("window scaling unknown"), every phase is "unknown", and `states()` and `phase()`
+    raise `NoHandshakeError`.
     """
 
-    def __init__(self, packets: list[Any], stream_number: int = 0, source: str = "live") -> None:
-        from scapy.layers.inet import TCP
-
-        self.packets = [p for p in packets if _endpoints(p) is not None]  # TCP segments only
-        self.stream_number = stream_number
-        self.source = source
-        if not self.packets:
-            raise ConversationError("the capture holds no TCP segments")
-        syn = next((p for p in self.packets if "S" in str(p[TCP].flags) and "A" not in str(p[TCP].flags)), None)
-        if syn is None:
-            a, b = _endpoints(self.packets[0])
-            raise NoHandshakeError(
-                f"TCP stream {stream_number} ({a[0]}:{a[1]} ⇄ {b[0]}:{b[1]}) has no SYN: the capture "
-                "started after the connection was opened, so its handshake is not in it"
-            )
-        self.client, self.server = _endpoints(syn)
-        start = float(self.packets[0].time)
-
-        from_server = [p for p in self.packets if _endpoints(p)[0] == self.server]
-        synack = next((p for p in from_server if "S" in str(p[TCP].flags)), None)
-        # Without a SYN-ACK (a refused connection), the server's first segment stands in.
-        self.isn = {
-            "client": int(syn[TCP].seq),
-            "server": int((synack or (from_server[0] if from_server else syn))[TCP].seq),
-        }
-        # Window scaling is in force only when both SYNs offer it (RFC 7323), and never on SYNs.
-        scales = {"client": _wscale(syn[TCP]), "server": _wscale(synack[TCP]) if synack else None}
-        use_scaling = None not in scales.values()
-
-        segments = []
-        phase = "handshake"
-        handshake_done = False
-        for number, pkt in enumerate(self.packets, 1):
-            tcp = pkt[TCP]
-            from_client = _endpoints(pkt)[0] == self.client
-            me, peer = ("client", "server") if from_client else ("server", "client")
-            flags = flag_words(tcp.flags)
-            has_ack = "A" in str(tcp.flags)
-            window = int(tcp.window)
-            if use_scaling and "S" not in str(tcp.flags):
-                window <<= scales[me]
-            payload = bytes(tcp.payload)
-            # Ethernet pads short frames: trust the IP length for the payload, not the frame.
-            payload = payload[: _tcp_payload_length(pkt)]
-            if "R" in str(tcp.flags):
-                phase = "reset"
-            elif "F" in str(tcp.flags) and phase != "reset":
-                phase = "teardown"
-            elif phase == "handshake" and handshake_done:
-                phase = "data"
-            segments.append(Segment(
-                number=number,
-                time=float(pkt.time) - start,
-                direction=CLIENT_TO_SERVER if from_client else SERVER_TO_CLIENT,
-                flags=flags,
-                seq=(int(tcp.seq) - self.isn[me]) % 2**32,
-                ack=(int(tcp.ack) - self.isn[peer]) % 2**32 if has_ack else None,
-                length=len(payload),
-                window=window,
-                phase=phase,
-                payload=payload,
-                packet=pkt,
-            ))
-            if phase == "handshake" and from_client and flags == "ACK" and synack is not None:
-                handshake_done = True
-            if phase == "handshake" and from_client and has_ack and synack is not None and len(payload):
-                handshake_done = True
-                segments[-1] = _with_phase(segments[-1], "data")
-                phase = "data"
-        self.segments: list[Segment] = _mark_repeats(segments)
+    def __init__(self, packets: list[Any], stream_number: int = 0, source: str = "live", *,
+                 partial: bool = False) -> None:
+        self._understand(_read_all(packets), stream_number, source, partial)
 
     @classmethod
-    def from_packets(cls, packets: Iterable[Any], stream: int | None = None, source: str = "live") -> Conversation:
+    def _of(cls, wires: list[_Wire], stream_number: int, source: str, partial: bool) -> Conversation:
+        conv = cls.__new__(cls)
+        conv._understand(wires, stream_number, source, partial)
+        return conv
+
+    def _understand(self, wires: list[_Wire], stream_number: int, source: str, partial: bool) -> None:
+        self.packets = [w.packet for w in wires]  # TCP segments only
+        self.stream_number = stream_number
+        self.source = source
+        if not wires:
+            raise ConversationError("the capture holds no TCP segments")
+        syn = next((w for w in wires if w.flags & (_SYN | _ACK) == _SYN), None)
+        self.partial = syn is None  # the opening SYN is not in the capture
+        if self.partial and not partial:
+            raise self._no_handshake(wires[0])
+        synack = next((w for w in wires if w.flags & (_SYN | _ACK) == _SYN | _ACK
+                       and (syn is None or w.src == syn.dst)), None)
+        self.client, self.server = _sides(wires, syn, synack)
+        self.answered = any(w.src == self.server for w in wires)  # False: a SYN nobody answered
+        self.isn, self.isn_known = _initial_numbers(wires, self.client, self.server, syn, synack)
+        self.window_shift = _window_shifts(syn, synack)
+        self.segments: list[Segment] = _mark_repeats(self._segments(wires))
+
+    def _no_handshake(self, first: _Wire) -> NoHandshakeError:
+        a, b = first.src, first.dst
+        return NoHandshakeError(
+            f"TCP stream {self.stream_number} ({a[0]}:{a[1]} ⇄ {b[0]}:{b[1]}) has no SYN: the capture "
+            "started after the connection was opened, so its handshake is not in it"
+        )
+
+    def _segments(self, wires: list[_Wire]) -> list[Segment]:
+        """Each captured segment with numbers relative to the ISNs, its window scaled, its phase."""
+        start = wires[0].time
+        phases = _Phases(unknown=self.partial)
+        segments = []
+        for number, w in enumerate(wires, 1):
+            me, peer = ("client", "server") if w.src == self.client else ("server", "client")
+            window = w.window
+            if self.window_shift is not None and not w.flags & _SYN:
+                window <<= self.window_shift[me]
+            direction = CLIENT_TO_SERVER if me == "client" else SERVER_TO_CLIENT
+            flags = flag_words(w.flags)
+            segments.append(Segment(
+                number=number,
+                time=w.time - start,
+                direction=direction,
+                flags=flags,
+                seq=(w.seq - self.isn[me]) % 2**32,
+                ack=(w.ack - (self.isn[peer] or 0)) % 2**32 if w.flags & _ACK else None,
+                length=w.length,
+                window=window,
+                phase=phases.of(direction, flags, w.length),
+                payload=w.payload,
+                packet=w.packet,
+                truncated=len(w.payload) < w.length,
+            ))
+        return segments
+
+    @classmethod
+    def from_packets(cls, packets: Iterable[Any], stream: int | None = None, source: str = "live", *,
+                     partial: bool = False) -> Conversation:
         """Understand the TCP conversation in `packets` (stream N when there are several)."""
-        streams = split_streams(packets)
+        streams = _split(_read_all(packets))
         if not streams:
             raise ConversationError("the capture holds no TCP segments")
         if stream is None:
@@ -285,7 +395,24 @@ class Conversation:
             stream = 0
         if not 0 <= stream < len(streams):
             raise ConversationError(f"there is no TCP stream {stream}; the capture holds streams 0..{len(streams) - 1}")
-        return cls(streams[stream], stream_number=stream, source=source)
+        return cls._of(streams[stream], stream, source, partial)
+
+    def caveats(self) -> list[str]:
+        """What the capture leaves unknown about this stream, in words (empty for a complete one)."""
+        notes = []
+        if self.partial:
+            notes.append("no handshake captured: ISN unknown, numbers relative to each side's first segment")
+        elif not self.answered:
+            notes.append("a SYN without an answer")
+        elif not self.isn_known["server"] and not self.refused:
+            notes.append("no SYN-ACK captured: the server's ISN unknown")
+        if self.window_shift is None and not self.refused and self.answered:
+            notes.append("window scaling unknown")
+        if self.partial:
+            notes.append("client and server guessed" + ("" if self.isn_known["server"] else " from the ports"))
+        return notes
+
+
 
     # -- facts a lesson asks about ------------------------------------------
 
@@ -294,7 +421,10 @@ class Conversation:
         return [s.flags for s in self.segments]
 
     def phase(self, name: str) -> list[Segment]:
-        """The segments of one phase: 'handshake', 'data', 'teardown' or 'reset'."""
+        """The segments of one phase: 'handshake', 'data', 'teardown' or 'reset' (a stream whose
+        SYN is not in the capture has no phases: NoHandshakeError)."""
+        if self.partial:
+            raise self._no_handshake(_read(self.packets[0]))
         return [s for s in self.segments if s.phase == name]
 
     @property
@@ -361,71 +491,13 @@ class Conversation:
 
         Entry 0 is the state before the first segment ("CLOSED" for the client, "LISTEN" for
         the server, or "CLOSED" when nothing listened); each later entry says which segment
-        moved that side into the state.
+        moved that side into the state. A RST moves a state only when its receiver would accept
+        it (RFC 9293 3.10.7.3 and 3.10.7.4): an out-of-window RST (a forged one, say) changes nothing.
+        A stream whose SYN is not in the capture has no known start: NoHandshakeError.
         """
-        # A refused connection had no listening socket: the server side stays CLOSED and resets.
-        server_start = "CLOSED" if self.refused else "LISTEN"
-        state = {"client": "CLOSED", "server": server_start}
-        walk: dict[str, list[tuple[int, str]]] = {"client": [(0, "CLOSED")], "server": [(0, server_start)]}
-        fin_seq_end: dict[str, int] = {}
-        # A FIN in the capture has not necessarily reached its receiver yet: in a simultaneous
-        # close both FINs are on the wire before either arrives. A side has taken in the peer's
-        # FIN once it acknowledges it or gets a later segment from the peer (TCP delivers in
-        # order); until then the FIN waits here, as side -> (segment number, event).
-        unread_fin: dict[str, tuple[int, str]] = {}
-
-        def move(side: str, event: str, number: int) -> None:
-            if event == "recv RST" and state[side] == "SYN-RECEIVED" and side == "server":
-                nxt = "LISTEN"  # a connection that came from LISTEN goes back to listening
-            elif event == "recv RST":
-                nxt = "CLOSED" if state[side] in RESETTABLE else None
-            elif event == "send RST":
-                nxt = "CLOSED" if state[side] in _ABORTABLE else None
-            else:
-                nxt = TRANSITIONS.get((state[side], event))
-                if nxt is None and event == "recv FIN+ACK of FIN":
-                    # FIN-WAIT-1 is the only state where this differs from a plain FIN.
-                    nxt = TRANSITIONS.get((state[side], "recv FIN"))
-            if nxt and nxt != state[side]:
-                state[side] = nxt
-                walk[side].append((number, nxt))
-
-        def take_in_fin(side: str) -> None:
-            if side in unread_fin:
-                number, event = unread_fin.pop(side)
-                move(side, event, number)
-
-        for s in self.segments:
-            sender, receiver = ("client", "server") if s.direction == CLIENT_TO_SERVER else ("server", "client")
-            take_in_fin(receiver)  # everything the sender sent before this segment has arrived
-            if sender in unread_fin and s.has("ACK") and s.ack is not None and s.ack >= fin_seq_end[receiver]:
-                take_in_fin(sender)  # the sender acknowledges the peer's FIN, so it had read it
-            events = {sender: [], receiver: []}
-            if s.has("RST"):
-                events[sender].append("send RST")
-                events[receiver].append("recv RST")
-            elif s.has("SYN") and not s.has("ACK"):
-                events[sender].append("send SYN")
-                events[receiver].append("recv SYN")
-            elif s.has("SYN"):
-                events[receiver].append("recv SYN-ACK")
-            else:
-                if s.has("FIN"):
-                    fin_seq_end[sender] = s.seq + s.length + 1
-                acks_fin = s.has("ACK") and receiver in fin_seq_end and s.ack is not None and s.ack >= fin_seq_end[receiver]
-                if s.has("FIN"):
-                    events[sender].append("send FIN")
-                    unread_fin[receiver] = (s.number, "recv FIN+ACK of FIN" if acks_fin else "recv FIN")
-                elif acks_fin:
-                    events[receiver].append("recv ACK of FIN")
-                elif s.has("ACK"):
-                    events[receiver].append("recv ACK")
-            for side in (sender, receiver):
-                for event in events[side]:
-                    move(side, event, s.number)
-        for side in list(unread_fin):  # the capture ended: the last FINs have arrived by now
-            take_in_fin(side)
-        return walk
+        if self.partial:
+            raise self._no_handshake(_read(self.packets[0]))
+        return _StateWalk(self.refused).run(self.segments)
 
     # -- showing it ---------------------------------------------------------
 
@@ -440,8 +512,10 @@ class Conversation:
     def table(self, payload: bool = False) -> str:
         """The conversation as a plain-text table, one line per segment."""
         c, srv = self.client, self.server
+        caveats = self.caveats()
         lines = [
-            f"TCP stream {self.stream_number}, {self.source}: client {c[0]}:{c[1]}  server {srv[0]}:{srv[1]}",
+            f"TCP stream {self.stream_number}, {self.source}: client {c[0]}:{c[1]}  server {srv[0]}:{srv[1]}"
+            + (f"  ({'; '.join(caveats)})" if caveats else ""),
             f"{'#':>3}  {'time ms':>8}  {'dir':<4} {'flags':<8} {'seq':>7} {'ack':>7} {'len':>6} {'window':>7}  phase",
         ]
         for s in self.segments:
@@ -450,6 +524,8 @@ class Conversation:
                     f"{s.length:>6} {s.window:>7}  {s.phase}")
             notes = [word for word, on in (("retransmission", s.retransmission), ("window probe", s.window_probe),
                                            ("dup ACK", s.dup_ack)) if on]
+            if s.truncated:
+                notes.append(f"captured {len(s.payload)} of {s.length} bytes")
             if notes:
                 line += f" ({', '.join(notes)})"
             if payload and s.length:
@@ -540,21 +616,192 @@ def _seq_before(a: int, b: int) -> bool:
     return 0 < (b - a) % 2**32 < 2**31
 
 
-def _with_phase(seg: Segment, phase: str) -> Segment:
-    from dataclasses import replace
+class _StateWalk:
+    """Both sides walked through TRANSITIONS, one captured segment at a time (see `Conversation.states`).
 
-    return replace(seg, phase=phase)
+    A FIN in the capture has not necessarily reached its receiver yet: in a simultaneous close
+    both FINs are on the wire before either arrives. A side has taken in the peer's FIN once it
+    acknowledges it or gets a later segment from the peer (TCP delivers in order); until then the
+    FIN waits in `unread_fin`, as side -> (segment number, event).
+    """
+
+    def __init__(self, refused: bool) -> None:
+        # A refused connection had no listening socket: the server side stays CLOSED and resets.
+        server_start = "CLOSED" if refused else "LISTEN"
+        self.state = {"client": "CLOSED", "server": server_start}
+        self.walk: dict[str, list[tuple[int, str]]] = {"client": [(0, "CLOSED")], "server": [(0, server_start)]}
+        self.fin_seq_end: dict[str, int] = {}
+        self.unread_fin: dict[str, tuple[int, str]] = {}
+        self.next_seq: dict[str, int] = {}  # per side: the sequence number after the highest it sent
+        self.window: dict[str, int] = {}  # per side: the last receive window it advertised, in bytes
+
+    def run(self, segments: list[Segment]) -> dict[str, list[tuple[int, str]]]:
+        for s in segments:
+            sender, receiver = ("client", "server") if s.direction == CLIENT_TO_SERVER else ("server", "client")
+            self.take_in_fin(receiver)  # everything the sender sent before this segment has arrived
+            if (sender in self.unread_fin and s.has("ACK") and s.ack is not None
+                    and s.ack >= self.fin_seq_end[receiver]):
+                self.take_in_fin(sender)  # the sender acknowledges the peer's FIN, so it had read it
+            if not s.has("RST") or self.acceptable_reset(s, receiver):
+                for side, events in self.events(s, sender, receiver).items():
+                    for event in events:
+                        self.move(side, event, s.number)
+            self.remember(s, sender)
+        for side in list(self.unread_fin):  # the capture ended: the last FINs have arrived by now
+            self.take_in_fin(side)
+        return self.walk
+
+    def events(self, s: Segment, sender: str, receiver: str) -> dict[str, list[str]]:
+        """What this segment means to each side: {"client": ["send SYN"], "server": ["recv SYN"]}."""
+        events: dict[str, list[str]] = {sender: [], receiver: []}
+        if s.has("RST"):
+            events[sender].append("send RST")
+            events[receiver].append("recv RST")
+        elif s.has("SYN") and not s.has("ACK"):
+            events[sender].append("send SYN")
+            events[receiver].append("recv SYN")
+        elif s.has("SYN"):
+            events[receiver].append("recv SYN-ACK")
+        else:
+            if s.has("FIN"):
+                self.fin_seq_end[sender] = s.seq + s.length + 1
+            acks_fin = (s.has("ACK") and receiver in self.fin_seq_end and s.ack is not None
+                        and s.ack >= self.fin_seq_end[receiver])
+            if s.has("FIN"):
+                events[sender].append("send FIN")
+                self.unread_fin[receiver] = (s.number, "recv FIN+ACK of FIN" if acks_fin else "recv FIN")
+            elif acks_fin:
+                events[receiver].append("recv ACK of FIN")
+            elif s.has("ACK"):
+                events[receiver].append("recv ACK")
+        return events
+
+    def acceptable_reset(self, s: Segment, receiver: str) -> bool:
+        """Whether the receiver accepts this RST: in SYN-SENT only if it acknowledges the SYN
+        (RFC 9293 3.10.7.3); in the other states only if its sequence number is in the receive
+        window, [RCV.NXT, RCV.NXT + RCV.WND), or equals RCV.NXT when the window is 0 (3.10.7.4)."""
+        if self.state[receiver] == "SYN-SENT":
+            return s.has("ACK") and s.ack == 1
+        expected = self.next_seq.get("client" if receiver == "server" else "server")
+        if expected is None or self.state[receiver] in ("CLOSED", "LISTEN"):
+            return True  # nothing to check it against (and LISTEN and CLOSED ignore a RST anyway)
+        offset = (s.seq - expected) % 2**32
+        return offset == 0 or offset < self.window.get(receiver, 0)
+
+    def remember(self, s: Segment, sender: str) -> None:
+        span = s.length + s.has("SYN") + s.has("FIN")
+        end = (s.seq + span) % 2**32
+        if sender not in self.next_seq or _seq_before(self.next_seq[sender], end):
+            self.next_seq[sender] = end
+        if not s.has("RST"):
+            self.window[sender] = s.window
+
+    def move(self, side: str, event: str, number: int) -> None:
+        state = self.state[side]
+        if event == "recv RST" and state == "SYN-RECEIVED" and side == "server":
+            nxt = "LISTEN"  # a connection that came from LISTEN goes back to listening
+        elif event == "recv RST":
+            nxt = "CLOSED" if state in RESETTABLE else None
+        elif event == "send RST":
+            nxt = "CLOSED" if state in _ABORTABLE else None
+        else:
+            nxt = TRANSITIONS.get((state, event))
+            if nxt is None and event == "recv FIN+ACK of FIN":
+                # FIN-WAIT-1 is the only state where this differs from a plain FIN.
+                nxt = TRANSITIONS.get((state, "recv FIN"))
+        if nxt and nxt != state:
+            self.state[side] = nxt
+            self.walk[side].append((number, nxt))
+
+    def take_in_fin(self, side: str) -> None:
+        if side in self.unread_fin:
+            number, event = self.unread_fin.pop(side)
+            self.move(side, event, number)
 
 
-def _tcp_payload_length(pkt: Any) -> int:
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.inet6 import IPv6
+def _sides(wires: list[_Wire], syn: _Wire | None, synack: _Wire | None) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(client, server): the SYN's sender is the client, a SYN-ACK's sender the server; with
+    neither in the capture, the side with the lower port is taken for the server (a guess)."""
+    if syn is not None:
+        return syn.src, syn.dst
+    if synack is not None:
+        return synack.dst, synack.src
+    a, b = wires[0].src, wires[0].dst
+    return (b, a) if a[1] < b[1] else (a, b)
 
-    tcp = pkt[TCP]
-    header = int(tcp.dataofs or 5) * 4
-    if IP in pkt:
-        ip = pkt[IP]
-        return max(0, int(ip.len) - int(ip.ihl) * 4 - header)
-    if IPv6 in pkt:
-        return max(0, int(pkt[IPv6].plen) - header)  # no extension headers in the lab
-    return len(bytes(tcp.payload))
+
+def _initial_numbers(wires: list[_Wire], client: tuple[str, int], server: tuple[str, int], syn: _Wire | None,
+                     synack: _Wire | None) -> tuple[dict[str, int | None], dict[str, bool]]:
+    """Each side's ISN (the base of its relative numbers) and whether the capture shows it.
+
+    A SYN gives its sender's ISN, a SYN-ACK the server's and (its ack - 1) the client's. Without
+    them, Wireshark's rule: a side's first segment gets relative sequence number 1, unless the
+    peer acknowledged that side earlier (then the ack is relative 1). A RST answering a SYN
+    (nothing listened) carries no ISN of its own: its sequence number counts from 0.
+    """
+    isn: dict[str, int | None] = {"client": None, "server": None}
+    if syn is not None:
+        isn["client"] = syn.seq
+    if synack is not None:
+        isn["server"] = synack.seq
+        if isn["client"] is None:
+            isn["client"] = (synack.ack - 1) % 2**32
+    known = {side: value is not None for side, value in isn.items()}
+    first_answer = next((w for w in wires if w.src == server), None)
+    if synack is None and syn is not None and first_answer is not None and first_answer.flags & _RST:
+        isn["server"] = first_answer.seq
+    for w in wires:
+        me, peer = ("client", "server") if w.src == client else ("server", "client")
+        if isn[me] is None:
+            isn[me] = (w.seq - 1) % 2**32
+        if isn[peer] is None and w.flags & _ACK:
+            isn[peer] = (w.ack - 1) % 2**32
+    return isn, known
+
+
+# RFC 7323 section 2.3: a shift above 14 is taken as 14 (a window of at most 2**30 bytes).
+_MAX_WINDOW_SHIFT = 14
+
+
+def _window_shifts(syn: _Wire | None, synack: _Wire | None) -> dict[str, int] | None:
+    """Each side's window shift ({"client": 7, "server": 7}; 0 when scaling is off), or None when
+    the capture cannot tell (a SYN missing while the other offered scaling).
+
+    Scaling is in force only when both SYNs offer it (RFC 7323), and never applies to a SYN.
+    """
+    if (syn is not None and syn.wscale is None) or (synack is not None and synack.wscale is None):
+        return {"client": 0, "server": 0}  # one side did not offer it: off, whatever the other did
+    if syn is None or synack is None:
+        return None
+    return {"client": min(syn.wscale, _MAX_WINDOW_SHIFT), "server": min(synack.wscale, _MAX_WINDOW_SHIFT)}
+
+
+class _Phases:
+    """Names each segment's phase in capture order: handshake until the client's first ACK after
+    its SYN, then data; teardown from the first FIN, reset from the first RST (for good)."""
+
+    def __init__(self, unknown: bool) -> None:
+        self.unknown = unknown  # without the SYN there is no telling
+        self.phase = "handshake"
+        self.handshake_done = False
+
+    def of(self, direction: str, flags: str, length: int) -> str:
+        """The phase of the next segment, given its direction, flags in words and payload length."""
+        if self.unknown:
+            return "unknown"
+        names = flags.split("-")
+        if "RST" in names:
+            self.phase = "reset"
+        elif "FIN" in names and self.phase != "reset":
+            self.phase = "teardown"
+        elif self.phase == "handshake" and self.handshake_done:
+            self.phase = "data"
+        phase = self.phase
+        if phase == "handshake" and direction == CLIENT_TO_SERVER:
+            # The client's ACK ends the handshake; when it already carries data, it is data itself.
+            if flags == "ACK":
+                self.handshake_done = True
+            if "ACK" in names and length:
+                self.handshake_done = True
+                phase = self.phase = "data"
+        return phase
