@@ -117,6 +117,46 @@ def _retransmit(args: argparse.Namespace) -> int:
     return 0
 
 
+# The instructor edition: the notebooks of this checkout.
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _mark_exercises(args: argparse.Namespace) -> int:
+    from netlab.classroom.edition import mark_files, series
+
+    paths = [Path(p) for p in args.notebooks] or series(NOTEBOOKS)
+    changed = mark_files(paths)
+    for path in changed:
+        print(f"marked {path}")
+    print(f"{len(changed)} of {len(paths)} notebooks changed" if changed else f"all {len(paths)} notebooks were marked already")
+    return 0
+
+
+def _student_edition(args: argparse.Namespace) -> int:
+    from netlab.classroom.edition import write_student_edition
+
+    for path in write_student_edition(Path(args.out_dir), Path(args.source)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from netlab.classroom.grading import grade, isolation, progress_bar, summary, write_csv
+
+    if not isolation():
+        print("netlab: no private namespace for the kernels here: students' code runs on the host (rows say so)",
+              file=sys.stderr)
+    try:
+        rows = grade(args.submissions, Path(args.source), workers=args.workers, cell_seconds=args.cell_timeout,
+                     notebook_seconds=args.notebook_timeout, progress=progress_bar())
+    except ValueError as err:
+        print(f"netlab: error: {err}", file=sys.stderr)
+        return 2
+    print(summary(rows))
+    print(f"wrote {write_csv(rows, Path(args.out))}")
+    return 0
+
+
 def _ladder_png(conv: Conversation, path: Path) -> Path:
     from netlab.core.draw import ladder
 
@@ -157,6 +197,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=5, choices=range(1, 9), metavar="N",
                    help="retransmissions to wait for, 1 to 8 (default 5: about 6 s)")
     p.set_defaults(func=_retransmit)
+
+    p = commands.add_parser("mark-exercises", help="(maintainers) mark the exercises nbgrader's way, in place")
+    p.add_argument("notebooks", nargs="*", help="notebooks to mark (default: every notebook of the series)")
+    p.set_defaults(func=_mark_exercises)
+
+    p = commands.add_parser("student-edition", help="write the notebooks without their answers, for students")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the student edition to")
+    p.add_argument("--source", default=str(NOTEBOOKS), help="the instructor edition's folder (default: notebooks/)")
+    p.set_defaults(func=_student_edition)
+
+    p = commands.add_parser("grade", help="run students' notebooks and grade their exercises into a CSV")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION_DIR", help="one folder per student, named for the student")
+    p.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
+    p.add_argument("--source", default=str(NOTEBOOKS), help="the instructor edition's folder (default: notebooks/)")
+    p.add_argument("--workers", type=int, help="notebooks graded at once (default: the number of cores)")
+    p.add_argument("--cell-timeout", type=float, default=180.0, metavar="SECONDS", help="time limit per cell (default 180)")
+    p.add_argument("--notebook-timeout", type=float, default=900.0, metavar="SECONDS",
+                   help="time limit per notebook (default 900)")
+    p.set_defaults(func=_grade)
 
     p = commands.add_parser("record", help="(maintainers) re-record the captures shipped in netlab/data")
     p.add_argument("--out", default=str(Path(__file__).with_name("data")), help="folder to write to")

@@ -28,9 +28,10 @@ def pyproject() -> dict:
 
 
 def pip_requirements() -> dict[str, str]:
-    """Map each package of pyproject.toml (dependencies and the test extra) to its specifier."""
+    """Map each package of pyproject.toml (dependencies, the test and classroom extras) to its specifier."""
     project = pyproject()["project"]
-    lines = project["dependencies"] + project["optional-dependencies"]["test"]
+    extras = project["optional-dependencies"]
+    lines = project["dependencies"] + extras["test"] + extras["classroom"]
     return {canonicalize_name(r.name): str(r.specifier) for r in map(Requirement, lines)}
 
 

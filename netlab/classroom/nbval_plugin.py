@@ -1,4 +1,4 @@
-"""pytest's set-up for the whole checkout (tests/ and, through nbval, notebooks/).
+"""A pytest plugin for the notebooks' strict nbval run (pyproject.toml's addopts load it with -p).
 
 A check's result in a notebook carries its verdict twice: the ✔/✘ line (text/plain), which
 strict nbval compares after notebooks/sanitize.cfg has masked ports and timings, and the same
@@ -7,10 +7,14 @@ text, and a check's message may quote a port or a timing, so nbval leaves that d
 comparison; the text/plain line it still compares says the same.
 """
 
-CHECK_MIME = "application/vnd.netlab.check+json"  # netlab.checks.CHECK_MIME (tests/test_classroom.py keeps them equal)
+from __future__ import annotations
+
+from typing import Any
+
+from netlab.classroom.grading import CHECK_MIME
 
 
-def pytest_collection_modifyitems(session, config, items):
+def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -> None:
     for item in items:
         notebook = item.parent
         skipped = getattr(notebook, "skip_compare", None)
