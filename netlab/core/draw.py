@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 
     from netlab.core.conversation import Conversation, Segment
 
-__all__ = ["PHASE_COLOURS", "SIDE_COLOURS", "TIME_SEQUENCE_COLOURS", "ladder", "state_diagram", "time_sequence",
+__all__ = ["PHASE_COLOURS", "SIDE_COLOURS", "TIME_SEQUENCE_COLOURS", "ladder", "ladder_segments", "state_diagram",
+           "time_sequence",
            "window_plot", "LAYER_COLOURS", "encapsulation", "header_ranges", "NotebookFigure"]
 
 # Okabe & Ito's palette, chosen to stay distinct for the common kinds of colour blindness.
@@ -74,6 +75,10 @@ _SERVER_X = _WIDTH - 1.25  # server lifeline (its states are written to its righ
 _DEPART = 0.05  # row offset where an arrow leaves the sender's lifeline
 _ARRIVE = 0.45  # row offset where it reaches the receiver's: the slope shows transit time
 _FONT = 10  # labels; nothing is drawn smaller than 9 points
+# A long stream is drawn a window at a time: by default its first LADDER_SEGMENTS segments, and
+# never more than _MAX_ROWS, so the picture stays under 4,000 pixels tall at 110 dpi (3,800).
+LADDER_SEGMENTS = 60
+_MAX_ROWS = 75
 
 
 class NotebookFigure(Figure):
@@ -97,16 +102,21 @@ class NotebookFigure(Figure):
         return buffer.getvalue()
 
 
-def ladder(conv: Conversation, *, ax: Axes | None = None, title: str | None = None) -> Figure:
+def ladder(conv: Conversation, *, ax: Axes | None = None, title: str | None = None,
+           segments: tuple[int | None, int | None] | None = None,
+           time: tuple[float | None, float | None] | None = None) -> Figure:
     """Draw `conv` as a ladder diagram: client and server lifelines, one sloped arrow per segment.
 
     Arrows are evenly spaced (not to scale in time), labelled with flags and relative numbers,
     coloured by phase, with each side's TCP state written where it changes. Without `ax` the
     figure is 8.6 inches wide and 0.44 inch taller per segment; an `ax` given needs about that
-    room to stay legible. Returns the Figure: a notebook shows it, `fig.savefig(path)` saves it.
+    room to stay legible. A long stream is drawn a window at a time (see `ladder_segments`):
+    `segments=(A, B)` for segments A to B as numbered in the table, or `time=(T0, T1)` in seconds
+    since the first segment; the title says which part is shown. Returns the Figure: a notebook
+    shows it, `fig.savefig(path)` saves it.
     """
-    segments = conv.segments
-    rows = len(segments)
+    shown = ladder_segments(conv, segments=segments, time=time)
+    rows = len(shown)
     top, bottom = -_HEADER_ROWS, rows + _FOOTER_ROWS
     fig, ax = _figure_and_axes(ax, _ROW * (bottom - top))
     ax.set_axis_off()
@@ -115,14 +125,40 @@ def ladder(conv: Conversation, *, ax: Axes | None = None, title: str | None = No
 
     if title is None:
         title = f"TCP stream {conv.stream_number} ({_source_words(conv.source)})"
+        if rows < len(conv.segments):
+            title += f": segments {shown[0].number}–{shown[-1].number} of {len(conv.segments)}"
     ax.set_title(title, fontsize=12, fontweight="bold", loc="center", pad=6)
 
-    _draw_phases(ax, segments)
+    _draw_phases(ax, shown)
     _draw_lifelines(ax, conv, rows)
-    for row, segment in enumerate(segments):
+    for row, segment in enumerate(shown):
         _draw_segment(ax, row, segment)
-    _draw_states(ax, conv)
+    if not conv.partial:  # without the SYN there are no states to show
+        _draw_states(ax, conv, shown)
     return fig
+
+
+def ladder_segments(conv: Conversation, *, segments: tuple[int | None, int | None] | None = None,
+                    time: tuple[float | None, float | None] | None = None) -> list[Segment]:
+    """The segments a ladder of `conv` draws: A to B (numbers as in the table, either may be None),
+    or those sent from T0 to T1 seconds after the first; by default the first 60. At most 75, so a
+    picture stays legible and under 4,000 pixels tall; raises ValueError when the window is empty."""
+    chosen = conv.segments
+    if segments is not None and time is not None:
+        raise ValueError("choose the ladder's window by segments or by time, not both")
+    if segments is not None:
+        first, last = segments
+        chosen = [s for s in chosen if (first is None or s.number >= first) and (last is None or s.number <= last)]
+    elif time is not None:
+        start, end = time
+        chosen = [s for s in chosen if (start is None or s.time >= start) and (end is None or s.time <= end)]
+    else:
+        chosen = chosen[:LADDER_SEGMENTS]
+    if not chosen:
+        raise ValueError(f"no segment of TCP stream {conv.stream_number} in that window "
+                         f"(it has segments 1–{len(conv.segments)}, "
+                         f"from 0 to {conv.segments[-1].time:.6f} s)")
+    return chosen[:_MAX_ROWS]
 
 
 def _figure_and_axes(ax: Axes | None, axes_height: float) -> tuple[Figure, Axes]:
@@ -202,15 +238,18 @@ def _draw_segment(ax: Axes, row: int, segment: Segment) -> None:
             color="#666666", zorder=3, gid=f"number {segment.number}")
 
 
-def _draw_states(ax: Axes, conv: Conversation) -> None:
-    """Each side's state where it changes: on the lifeline where the segment that caused it touches."""
-    rows = {segment.number: (row, segment) for row, segment in enumerate(conv.segments)}
+def _draw_states(ax: Axes, conv: Conversation, shown: list[Segment]) -> None:
+    """Each side's state where it changes: on the lifeline where the segment that caused it touches.
+    Above the first segment shown, the state each side was in before it."""
+    rows = {segment.number: (row, segment) for row, segment in enumerate(shown)}
     for side, walk in conv.states().items():
         x, ha, dx = (_CLIENT_X, "right", -0.08) if side == "client" else (_SERVER_X, "left", 0.08)
+        before = [step for step in walk if step[0] < shown[0].number]
+        walk = before[-1:] + [step for step in walk if step[0] in rows]
         previous = None
         for number, state in walk:
-            if number == 0:
-                y = -0.4  # the state before the first segment, just under the header
+            if number not in rows:
+                y = -0.4  # the state before the first segment shown, just under the header
             else:
                 row, segment = rows[number]
                 sent = (segment.direction == CLIENT_TO_SERVER) == (side == "client")
@@ -219,7 +258,7 @@ def _draw_states(ax: Axes, conv: Conversation) -> None:
                 # A step out of row order: in a simultaneous close a side sends its FIN before
                 # the peer's (captured earlier) arrives. Keep the side's states in their order.
                 y = previous + 0.5
-            elif number:
+            elif number in rows:
                 ax.plot([x], [y], marker="o", markersize=3.5, color="#444444", zorder=3)
             ax.text(x + dx, y, state, ha=ha, va="center", fontsize=9, color="#444444",
                     fontstyle="italic", zorder=3, gid=f"state {side} {number}")
