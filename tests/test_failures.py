@@ -246,3 +246,25 @@ def test_refused_recorded_result_is_the_exception_with_its_errno(monkeypatch):
 def test_failures_refuse_a_timeout_they_cannot_use_naming_it(experiment, timeout, error):
     with pytest.raises(error, match="timeout must be a number of seconds"):
         getattr(failures, experiment)(timeout)
+
+
+@live
+def test_a_rebooted_host_answers_the_next_segment_with_a_bare_rst_after_silence():
+    exp = failures.rebooted_host()
+    assert exp.live, exp.why
+    segments = exp.conversation.segments
+    assert isinstance(exp.result, ConnectionResetError) and exp.result.errno == errno.ECONNRESET
+    # The crash left nothing on the wire: no FIN and no RST before the client's second request.
+    second = [s for s in segments if s.direction == C2S and s.length][-1]
+    assert not any(s.has("FIN") or s.has("RST") for s in segments if s.number < second.number)
+    # The reset answers that request: RST alone, its sequence number the request's ACK number (RFC 9293 3.5.2).
+    reset = segments[-1]
+    assert reset.direction == S2C and reset.flags == "RST" and reset.seq == second.ack, exp.conversation
+
+
+def test_the_rebooted_host_recording_shows_the_same(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    exp = failures.rebooted_host()
+    assert exp.source == "recorded"
+    assert isinstance(exp.result, ConnectionResetError) and exp.result.errno == errno.ECONNRESET
+    assert exp.conversation.flags()[-1] == "RST" and "FIN-ACK" not in exp.conversation.flags()

@@ -31,8 +31,8 @@ from netlab.core.lab import Lab, SocketState
 from netlab.core.sockets import RetryError, connect_to_unused_port, connect_with_retry, recv_until_closed
 
 __all__ = [
-    "Attempts", "blocked_send", "broken_pipe", "connect_timeout", "half_close", "read_timeout", "refused",
-    "reset_by_peer", "retry_refused", "RECORDINGS",
+    "Attempts", "blocked_send", "broken_pipe", "connect_timeout", "half_close", "read_timeout", "rebooted_host",
+    "refused", "reset_by_peer", "retry_refused", "RECORDINGS",
 ]
 
 # How long any one wait inside an experiment may take, in seconds: far longer than any step
@@ -175,6 +175,48 @@ def broken_pipe() -> Experiment:
     return _run("broken-pipe", client)
 
 
+def rebooted_host() -> Experiment:
+    """The server's host crashes and reboots while the connection is open: its kernel forgets the
+    connection without a word, so the client's next request is answered by a RST, and `recv`
+    raises `ConnectionResetError`.
+
+    The crash is an abort (close with SO_LINGER 0) whose RST an nftables rule on the server's
+    output drops, so nothing reaches the wire; the reboot removes the rule. The server's kernel
+    then has no record of the connection, as a freshly booted one would not.
+    """
+    def client(lab: Lab, _: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            sock, server = _connected_pair(lab, stack)
+            ends = (sock.getsockname(), sock.getpeername())
+            sock.sendall(b"request 1")
+            server.recv(1024)
+            server.sendall(b"answer 1")
+            sock.recv(1024)
+            port = str(server.getsockname()[1])
+            lab.run("nft", "add", "table", "inet", "crash")
+            lab.run("nft", "add", "chain", "inet", "crash", "out", "{ type filter hook output priority 0 ; }")
+            lab.run("nft", "add", "rule", "inet", "crash", "out", "tcp", "sport", port, "tcp", "flags", "rst", "drop")
+            try:
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                server.close()  # the crash: the server's kernel forgets the connection; its RST is dropped
+            finally:
+                lab.run("nft", "delete", "table", "inet", "crash")  # the reboot: the host answers again
+            if _state(lab, ends) != "ESTAB":
+                raise LabError("the client's side should still be established after the server's silent crash")
+            sock.sendall(b"request 2")  # the client does not know: it sends its next request
+            try:
+                return sock.recv(1024) or "end of stream (unexpected)"
+            except ConnectionResetError as err:
+                return err
+
+    return _run("rebooted", client)
+
+
+def _state(lab: Lab, ends: tuple[Any, Any]) -> str | None:
+    """The lab kernel's state of the connection `ends` (local, peer), or None if it has none."""
+    return next((s.state for s in lab.socket_states() if (s.local, s.peer) == ends), None)
+
+
 def half_close() -> Experiment:
     """The client sends its request and shuts down its sending side (FIN); the server reads to
     the end, then answers on the still-open direction. `result` is what the client read."""
@@ -274,6 +316,7 @@ RECORDINGS: dict[str, Callable[[], Experiment]] = {
     "errors-connect-timeout": connect_timeout,
     "errors-read-timeout": read_timeout,
     "errors-reset": reset_by_peer,
+    "errors-rebooted": rebooted_host,
     "errors-broken-pipe": broken_pipe,
     "errors-half-close": half_close,
     "errors-blocked-send": blocked_send,
