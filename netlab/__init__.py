@@ -28,6 +28,7 @@ from netlab.core.errors import (
     ProtocolError,
 )
 from netlab.core.experiment import Experiment, load_recorded, mode, run
+from netlab.core.explore import explore  # ipywidgets and matplotlib load on first use
 from netlab.core.lab import Lab, SocketState
 from netlab.core.pcapfiles import load_pcap, save_pcap
 from netlab.core.sockets import (
@@ -61,7 +62,7 @@ _MODULES = {
 
 __all__ = [
     "Capture", "Conversation", "EchoServer", "Experiment", "Lab", "Segment", "SocketState",
-    "conversations", "echo_server", "handshake", "hello", "load_pcap", "load_recorded", "mode",
+    "conversations", "echo_server", "explore", "handshake", "hello", "load_pcap", "load_recorded", "mode",
     "recv_exactly", "recv_until_closed", "refused", "run", "save_pcap",
     # errors: one family (netlab.core.errors)
     "NetlabError", "LabError", "LabUnavailable", "CaptureError", "PcapError", "ConversationError",
