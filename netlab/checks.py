@@ -78,6 +78,13 @@ class Feedback:
         # Jupyter shows text/plain; the data travels beside it in the same output, for graders.
         return {"text/plain": repr(self), CHECK_MIME: self.data()}
 
+    def _ipython_display_(self) -> None:
+        # Shown as display data, not as the cell's result: nbgrader reads a test cell's result as
+        # partial credit (a number) and warns that text there may become an error.
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+
 
 def _unanswered(answer: Any) -> Feedback | None:
     if answer is None or answer is ...:
