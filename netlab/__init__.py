@@ -43,8 +43,19 @@ from netlab.core.sockets import (
     recv_until_closed,
     send_message,
 )
-from netlab.lessons.handshake import handshake, refused
-from netlab.lessons.sockets import Datagrams, one_send_many_recvs, socket_walk, two_sends_one_recv, udp_exchange, walk_steps
+from netlab.lessons.handshake import handshake, nagle, refused, restart_server
+from netlab.lessons.sockets import (
+    Datagrams,
+    one_send_many_recvs,
+    run_server,
+    short_read,
+    socket_walk,
+    two_clients,
+    two_sends_one_recv,
+    udp_exchange,
+    udp_loss,
+    walk_steps,
+)
 
 # Modules a notebook reaches as `netlab.NAME`, loaded when first used (`netlab.http.serve()`): the
 # lab's helper process imports netlab too, and should start without matplotlib, asyncio, ssl or
@@ -64,12 +75,14 @@ __all__ = [
     "Capture", "Conversation", "EchoServer", "Experiment", "Lab", "Segment", "SocketState",
     "conversations", "echo_server", "explore", "handshake", "hello", "load_pcap", "load_recorded", "mode",
     "recv_exactly", "recv_until_closed", "refused", "run", "save_pcap",
+    # notebook 03: the delayed ACK with Nagle's algorithm, a restart during TIME-WAIT
+    "nagle", "restart_server",
     # errors: one family (netlab.core.errors)
     "NetlabError", "LabError", "LabUnavailable", "CaptureError", "PcapError", "ConversationError",
     "NoHandshakeError", "ProtocolError", "HelperError",
     # notebook 02: framing, and what socket calls put on the wire
     "Datagrams", "MessageTooLarge", "one_send_many_recvs", "recv_message", "send_message", "socket_walk",
-    "two_sends_one_recv", "udp_exchange", "walk_steps",
+    "two_sends_one_recv", "udp_exchange", "walk_steps", "short_read", "udp_loss", "two_clients", "run_server",
     # notebook 06: a retry that gives up cleanly
     "RetryError", "connect_with_retry",
     *sorted(_MODULES),

@@ -145,7 +145,8 @@ def time_wait_side(exp: Any, answer: Any) -> Feedback:
         return Feedback(False, "The kernel listed no TIME-WAIT socket in this run; look at the `ss` output again.")
     side = "client" if waiting[0].local == conv.client else "server"
     if answer == side:
-        return Feedback(True, f"The {side}: it sent the first FIN, so it waits (2×MSL) in case its last ACK was lost.")
+        return Feedback(True, f"The {side}: it sent the first FIN, so it holds the connection's 4-tuple "
+                              "(60 s on Linux) in case its last ACK was lost.")
     return Feedback(False, "Compare the local address:port of the TIME-WAIT socket in the `ss` output "
                            "with the client's and the server's address:port in the table.")
 
@@ -279,22 +280,29 @@ def built_datagram(pkt: Any) -> Feedback:
 
 
 def connect_segments(walk: Any, answer: Any) -> Feedback:
-    """Exercise: how many segments did connect() put on the wire in the socket walk?"""
+    """Exercise: how many segments did the *client* put on the wire while connect() ran, in the socket walk?"""
     if (fb := _unanswered(answer)) is not None:
         return fb
-    counts = dict(walk.result)
-    n = counts.get("client.connect(address)")
-    if n is None:
+    before = 0
+    for call, count in walk.result:
+        if call == "client.connect(address)":
+            break
+        before += count
+    else:
         return Feedback(False, "This walk has no connect() step; run netlab.socket_walk() again.")
-    if answer == n:
-        return Feedback(True, f"{n}: SYN, SYN-ACK, ACK. connect() returns once the handshake is done; "
-                              "accept() later only hands over a connection that already exists.")
-    if answer == 1:
-        return Feedback(False, "connect() sends two segments itself (the SYN and the final ACK) and receives "
-                               "one: count everything on the wire during the call.")
+    during = walk.conversation.segments[before:before + count]
+    sent = [s.flags for s in during if s.direction == CLIENT_TO_SERVER]
+    received = [s.flags for s in during if s.direction == SERVER_TO_CLIENT]
+    if answer == len(sent):
+        return Feedback(True, f"{len(sent)}: the client's {' and '.join(sent)}. The {' '.join(received)} between them "
+                              "is the server's: connect() waits for it and returns once its own ACK has answered it.")
+    if answer == len(during):
+        return Feedback(False, "That counts every segment of the handshake. Which of them did the client send? "
+                               "Look at the direction of each one.")
     if answer == 0:
         return Feedback(False, "That is accept()'s count. Look at the row of connect().")
-    return Feedback(False, "Read the connect() row of the walk: each flag name there is one segment.")
+    return Feedback(False, "Read the connect() row of the walk: each flag name there is one segment, and C→S means "
+                           "the client sent it.")
 
 
 def framed_messages(received: Any) -> Feedback:

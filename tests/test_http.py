@@ -871,3 +871,16 @@ def test_closing_header_check():
 def test_fetch_refuses_what_is_no_request_target_before_opening_a_lab(paths):
     with pytest.raises(ValueError, match="paths must be|no request target"):
         lesson.fetch(paths)
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_time_spent_splits_the_run_into_handshakes_exchanges_and_the_gaps_between(reuse):
+    exp = lesson.fetch(reuse=reuse)
+    spent = exp.time_spent()
+    assert set(spent) == {"handshakes", "requests and responses", "between connections"}
+    assert all(ms >= 0 for ms in spent.values())
+    assert sum(spent.values()) == pytest.approx(exp.seconds * 1000)
+    # On loopback a handshake costs a few hundredths of a millisecond: never the bulk of a run.
+    assert spent["handshakes"] < exp.seconds * 1000 / 2
+    if reuse:
+        assert spent["between connections"] == pytest.approx(0, abs=1e-6)

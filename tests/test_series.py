@@ -187,8 +187,11 @@ def test_connect_segments_check_reads_the_walk():
     import netlab
 
     walk = netlab.load_recorded("sockets-walk")
-    assert netlab.checks.connect_segments(walk, 3)
-    assert "two segments itself" in netlab.checks.connect_segments(walk, 1).message
+    # The question is what the client sent: SYN and ACK; the SYN-ACK between them is the server's.
+    assert netlab.checks.connect_segments(walk, 2)
+    assert "SYN and ACK" in netlab.checks.connect_segments(walk, 2).message
+    assert "Which of them did the client send" in netlab.checks.connect_segments(walk, 3).message
+    assert "C→S" in netlab.checks.connect_segments(walk, 1).message
     assert "accept()" in netlab.checks.connect_segments(walk, 0).message
 
 

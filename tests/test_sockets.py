@@ -424,3 +424,87 @@ def test_waiting_for_the_network_to_settle_gives_up_naming_what_did_not_happen()
 def test_experiments_refuse_bad_arguments_naming_them_before_opening_a_lab(call, named):
     with pytest.raises((TypeError, ValueError), match=named):
         call()
+
+
+# --- issue 12: a short read, a lost datagram, the 4-tuple, a server written by the student ---
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_recv_returns_the_first_piece_of_a_message_sent_in_pieces(recorded, monkeypatch):
+    if recorded:
+        monkeypatch.setenv("NETLAB_RECORDED", "1")
+    exp = netlab.short_read()
+    assert exp.source == ("recorded" if recorded else "live")
+    assert exp.result["message"] == "Hello, World!"
+    assert exp.result["recvs"][0] == "Hello"  # a short read: 5 bytes of 13, with room for 1024
+    assert "".join(exp.result["recvs"]) == "Hello, World!"
+    pieces = [s.payload for s in exp.conversation.segments if s.direction == "S→C" and s.length]
+    assert pieces == [b"Hello", b", Wor", b"ld!"]
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_udp_datagram_dropped_on_the_way_is_lost_and_nobody_is_told(recorded, monkeypatch):
+    if recorded:
+        monkeypatch.setenv("NETLAB_RECORDED", "1")
+    exp = netlab.udp_loss()
+    from scapy.layers.inet import UDP
+
+    on_the_wire = [bytes(p[UDP].payload) for p in exp.packets]
+    assert on_the_wire == [b"one", b"two", b"three"]  # no handshake, no retransmission
+    assert exp.result["sendto returned"] == [3, 3, 5]
+    assert exp.result["received"] == ["one", "three"]
+    assert exp.result["dropped by the rule"] == 1
+    assert exp.result["the sender was told"].startswith("nothing")
+
+
+def test_two_clients_share_the_server_port_and_each_socket_reads_its_own_client():
+    exp = netlab.two_clients()
+    assert len(exp.conversations) == 2
+    assert len({conv.server for conv in exp.conversations}) == 1
+    assert len({conv.client for conv in exp.conversations}) == 2
+    assert [r["read"] for r in exp.result] == ["from A", "from B"]
+    assert len({r["server socket"] for r in exp.result}) == 1
+    assert [s.state for s in exp.kernel_states].count("ESTAB") == 4  # two connections, seen from both ends
+
+
+def test_a_server_the_student_writes_is_run_in_the_lab_and_talked_to():
+    def upper(lab):
+        with lab.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            listener.settimeout(5)
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                conn.sendall(conn.recv(1024).upper())
+            return "done"
+
+    exp = netlab.run_server(upper, b"hi there")
+    assert exp.live
+    assert exp.result["client read"] == "HI THERE"
+    assert exp.result["your server returned"] == "'done'"
+    assert exp.conversation.closed_first == "server"
+
+
+def test_a_student_server_that_never_listens_is_named_not_waited_for():
+    def forgot_listen(lab):
+        with lab.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return "bound only"
+
+    t0 = time.monotonic()
+    with pytest.raises(netlab.LabError, match="never listened"):
+        netlab.run_server(forgot_listen, timeout=1.0)
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("call, named", [
+    (lambda: netlab.short_read(()), "non-empty tuple of bytes"),
+    (lambda: netlab.short_read(pause=5), "pause is in seconds"),
+    (lambda: netlab.udp_loss(drop=b"four"), "none of the messages"),
+    (lambda: netlab.two_clients((b"a",)), "two byte strings"),
+    (lambda: netlab.run_server("not a function"), "server must be a function"),
+])
+def test_the_new_experiments_refuse_bad_arguments_naming_them(call, named):
+    with pytest.raises((TypeError, ValueError), match=named):
+        call()

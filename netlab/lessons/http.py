@@ -156,6 +156,25 @@ class HTTPExperiment(Experiment):
         ends = [float(s.packet.time) for c in convs for s in c.segments if s.direction == SERVER_TO_CLIENT and s.length]
         return max(ends) - start
 
+    def time_spent(self) -> dict[str, float]:
+        """Where `seconds` went, in milliseconds, read from the capture's time stamps.
+
+        "handshakes": from each SYN to the client's ACK that completes it; "requests and responses":
+        from there to the connection's last response byte; "between connections": the rest, from one
+        connection's last response byte to the next one's SYN (closing one, opening the next socket).
+        """
+        handshakes = exchanges = 0.0
+        for conv in self.conversations:
+            opened = conv.phase("handshake")
+            answers = [float(s.packet.time) for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.length]
+            if not opened or not answers:
+                continue
+            handshakes += float(opened[-1].packet.time) - float(opened[0].packet.time)
+            exchanges += max(answers) - float(opened[-1].packet.time)
+        between = self.seconds - handshakes - exchanges
+        return {"handshakes": handshakes * 1000, "requests and responses": exchanges * 1000,
+                "between connections": between * 1000}
+
     def summary(self) -> str:
         """One line of stable facts: requests, connections, SYNs."""
         connections = len(self.conversations)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import select
+import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +21,12 @@ from typing import Any
 from netlab.core.arguments import check_bytes
 from netlab.core.conversation import Segment
 from netlab.core.errors import LabError
-from netlab.core.experiment import LIVE, Experiment, live_or_recorded, run
+from netlab.core.experiment import LIVE, Experiment, live_or_recorded, load_recorded, run
 from netlab.core.lab import Lab
 from netlab.core.sockets import unacknowledged
 
 __all__ = ["socket_walk", "walk_steps", "two_sends_one_recv", "one_send_many_recvs", "udp_exchange", "Datagrams",
-           "RECORDINGS"]
+           "short_read", "udp_loss", "two_clients", "run_server", "RECORDINGS"]
 
 _SETTLE_TIMEOUT = 3.0  # seconds; the slowest settling is a delayed ACK (40 ms on Linux)
 
@@ -231,11 +233,249 @@ def _udp_exchange(lab: Lab, messages: tuple[bytes, ...]) -> Datagrams:
                      result={"sent": [m.decode() for m in messages], "received": received, "reply": reply})
 
 
+def short_read(pieces: tuple[bytes, ...] = (b"Hello", b", Wor", b"ld!"), pause: float = 0.1) -> Experiment:
+    """A peer sends one message in pieces, `pause` seconds apart; the reader's first recv(1024) returns only part of it.
+
+    The reader calls recv at once, as a real client does, instead of waiting for the whole
+    message: recv returns as soon as *some* bytes have arrived. `exp.result` holds the message
+    and what each recv returned, in order.
+    """
+    if not isinstance(pieces, (tuple, list)) or not pieces:
+        raise ValueError(f"pieces must be a non-empty tuple of bytes, not {pieces!r}")
+    for n, piece in enumerate(pieces):
+        check_bytes(f"pieces[{n}]", piece, limit=1024)
+    if not isinstance(pause, (int, float)) or isinstance(pause, bool) or not 0.02 <= pause <= 1.0:
+        raise ValueError(f"pause is in seconds, 0.02 to 1.0, not {pause!r}")
+    message = b"".join(pieces)
+
+    def client(lab: Lab, _address: Any) -> dict[str, Any]:
+        with lab.create_server() as listener, lab.create_connection(listener.getsockname()) as sock:
+            listener.settimeout(_SETTLE_TIMEOUT)
+            conn, _ = listener.accept()
+            with conn:
+                # Each piece leaves at once as a segment of its own (no waiting for an ACK).
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+                def sender() -> None:
+                    for n, piece in enumerate(pieces):
+                        if n:
+                            time.sleep(pause)  # the sending program is slow: the message leaves in pieces
+                        conn.sendall(piece)
+
+                thread = threading.Thread(target=sender, daemon=True)
+                thread.start()
+                sock.settimeout(_SETTLE_TIMEOUT)
+                recvs = []
+                while sum(map(len, recvs)) < len(message):
+                    chunk = sock.recv(1024)  # returns what has arrived so far, not "the message"
+                    if not chunk:
+                        break
+                    recvs.append(chunk)
+                thread.join(_SETTLE_TIMEOUT)
+        return {"message": message.decode(), "recvs": [r.decode() for r in recvs]}
+
+    return _live_or_recorded(client, "sockets-short-read")
+
+
+def udp_loss(messages: tuple[bytes, ...] = (b"one", b"two", b"three"), drop: bytes = b"two") -> Datagrams:
+    """Send `messages` as UDP datagrams in the lab while a firewall rule drops the one that says `drop`.
+
+    The rule (nftables, on the receiving host's input) throws the datagram away after it has
+    crossed the lab's loopback, as a congested router or a full socket buffer would: the
+    capture shows it on the wire, the receiver never gets it, nobody resends it and neither
+    program is told. `exp.result` holds what was sent, what arrived, and what each side noticed.
+    """
+    if not isinstance(messages, (tuple, list)) or not messages:
+        raise ValueError(f"messages must be a non-empty tuple of bytes, not {messages!r}")
+    for n, message in enumerate(messages):
+        check_bytes(f"messages[{n}]", message, limit=1024)
+    check_bytes("drop", drop, limit=64)
+    if drop not in messages:
+        raise ValueError(f"drop={drop!r} is none of the messages {messages!r}")
+
+    def live(lab: Lab) -> Datagrams:
+        if shutil.which("nft") is None:
+            return load_recorded("udp-loss", kind=Datagrams,
+                                 why="recorded: this machine has no `nft` program (Debian's nftables package), "
+                                     "which the lab needs to drop a datagram")
+        try:
+            _drop_rule(lab, drop)
+        except LabError as err:  # a kernel without nf_tables, say: the rest of the lab still works
+            return load_recorded("udp-loss", kind=Datagrams, why=f"recorded: the lab could not drop a datagram ({err})")
+        return _udp_loss(lab, messages, drop)
+
+    return live_or_recorded(live, "udp-loss", kind=Datagrams)
+
+
+def _drop_rule(lab: Lab, drop: bytes) -> None:
+    """In the lab's firewall (nftables), drop arriving UDP datagrams whose payload starts with `drop`."""
+    # The input hook runs after the capture point of lo, so the datagram is seen, then dropped.
+    # @th,64,N is the N bits right after the 8-byte UDP header: the payload's first bytes.
+    lab.run("nft", "add table inet netlab")
+    lab.run("nft", "add chain inet netlab input { type filter hook input priority 0 ; }")
+    lab.run("nft", f"add rule inet netlab input meta l4proto udp @th,64,{8 * len(drop)} 0x{drop.hex()} counter drop")
+
+
+def _udp_loss(lab: Lab, messages: tuple[bytes, ...], drop: bytes) -> Datagrams:
+    with lab.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, \
+            lab.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        server.bind(("127.0.0.1", 0))
+        server.settimeout(0.3)
+        client.settimeout(0.3)
+        with lab.capture() as cap:
+            sent = [client.sendto(message, server.getsockname()) for message in messages]
+            received = []
+            while True:
+                try:
+                    received.append(server.recvfrom(1024)[0].decode())
+                except TimeoutError:
+                    break  # nothing more comes: no retransmission, no error
+            try:
+                client.recv(1024)
+                told = "the sender received something"
+            except TimeoutError:
+                told = "nothing: no error, no message"
+            except OSError as err:
+                told = repr(err)
+        counter = lab.run("nft", "list chain inet netlab input")
+    dropped = int(counter.split("counter packets", 1)[1].split()[0]) if "counter packets" in counter else -1
+    return Datagrams(cap.packets, "live", LIVE,
+                     result={"sent": [m.decode() for m in messages], "sendto returned": sent,
+                             "received": received, "dropped by the rule": dropped, "the sender was told": told})
+
+
+def two_clients(messages: tuple[bytes, bytes] = (b"from A", b"from B")) -> Experiment:
+    """Two clients connect to one server port; the kernel tells their segments apart by the 4-tuple.
+
+    Both connections share the server's address and port; only the clients' ports differ.
+    The server accepts two sockets and each reads only its own client's bytes. `exp.result`
+    lists, per accepted socket, its 4-tuple and what it read; `exp.kernel_states` is `ss`
+    while both connections were open.
+    """
+    if not isinstance(messages, (tuple, list)) or len(messages) != 2:
+        raise ValueError(f"messages must be two byte strings, not {messages!r}")
+    for n, message in enumerate(messages):
+        check_bytes(f"messages[{n}]", message, limit=1024)
+
+    def live(lab: Lab) -> Experiment:
+        with lab.capture(timeout=_SETTLE_TIMEOUT) as cap:
+            with lab.create_server() as listener:
+                listener.settimeout(_SETTLE_TIMEOUT)
+                address = listener.getsockname()
+                with lab.create_connection(address) as a, lab.create_connection(address) as b:
+                    accepted = [listener.accept()[0] for _ in range(2)]
+                    with accepted[0], accepted[1]:
+                        for sock, message in ((b, messages[1]), (a, messages[0])):
+                            sock.sendall(message)
+                        seen = []
+                        for conn in accepted:
+                            conn.settimeout(_SETTLE_TIMEOUT)
+                            local, peer = conn.getsockname(), conn.getpeername()
+                            data = conn.recv(1024)
+                            seen.append({"server socket": f"{local[0]}:{local[1]}", "client": f"{peer[0]}:{peer[1]}",
+                                         "read": data.decode()})
+                        states = lab.socket_states()
+            lab.wait_until(lambda socks: not any(s.state not in ("TIME-WAIT", "LISTEN") for s in socks), _SETTLE_TIMEOUT)
+        return Experiment(cap.packets, "live", LIVE, kernel_states=[s for s in states if s.state != "LISTEN"],
+                          result=seen)
+
+    return live_or_recorded(live, "sockets-two-clients")
+
+
+def run_server(server: Callable[[Lab], Any], message: bytes = b"Hello", *, timeout: float = 5.0,
+               recorded: str | None = "sockets-my-server") -> Experiment:
+    """Run *your* server, `server(lab)`, in the lab; once it listens, a netlab client connects and talks to it.
+
+    Your function makes the calls itself: `lab.socket()`, `bind`, `listen`, `accept`, `recv`,
+    `sendall`, `close`. netlab watches the lab's sockets (`ss`) until one listens, connects to
+    it, sends `message`, then reads until your server closes the connection (`timeout` seconds
+    at most). `exp.result` holds what the client sent and read back and what your function
+    returned (or raised). Where the lab is refused, recording `recorded` (an upper-casing
+    server) is shown instead.
+    """
+    if not callable(server):
+        raise TypeError(f"server must be a function server(lab), not {server!r}")
+    check_bytes("message", message, limit=1024)
+
+    def live(lab: Lab) -> Experiment:
+        outcome: dict[str, Any] = {}
+
+        def serve() -> None:
+            try:
+                outcome["returned"] = server(lab)
+            except Exception as err:  # your server's error is a result to look at, not a crash
+                outcome["returned"] = err
+
+        thread = threading.Thread(target=serve, daemon=True)
+        with lab.capture(timeout=timeout) as cap:
+            thread.start()
+            states = lab.wait_until(lambda socks: any(s.state == "LISTEN" for s in socks) or not thread.is_alive(),
+                                    timeout)
+            listening = [s.local for s in states if s.state == "LISTEN"]
+            if not listening:
+                thread.join(0.1)
+                why = outcome.get("returned", f"nothing listened within {timeout:g} s")
+                raise LabError(f"your server never listened (did it call bind and listen?): {why!r}")
+            read = b""
+            try:
+                with lab.create_connection(listening[0], timeout=timeout) as sock:
+                    sock.sendall(message)
+                    read = _recv_until_closed_within(sock, timeout)
+                client = "read until your server closed"
+            except TimeoutError:
+                client = f"your server did not close within {timeout:g} s"
+            except OSError as err:
+                client = repr(err)
+            thread.join(timeout)
+            states = lab.wait_until(lambda socks: not any(s.state not in ("TIME-WAIT", "LISTEN") for s in socks), timeout)
+        if thread.is_alive():
+            outcome["returned"] = LabError(f"your server was still running after {timeout:g} s (a call without a timeout?)")
+        return Experiment(cap.packets, "live", LIVE, kernel_states=[s for s in states if s.state != "LISTEN"],
+                          result={"listening on": f"{listening[0][0]}:{listening[0][1]}", "client sent": message.decode(),
+                                  "client read": read.decode(errors="replace"), "client": client,
+                                  "your server returned": repr(outcome.get("returned"))})
+
+    return live_or_recorded(live, recorded)
+
+
+def _recv_until_closed_within(sock: socket.socket, timeout: float) -> bytes:
+    """Read until the peer closes, `timeout` seconds at most in all (TimeoutError after that)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the peer did not close within {timeout:g} s")
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def _upper_server(lab: Lab) -> str:
+    """The recording's server: bind, listen, accept one client, send back what it read in capitals, close."""
+    with lab.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(5)
+        conn, peer = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            data = conn.recv(1024)
+            conn.sendall(data.upper())
+        return f"served {peer[0]}:{peer[1]}"
+
+
 # The recordings shipped in netlab/data, re-recorded by `python -m netlab record`.
 RECORDINGS: dict[str, Callable[[], Experiment]] = {
     "sockets-walk": socket_walk,
     "sockets-two-sends": two_sends_one_recv,
     "sockets-one-send": one_send_many_recvs,
     "udp-exchange": udp_exchange,
+    "sockets-short-read": short_read,
+    "udp-loss": udp_loss,
+    "sockets-two-clients": two_clients,
+    "sockets-my-server": lambda: run_server(_upper_server),
 }
 
