@@ -291,3 +291,32 @@ def test_checks_refuse_wrong_answers_without_giving_them_away(recorded):
                      netlab.checks.tls_server_name(https, ...)):
         assert not feedback
         assert "localhost" not in feedback.message and "unknown_ca" not in feedback.message
+
+
+def test_certificate_verify_signature_needs_the_private_key_behind_the_certificate():
+    import hashlib
+
+    with CertificateAuthority() as ca:
+        cert, other = ca.issue(), ca.issue()
+        transcript = hashlib.sha384(b"this handshake").digest()
+        real = netlab.tls.sign_handshake(cert.key_file, transcript)
+        assert len(real) == 64  # Ed25519
+        assert netlab.tls.signature_valid(cert, real, transcript)
+        # An impostor with a copy of the certificate but its own key, or another server's key, fails.
+        assert not netlab.tls.signature_valid(cert, netlab.tls.sign_handshake(None, transcript), transcript)
+        assert not netlab.tls.signature_valid(cert, netlab.tls.sign_handshake(other.key_file, transcript), transcript)
+        # A signature is bound to its handshake: replayed in another one, it fails.
+        assert not netlab.tls.signature_valid(cert, real, hashlib.sha384(b"another handshake").digest())
+        with pytest.raises(TypeError, match="transcript_hash is bytes"):
+            netlab.tls.sign_handshake(cert.key_file, "not bytes")
+
+
+def test_certificate_verify_signs_the_context_rfc_8446_gives():
+    # RFC 8446, 4.4.3: 64 bytes of 0x20, the context string, a zero byte, then the transcript hash.
+    assert netlab.tls.CERTIFICATE_VERIFY_PREFIX == bytes([0x20] * 64) + b"TLS 1.3, server CertificateVerify\x00"
+
+
+def test_the_recorded_certificate_verify_record_has_the_size_of_an_ed25519_signature(recorded):
+    comparison, _ = recorded
+    flight = [r for r in comparison.https.records() if r.direction == SERVER_TO_CLIENT and r.encrypted][:4]
+    assert flight[2].length == 4 + 2 + 2 + 64 + TLS13_OVERHEAD

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CASES", "RECORDINGS", "CertificateAuthority", "TLSComparison", "TLSExchange", "Record", "ServerCertificate",
-    "TLS13_OVERHEAD", "describe", "same_request", "wrong_certificate",
+    "TLS13_OVERHEAD", "describe", "same_request", "wrong_certificate", "sign_handshake", "signature_valid",
 ]
 
 # The name the lab's server answers to and the client asks for (it travels in the SNI).
@@ -64,6 +64,9 @@ CASES = {
 # TLS 1.3 adds this much to every encrypted record's payload: the real content type (1 byte)
 # and the AEAD authentication tag (16 bytes with AES-GCM and ChaCha20-Poly1305), no padding.
 TLS13_OVERHEAD = 17
+# What a TLS 1.3 server's CertificateVerify signs before the transcript hash (RFC 8446, 4.4.3):
+# 64 spaces, a context string and a zero byte, so a signature made for TLS 1.3 means nothing elsewhere.
+CERTIFICATE_VERIFY_PREFIX = b" " * 64 + b"TLS 1.3, server CertificateVerify" + b"\0"
 
 
 
@@ -279,6 +282,40 @@ def describe(cert: Any) -> str:
         f"valid:   {minutes:.0f} minutes{' (expired)' if facts['expired'] else ''}",
         f"size:    {facts['der_length']} bytes (DER, as it travels)",
     ])
+
+
+def sign_handshake(key_file: Path | None, transcript_hash: bytes) -> bytes:
+    """Sign a handshake's transcript hash the way a TLS 1.3 server's CertificateVerify does (RFC 8446, 4.4.3).
+
+    `key_file` is the server's Ed25519 private key (a `ServerCertificate.key_file`); None signs with
+    a key made on the spot, as an impostor that copied the public certificate but not the key must.
+    Returns the 64-byte signature.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    if not isinstance(transcript_hash, bytes):
+        raise TypeError(f"transcript_hash is bytes (a hash of the handshake so far), not {type(transcript_hash).__name__}")
+    if key_file is None:
+        key: Any = ed25519.Ed25519PrivateKey.generate()
+    else:
+        key = serialization.load_pem_private_key(Path(key_file).read_bytes(), password=None)
+    return key.sign(CERTIFICATE_VERIFY_PREFIX + transcript_hash)
+
+
+def signature_valid(certificate: ServerCertificate, signature: bytes, transcript_hash: bytes) -> bool:
+    """Check a CertificateVerify signature with the public key in `certificate`, as the client does.
+
+    True only when the signature was made over this transcript with the private key that matches
+    the certificate: a copied certificate alone cannot produce it.
+    """
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        certificate.certificate.public_key().verify(signature, CERTIFICATE_VERIFY_PREFIX + transcript_hash)
+    except InvalidSignature:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------
