@@ -251,17 +251,31 @@ def _read_all(packets: Iterable[Any]) -> list[_Wire]:
     from scapy.layers.inet import IP
 
     packets = list(packets)
-    fragmented = False
+    last_pieces = {}  # (id, src, dst, protocol) -> time of the fragment that completes the packet
     for pkt in packets:
         ip = pkt.getlayer(IP)
         if ip is not None and (ip.frag or ip.flags.MF):
-            fragmented = True
-            break
-    if fragmented:
-        from scapy.layers.inet import defragment
-
-        packets = defragment(packets)
+            last_pieces[(ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
+    if last_pieces:
+        packets = _reassemble(packets, last_pieces)
     return [w for w in map(_read, packets) if w is not None]
+
+
+def _reassemble(packets: list[Any], last_pieces: dict[tuple, float]) -> list[Any]:
+    """IPv4 fragments put back together by scapy's `defragment`, each whole packet dissected anew
+    (so a SYN split before its options keeps them) and placed, and timed, where its last piece was
+    captured, as in Wireshark."""
+    from scapy.layers.inet import IP, defragment
+
+    originals = {id(pkt) for pkt in packets}
+    result = list(defragment(packets))
+    for number, pkt in enumerate(result):
+        if id(pkt) not in originals:
+            whole = pkt.__class__(bytes(pkt))
+            ip = whole.getlayer(IP)
+            whole.time = last_pieces.get((ip.id, ip.src, ip.dst, ip.proto), pkt.time)
+            result[number] = whole
+    return result
 
 
 def _split(wires: list[_Wire]) -> list[list[_Wire]]:
