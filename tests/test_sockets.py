@@ -508,3 +508,13 @@ def test_a_student_server_that_never_listens_is_named_not_waited_for():
 def test_the_new_experiments_refuse_bad_arguments_naming_them(call, named):
     with pytest.raises((TypeError, ValueError), match=named):
         call()
+
+
+def test_udp_loss_without_nftables_shows_the_recording_and_says_why(monkeypatch):
+    import netlab.lessons.sockets as lesson
+
+    monkeypatch.setattr(lesson.shutil, "which", lambda name: None)
+    exp = netlab.udp_loss()
+    assert exp.source == "recorded"
+    assert "nftables" in exp.why
+    assert exp.result["received"] == ["one", "three"]
