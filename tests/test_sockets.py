@@ -513,7 +513,8 @@ def test_the_new_experiments_refuse_bad_arguments_naming_them(call, named):
 def test_udp_loss_without_nftables_shows_the_recording_and_says_why(monkeypatch):
     import netlab.lessons.sockets as lesson
 
-    monkeypatch.setattr(lesson.shutil, "which", lambda name: None)
+    which = lesson.shutil.which
+    monkeypatch.setattr(lesson.shutil, "which", lambda name, *args, **kw: None if name == "nft" else which(name, *args, **kw))
     exp = netlab.udp_loss()
     assert exp.source == "recorded"
     assert "nftables" in exp.why
