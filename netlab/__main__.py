@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from netlab.core.conversation import Conversation, split_streams
 from netlab.core.errors import ConversationError, NetlabError
@@ -14,6 +17,7 @@ from netlab.core.pcapfiles import load_pcap
 def _handshake(args: argparse.Namespace) -> int:
     from netlab.lessons.handshake import handshake
 
+    _writable_folder(Path(args.out))
     exp = handshake(close_delay=args.close_delay)
     print(exp.why)
     print(exp.conversation.table())
@@ -30,6 +34,8 @@ def _handshake(args: argparse.Namespace) -> int:
 def _refused(args: argparse.Namespace) -> int:
     from netlab.lessons.handshake import refused
 
+    if args.out:
+        _writable_folder(Path(args.out))
     exp = refused()
     print(exp.why)
     print(exp.conversation.table())
@@ -40,6 +46,8 @@ def _refused(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    if args.png:
+        _writable_folder(Path(args.png).parent)
     packets = load_pcap(args.file)
     streams = split_streams(packets)
     if not streams:
@@ -68,9 +76,15 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
+    from netlab.core.errors import LabUnavailable
     from netlab.recordings import record_all
 
-    for path in record_all(Path(args.out)):
+    _writable_folder(Path(args.out))  # before minutes of experiments, not after
+    try:
+        written = record_all(Path(args.out))
+    except LabUnavailable as err:
+        raise LabUnavailable(f"recording needs the lab, and this machine has none: {err}") from None
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -101,11 +115,17 @@ def _http_server(args: argparse.Namespace) -> int:
 
 
 def _retransmit(args: argparse.Namespace) -> int:
+    from netlab.core.peer import recording_note
     from netlab.lessons.transfer import retransmission_times, retransmissions
 
     exp = retransmissions(count=args.count)
-    print(exp.why)
     times = retransmission_times(exp.conversation)
+    if exp.live:
+        print(exp.why)
+    else:
+        # In the command line's terms: the recording was made once, with its own count.
+        print(f"recorded: {exp.why.removesuffix(recording_note(exp.script))} The recording holds "
+              f"{len(times)} retransmissions; --count applies to live runs.")
     print(f"the kernel sent 100 bytes to a peer that never acknowledges, then {len(times)} times again:")
     previous_wait = None
     last = 0.0
@@ -157,6 +177,16 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable_folder(folder: Path) -> None:
+    """Make `folder` (and its parents) if needed and make sure files can be written there: before an experiment runs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(errno.ENOTDIR, "cannot be a folder: it, or a folder above it, is a file", str(folder)) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "cannot write files in this folder", str(folder))
+
+
 def _ladder_png(conv: Conversation, path: Path) -> Path:
     from netlab.core.draw import ladder
 
@@ -165,8 +195,68 @@ def _ladder_png(conv: Conversation, path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors follow netlab's policy: one line "netlab: error: ...", exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("python -m netlab").strip()
+        self.exit(2, f"netlab: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 to 65535 (0: the kernel picks a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (a whole number from 0 to 65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: ports go from 0 to 65535")
+    return port
+
+
+def _delay(text: str) -> float:
+    """A delay in seconds, 0 to 5."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 5:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a delay from 0 to 5 seconds")
+    return seconds
+
+
+def _stream(text: str) -> int:
+    """A TCP stream number, 0 or more (numbered like Wireshark's tcp.stream)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a stream number (0, 1, 2, …)") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is not a stream number: streams are numbered from 0")
+    return number
+
+
+def _count(text: str) -> int:
+    """A number of retransmissions to wait for, 1 to 8."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 8") from None
+    if not 1 <= count <= 8:
+        raise argparse.ArgumentTypeError(f"{count} retransmissions: choose 1 to 8 (8 takes about a minute)")
+    return count
+
+
+def _error_line(err: BaseException) -> str:
+    """The one line netlab prints for an error: its message, with a file's name where the OS names one."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand per experiment or tool."""
+    parser = _Parser(
         prog="python -m netlab",
         description="See TCP conversations: capture them live in a private lab network, or read a pcap.",
     )
@@ -174,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = commands.add_parser("handshake", help="capture a TCP handshake, one message and the teardown")
     p.add_argument("--out", default=".", help="folder for handshake.pcap and handshake.png (default: .)")
-    p.add_argument("--close-delay", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--close-delay", type=_delay, default=0.0, metavar="SECONDS",
                    help="hold the server's close this long (0.2 shows a four-segment teardown)")
     p.set_defaults(func=_handshake)
 
@@ -184,17 +274,17 @@ def main(argv: list[str] | None = None) -> int:
 
     p = commands.add_parser("show", help="print the table (and draw the ladder) for a pcap you recorded")
     p.add_argument("file", help="a pcap or pcapng file (tcpdump -w, Wireshark)")
-    p.add_argument("--stream", type=int, help="show only TCP stream N (numbered from 0 like Wireshark)")
+    p.add_argument("--stream", type=_stream, help="show only TCP stream N (numbered from 0 like Wireshark)")
     p.add_argument("--png", help="also draw the ladder diagram to this PNG file")
     p.add_argument("--payload", action="store_true", help="show the first bytes of each payload")
     p.set_defaults(func=_show)
 
     p = commands.add_parser("http-server", help="run the lessons' HTTP server on 127.0.0.1 until Ctrl-C")
-    p.add_argument("--port", type=int, default=0, help="port to listen on (default 0: the kernel picks a free one)")
+    p.add_argument("--port", type=_port, default=0, help="port to listen on (default 0: the kernel picks a free one)")
     p.set_defaults(func=_http_server)
 
     p = commands.add_parser("retransmit", help="send to a peer that never acknowledges: see each timeout double")
-    p.add_argument("--count", type=int, default=5, choices=range(1, 9), metavar="N",
+    p.add_argument("--count", type=_count, default=5, metavar="N",
                    help="retransmissions to wait for, 1 to 8 (default 5: about 6 s)")
     p.set_defaults(func=_retransmit)
 
@@ -221,11 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(Path(__file__).with_name("data")), help="folder to write to")
     p.set_defaults(func=_record)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; any error a user can cause ends in one line "netlab: error: ..." and exit status 2."""
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (NetlabError, OSError) as err:
-        print(f"netlab: error: {err}", file=sys.stderr)
+    except (NetlabError, OSError, ValueError, TypeError) as err:  # TypeError/ValueError: a bad argument, named
+        print(f"netlab: error: {_error_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -6,8 +6,10 @@ status 2 and one line "netlab: error: ..." on stderr, never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -198,3 +200,90 @@ def test_refused_recorded_shows_the_reset(tmp_path):
 
 def recorded_flags(name: str) -> list[str]:
     return Conversation.from_packets(recorded(name)).flags()
+
+
+# ---------------------------------------------------------------------------
+# One error policy: every subcommand, given bad input, ends in one line "netlab: error: ..."
+
+
+def _subcommands() -> set[str]:
+    from netlab.__main__ import build_parser
+
+    (action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(action.choices)
+
+
+@pytest.fixture(scope="module")
+def a_file(tmp_path_factory) -> Path:
+    """A regular file: a path under it can be no folder."""
+    path = tmp_path_factory.mktemp("bad") / "a-file"
+    path.write_text("not a folder\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def busy_port():
+    """A port that a socket on 127.0.0.1 is listening on for the whole module."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock.getsockname()[1]
+
+
+RECORDED = {"NETLAB_RECORDED": "1"}  # no lab: quick, and where the lab matters, its absence is the bad input
+
+# Each subcommand's bad input: (arguments, environment), where "{file}" is a regular file, "{notes}"
+# a text file that is no pcap, "{busy}" a port in use. A new subcommand needs its cases here.
+BAD_INPUT: dict[str, list[tuple[list[str], dict[str, str]]]] = {
+    "handshake": [(["--out", "{file}/out"], RECORDED), (["--out", "{file}"], RECORDED),
+                  (["--close-delay", "-1"], RECORDED), (["--close-delay", "nan"], RECORDED),
+                  (["--close-delay", "soon"], RECORDED)],
+    "refused": [(["--out", "{file}/out"], RECORDED)],
+    "show": [([], {}), (["{file}/nowhere.pcap"], {}), (["{notes}"], {}), ([str(HANDSHAKE), "--stream", "7"], {}),
+             ([str(HANDSHAKE), "--stream", "-1"], {}), ([str(HANDSHAKE), "--stream", "first"], {}),
+             ([str(HANDSHAKE), "--png", "{file}/ladder.png"], {})],
+    "http-server": [(["--port", "99999"], {}), (["--port", "-1"], {}), (["--port", "eighty"], {}),
+                    (["--port", "{busy}"], {})],
+    "retransmit": [(["--count", "0"], RECORDED), (["--count", "9"], RECORDED), (["--count", "two"], RECORDED)],
+    "record": [([], RECORDED), (["--out", "{file}/data"], RECORDED)],
+    "cwnd": [(["--loss", "0"], RECORDED), (["--cc", "no-such-algorithm"], RECORDED)],
+    "mark-exercises": [(["{file}/nowhere.ipynb"], {}), (["{notes}"], {})],
+    "student-edition": [(["{file}/out"], {})],
+    "grade": [(["{file}/nowhere"], {}), (["{file}", "--workers", "many"], {})],
+}
+CASES = [pytest.param(command, args, env, id=f"{command} {' '.join(args)}".strip())
+         for command, cases in BAD_INPUT.items() for args, env in cases]
+
+
+def test_every_subcommand_has_bad_input_cases():
+    missing = _subcommands() - set(BAD_INPUT)
+    assert not missing, f"give each subcommand of `python -m netlab` its bad-input cases in BAD_INPUT: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("command", "args", "env"), CASES)
+def test_bad_input_is_one_line_of_error(command, args, env, a_file, busy_port, tmp_path):
+    if command not in _subcommands():
+        pytest.skip(f"this checkout has no subcommand {command!r}")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes, not a capture\n")
+    argv = [a.format(file=a_file, notes=notes, busy=busy_port) for a in args]
+    result = netlab_cli(command, *argv, env=env, timeout=60)
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netlab: error: "), result.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["no-such-command"]], ids=["no command", "unknown command"])
+def test_a_missing_or_unknown_subcommand_is_one_line_of_error(argv):
+    result = netlab_cli(*argv)
+    assert result.returncode == 2
+    assert result.stderr.startswith("netlab: error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_retransmit_recorded_speaks_of_the_recording_not_a_script():
+    result = netlab_cli("retransmit", "--count", "2", env=RECORDED)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("recorded: NETLAB_RECORDED is set"), first
+    assert "The recording holds 4 retransmissions; --count applies to live runs." in first
+    assert "script" not in result.stdout
+    assert result.stdout.count("retransmission ") == 4

@@ -379,9 +379,9 @@ def test_a_recorded_exception_reads_back_as_that_exception(monkeypatch, tmp_path
 def test_recorded_transfer_says_which_script_it_followed(monkeypatch):
     monkeypatch.setenv("NETLAB_RECORDED", "1")
     same = peer.transfer(Script().drop(3), data=30_000, recorded="transfer-fast")
-    assert same.source == "recorded" and "NETLAB_RECORDED" in same.why and "not your script" not in same.why
+    assert same.source == "recorded" and "NETLAB_RECORDED" in same.why and "not the script asked for" not in same.why
     other = peer.transfer(Script().drop(4), data=30_000, recorded="transfer-fast")
-    assert "This recording followed Script(port=80).drop(3), not your script." in other.why
+    assert "This recording followed Script(port=80).drop(3), not the script asked for." in other.why
 
 
 def test_retransmit_command_prints_each_timeout_about_double_the_last():

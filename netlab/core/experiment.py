@@ -99,7 +99,8 @@ def mode() -> str:
 def live_or_recorded(live: Callable[[Lab], E], recorded: str | None, *, kind: type[E] = Experiment) -> E:  # type: ignore[assignment]
     """Run `live(lab)` in a fresh lab, or return recording `recorded` (as a `kind`) if the lab is refused.
 
-    The lab is closed when `live` returns or fails. With `recorded=None` a refusal is raised.
+    The lab is closed when `live` returns or fails; a program refused entry to the lab during
+    `live` (LabUnavailable) also gives the recording. With `recorded=None` a refusal is raised.
     """
     try:
         lab = Lab()
@@ -108,7 +109,13 @@ def live_or_recorded(live: Callable[[Lab], E], recorded: str | None, *, kind: ty
             raise
         return load_recorded(recorded, why=str(err), kind=kind)
     with lab:
-        return live(lab)
+        try:
+            return live(lab)
+        except LabUnavailable as err:  # a program could not join the lab (see Lab.check_join)
+            if recorded is None:
+                raise
+            why = str(err)
+    return load_recorded(recorded, why=why, kind=kind)
 
 
 def lab_or_none() -> tuple[Lab | None, str]:
@@ -128,6 +135,12 @@ class lab_or_host:  # noqa: N801  (used like a function: `with lab_or_host() as 
 
     def __enter__(self) -> tuple[Lab | None, str, str]:
         self.lab, why = lab_or_none()
+        if self.lab is not None:
+            try:
+                self.lab.check_join()  # what runs here starts programs in the lab (Lab.popen)
+            except LabUnavailable as err:
+                self.lab.close()
+                self.lab, why = None, str(err)
         if self.lab is None:
             return None, "host", (f"host loopback: {why} Nothing is captured here, so servers and clients ran "
                                   "on this machine's 127.0.0.1 instead.")

@@ -14,6 +14,12 @@ namespace it was created in, whoever holds it, so the student's code in a notebo
 over the lab's network with ordinary `socket` objects. Packet capture needs privileges only
 the helper has, so the helper sniffs and sends the captured frames back.
 
+A machine may refuse all this (user namespaces turned off, a container's seccomp profile,
+Ubuntu's AppArmor restriction). netlab recognises a refusal by what happened, never by the
+words of an error message: the helper's first act is one byte saying it is inside; unshare
+ending without that byte is a refusal (`LabUnavailable`, one sentence naming the cause where
+it can be told), and so is a first `nsenter` into the lab that fails (`Lab.check_join`).
+
 Rules for this file:
 1. Everything that crosses into the namespace goes through the helper's requests, or through
    `Lab.popen` for a whole program (iperf3, load generators, the scripted peer): nothing else
@@ -24,8 +30,10 @@ Rules for this file:
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import re
 import select
 import shutil
 import socket
@@ -41,7 +49,8 @@ from typing import Any
 from netlab.core.errors import LabError, LabUnavailable
 from netlab.core.sockets import recv_exactly
 
-__all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available", "package_parent", "last_line", "read_line"]
+__all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available", "refusal_sentence", "join_refusal_sentence",
+           "package_parent", "last_line", "read_line"]
 
 # How long the helper may take to start (python + scapy import), in seconds.
 START_TIMEOUT = 30.0
@@ -101,6 +110,105 @@ def _unshare_command() -> list[str]:
     return [tool, "--user", "--map-root-user", "--net"]
 
 
+# The helper's first act inside the namespace is one byte, INSIDE, on its channel: proof that the
+# namespace was made. unshare exiting before that byte came is a refusal, whatever errno it
+# met and in whatever language it said so.
+INSIDE = b"+"
+_HELPER = f"import os, sys; os.write(int(sys.argv[1]), {INSIDE!r}); from netlab.core.lab import serve_helper; serve_helper()"
+# unshare's exit status when it could not run the program it was given (util-linux: 126, 127).
+_EXEC_FAILED = (126, 127)
+
+# Run in a fresh (single-threaded) Python where the lab is refused: the step that failed and its
+# errno, which name the cause in any locale ("unshare 28", "uid_map 1", or "ok").
+_PROBE = """
+import ctypes, os
+uid = os.getuid()
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x10000000 | 0x40000000) != 0:  # CLONE_NEWUSER | CLONE_NEWNET
+    print("unshare", ctypes.get_errno())
+    raise SystemExit
+try:
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"0 {uid} 1")
+except OSError as err:
+    print("uid_map", err.errno)
+else:
+    print("ok")
+"""
+
+# Where an administrator finds what to change (README section for JupyterHub and containers).
+ADMIN_HINT = "see README, 'Running a class on JupyterHub'"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _under_seccomp() -> bool:
+    """True when this process runs under a seccomp filter (a container's security profile)."""
+    return re.search(r"^Seccomp:\s*2\s*$", _read("/proc/self/status"), re.MULTILINE) is not None
+
+
+def _apparmor_restricts() -> bool:
+    """True on Ubuntu's AppArmor restriction of unprivileged user namespaces (23.10 and later)."""
+    return _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").strip() == "1"
+
+
+def _probe_unshare() -> tuple[str, int] | None:
+    """The step and errno at which this system refuses a user + network namespace (None if it did not, or unknown)."""
+    try:
+        done = subprocess.run([sys.executable, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    step, _, number = done.stdout.strip().partition(" ")
+    return (step, int(number)) if number.isdigit() else None
+
+
+def refusal_sentence(unshare_said: str) -> str:
+    """One sentence on why this system refused the lab's namespace, naming the cause where it can be told.
+
+    `unshare_said` is unshare's last line of stderr (in the user's language), used where no
+    better cause is known.
+    """
+    probe = _probe_unshare()
+    code = probe[1] if probe else None
+    hint = ""
+    if code == errno.ENOSPC:
+        limit = _read("/proc/sys/user/max_user_namespaces").strip()
+        cause = ("user namespaces are turned off: user.max_user_namespaces is 0" if limit == "0"
+                 else f"the limit on user namespaces, user.max_user_namespaces = {limit or '?'}, is reached")
+    elif _under_seccomp():
+        how = f", {probe[0]}() fails with {errno.errorcode.get(code, code)}" if probe and code else ""
+        cause = f"this process runs under a seccomp filter, a container's security profile, that forbids it{how}"
+        hint = ADMIN_HINT
+    elif _apparmor_restricts():
+        cause, hint = "Ubuntu's AppArmor forbids it: kernel.apparmor_restrict_unprivileged_userns is 1", ADMIN_HINT
+    elif probe and code:
+        cause = f"{probe[0]}: {os.strerror(code)}"
+    else:
+        cause = unshare_said or "unshare failed"
+    return ("This system refuses to create a private network namespace "
+            f"({cause}), so netlab shows recorded captures instead" + (f"; {hint}." if hint else "."))
+
+
+def join_refusal_sentence(nsenter_said: str) -> str:
+    """One sentence on why a program may not join the lab (setns refused), naming the cause where it can be told."""
+    if _under_seccomp():
+        cause, hint = "a seccomp filter, a container's security profile, forbids setns()", ADMIN_HINT
+    elif _apparmor_restricts():
+        cause, hint = "Ubuntu's AppArmor forbids it: kernel.apparmor_restrict_unprivileged_userns is 1", ADMIN_HINT
+    else:
+        cause, hint = nsenter_said or "nsenter failed", ""
+    return ("This system lets netlab create a private network but refuses programs joining it "
+            f"({cause}), so netlab shows recorded captures instead" + (f"; {hint}." if hint else "."))
+
+
 class Lab:
     """A private network namespace with its own loopback, for one experiment or many.
 
@@ -116,10 +224,11 @@ class Lab:
         unshare = _unshare_command()  # before any socket exists: raising here leaves none open
         self._lock = threading.Lock()
         self._closed = False
+        self._join_refused: str | None = None  # None until a program has joined the lab (see check_join)
+        self._joined = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._chan = ours
-        helper = "from netlab.core.lab import serve_helper; serve_helper()"
-        command = [*unshare, sys.executable, "-c", helper, str(theirs.fileno())]
+        command = [*unshare, sys.executable, "-c", _HELPER, str(theirs.fileno())]
         env = dict(os.environ, PYTHONPATH=package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
             self._proc = subprocess.Popen(
@@ -137,8 +246,28 @@ class Lab:
             raise
         finally:
             theirs.close()
-        self._chan.settimeout(timeout)
+        hello = self._await_hello(timeout)
+        if hello[0] != "ready":
+            self._reap()
+            raise LabError(f"the lab process did not start: {hello[1]}")
+        self.pid: int = hello[1]["pid"]
+        self.netns: int = hello[1]["netns"]
+        self._children: list[subprocess.Popen] = []
+        self._chan.settimeout(REQUEST_TIMEOUT)
+
+    def _await_hello(self, timeout: float) -> tuple[Any, ...]:
+        """Wait (up to `timeout` seconds) for the helper's INSIDE byte and its hello; tell a refusal from a failure.
+
+        No INSIDE byte and unshare gone: the namespace could not be made, a refusal (LabUnavailable)
+        whatever the errno or the language of unshare's message. Anything else that goes
+        wrong is a LabError.
+        """
+        deadline = time.monotonic() + timeout
+        inside = False
         try:
+            self._chan.settimeout(timeout)
+            inside = recv_exactly(self._chan, len(INSIDE)) == INSIDE
+            self._chan.settimeout(max(deadline - time.monotonic(), 0.001))
             hello, _ = _recv_msg(self._chan)
         except TimeoutError:
             # Silent for `timeout` seconds: waiting longer for its exit would only add to the wait.
@@ -147,19 +276,10 @@ class Lab:
             raise LabError(f"the lab process did not start within {timeout:g} s" + (f": {detail}" if detail else "")) from None
         except (EOFError, OSError) as err:
             stderr = self._reap()
-            if "Operation not permitted" in stderr or "Permission denied" in stderr or "Invalid argument" in stderr:
-                raise LabUnavailable(
-                    "This system refuses to create a private network namespace "
-                    f"({last_line(stderr)}), so netlab shows recorded captures instead."
-                ) from None
+            if not inside and self._proc.returncode not in (0, *_EXEC_FAILED):
+                raise LabUnavailable(refusal_sentence(last_line(stderr))) from None
             raise LabError(f"the lab process did not start: {last_line(stderr) or err}") from None
-        if hello[0] != "ready":
-            self._reap()
-            raise LabError(f"the lab process did not start: {hello[1]}")
-        self.pid: int = hello[1]["pid"]
-        self.netns: int = hello[1]["netns"]
-        self._children: list[subprocess.Popen] = []
-        self._chan.settimeout(REQUEST_TIMEOUT)
+        return hello
 
     # -- requests -----------------------------------------------------------
 
@@ -246,9 +366,7 @@ class Lab:
             # Its pid may belong to another process by now: never enter a namespace through it.
             self._reap()
             raise LabError("the lab process has ended, so no program can join the lab; open a new one with netlab.Lab()")
-        nsenter = shutil.which("nsenter")
-        if nsenter is None:
-            raise LabError("this system has no `nsenter` tool (util-linux), so no program can join the lab")
+        nsenter = self.check_join()
         env = dict(kwargs.pop("env", None) or os.environ)
         env["PYTHONPATH"] = package_parent() + os.pathsep + env.get("PYTHONPATH", "")
         command = [nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", *argv]
@@ -256,6 +374,34 @@ class Lab:
         proc = subprocess.Popen(command, env=env, **kwargs)
         self._children = [p for p in self._children if p.poll() is None] + [proc]
         return proc
+
+    def check_join(self) -> str:
+        """Make sure a program may join this lab (`setns`, which some container profiles refuse); return nsenter's path.
+
+        Tried once per lab, by joining it with `true` (3 ms). Raises LabUnavailable with one
+        sentence when joining is refused, so that callers fall back to a recording or the host.
+        """
+        nsenter = shutil.which("nsenter")
+        if nsenter is None:
+            raise LabError("this system has no `nsenter` tool (util-linux), so no program can join the lab")
+        if self._join_refused is None and not self._joined:
+            try:
+                done = subprocess.run([nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", "true"],
+                                      stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=REQUEST_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise LabError(f"nsenter did not join the lab within {REQUEST_TIMEOUT:g} s") from None
+            if done.returncode == 0:
+                self._joined = True
+            elif self._proc.poll() is not None:
+                self._reap()
+                raise LabError("the lab process has ended, so no program can join the lab; open a new one with netlab.Lab()")
+            elif done.returncode in _EXEC_FAILED:
+                raise LabError(f"nsenter could not run a program in the lab: {last_line(done.stderr)}")
+            else:
+                self._join_refused = join_refusal_sentence(last_line(done.stderr))
+        if self._join_refused is not None:
+            raise LabUnavailable(self._join_refused)
+        return nsenter
 
     def socket_states(self) -> list[SocketState]:
         """Return the lab's TCP sockets as its kernel sees them right now (`ss -tan`)."""

@@ -66,7 +66,7 @@ from netlab.core.sockets import unacknowledged
 
 __all__ = [
     "Script", "Peer", "PeerError", "PeerEvent", "PeerExperiment", "add_link", "transfer", "pattern",
-    "LAB_ADDRESS", "PEER_ADDRESS", "MTU", "MSS", "COUNTERS", "kernel_counters",
+    "LAB_ADDRESS", "PEER_ADDRESS", "MTU", "MSS", "COUNTERS", "kernel_counters", "recording_note",
 ]
 
 LAB_ADDRESS = "10.0.0.1"  # the kernel's side of the link (lab0)
@@ -419,8 +419,13 @@ def transfer(script: Script | None = None, data: int | bytes = 100_000, *, recor
         raise TypeError(f"data is bytes or a size in bytes, not {type(data).__name__}")
     exp = live_or_recorded(lambda lab: _transfer(lab, script, payload, timeout), recorded, kind=PeerExperiment)
     if not exp.live and exp.script and exp.script != repr(script):
-        exp.why += f" (This recording followed {exp.script}, not your script.)"
+        exp.why += recording_note(exp.script)
     return exp
+
+
+def recording_note(recorded_script: str) -> str:
+    """What a recorded transfer adds to its `why` when the recording followed another script than the one asked for."""
+    return f" (This recording followed {recorded_script}, not the script asked for.)"
 
 
 def _transfer(lab: Lab, script: Script, payload: bytes, timeout: float) -> PeerExperiment:
