@@ -143,7 +143,9 @@ class Headers(Sequence[tuple[str, str]]):
 
 
 def _encode_body(headers: Headers, body: bytes, trailers: Headers) -> bytes:
-    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+    # Chunked when the last coding is "chunked", as the parser reads it ("chunked:" is another coding).
+    codings = [c.strip().lower() for value in headers.get_all("Transfer-Encoding") for c in value.split(",")]
+    if codings and codings[-1] == "chunked":
         chunk = f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b""
         return chunk + b"0\r\n" + trailers.encode() + b"\r\n"
     return body
