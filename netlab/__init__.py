@@ -68,6 +68,7 @@ _MODULES = {
     "concurrency": "netlab.lessons.concurrency",  # notebook 07: one echo protocol served three ways
     "bulk": "netlab.lessons.bulk",  # notebook 07: one connection as fast as it goes, beside iperf3
     "tls": "netlab.lessons.tls",  # notebook 08: certificates made at run time, HTTP against HTTPS
+    "congestion": "netlab.lessons.congestion",  # notebook 09: cwnd from the kernel, through a bottleneck
     "checks": "netlab.checks",  # the exercises' checks
 }
 

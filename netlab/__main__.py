@@ -187,6 +187,86 @@ def _writable_folder(folder: Path) -> None:
         raise PermissionError(errno.EACCES, "cannot write files in this folder", str(folder))
 
 
+def _cwnd(args: argparse.Namespace) -> int:
+    import json
+
+    from netlab.lessons.congestion import available_algorithms, default_algorithm, run
+
+    cc = args.cc or default_algorithm()
+    offered = available_algorithms()
+    if offered and cc not in offered:
+        print(f"netlab: error: this kernel has no congestion control {cc!r}; it offers {', '.join(offered)}", file=sys.stderr)
+        return 2
+    recorded = f"congestion-{cc}" if cc in ("reno", "cubic", "bbr") else "congestion-cubic"
+    exp = run(cc, rate=10e6, queue=100, rtt=0.04, seconds=1.5, drops=(args.loss,) if args.loss else (),
+              recorded=recorded)
+    if args.json:
+        print(json.dumps({"cc": exp.algorithm, "source": exp.source, "rounds": [r.to_json() for r in exp.rounds],
+                          "reductions": [r.to_json() for r in exp.reductions]}))
+        return 0
+    print(exp.why)
+    print(f"{exp.algorithm}: {exp.path}")
+    for r in exp.rounds:
+        ratio = f"  (× {r.ratio:.2f})" if r.ratio else ""
+        print(f"  round {r.number:>2}: cwnd {r.cwnd:>4} segments{ratio}")
+    for cut in exp.reductions:
+        print(f"  at {cut.time:.3f} s {cut}")
+    if not exp.reductions:
+        print("  no reduction of cwnd")
+    return 0
+
+
+def _loss(text: str) -> int:
+    """The number of the data segment the path loses, 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a segment number (1, 2, 3, …)") from None
+    if not 1 <= number <= 100_000:
+        raise argparse.ArgumentTypeError(f"{number}: data segments are numbered from 1 to 100000")
+    return number
+
+
+# The instructor edition: the notebooks of this checkout.
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _mark_exercises(args: argparse.Namespace) -> int:
+    from netlab.classroom.edition import mark_files, series
+
+    paths = [Path(p) for p in args.notebooks] or series(NOTEBOOKS)
+    changed = mark_files(paths)
+    for path in changed:
+        print(f"marked {path}")
+    print(f"{len(changed)} of {len(paths)} notebooks changed" if changed else f"all {len(paths)} notebooks were marked already")
+    return 0
+
+
+def _student_edition(args: argparse.Namespace) -> int:
+    from netlab.classroom.edition import write_student_edition
+
+    for path in write_student_edition(Path(args.out_dir), Path(args.source)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from netlab.classroom.grading import grade, isolation, progress_bar, summary, write_csv
+
+    if not isolation():
+        print("netlab: no private namespace for the kernels here: students' code runs on the host (rows say so)",
+              file=sys.stderr)
+    try:
+        rows = grade(args.submissions, Path(args.source), workers=args.workers, cell_seconds=args.cell_timeout,
+                     notebook_seconds=args.notebook_timeout, progress=progress_bar())
+    except ValueError as err:
+        print(f"netlab: error: {err}", file=sys.stderr)
+        return 2
+    print(summary(rows))
+    print(f"wrote {write_csv(rows, Path(args.out))}")
+    return 0
+
+
 def _ladder_png(conv: Conversation, path: Path) -> Path:
     from netlab.core.draw import ladder
 
@@ -306,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebook-timeout", type=float, default=900.0, metavar="SECONDS",
                    help="time limit per notebook (default 900)")
     p.set_defaults(func=_grade)
+
+    p = commands.add_parser("cwnd", help="send through a bottleneck: cwnd per round trip and each reduction")
+    p.add_argument("--cc", metavar="NAME", help="congestion control (default: the kernel's default)")
+    p.add_argument("--loss", type=_loss, metavar="N", help="the path loses the N-th data segment")
+    p.add_argument("--json", action="store_true", help="print one JSON object: cc, source, rounds, reductions")
+    p.set_defaults(func=_cwnd)
 
     p = commands.add_parser("record", help="(maintainers) re-record the captures shipped in netlab/data")
     p.add_argument("--out", default=str(Path(__file__).with_name("data")), help="folder to write to")

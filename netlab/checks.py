@@ -43,7 +43,9 @@ __all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wa
            # notebook 06
            "syn_retransmissions", "errno_name", "bytes_after_fin", "gave_up_quickly",
            # notebook 05
-           "segments_for_write", "first_rto", "first_window_probe", "window_throughput"]
+           "segments_for_write", "first_rto", "first_window_probe", "window_throughput",
+           # notebook 09
+           "slow_start_prediction", "reduction_factor", "window_limit"]
 
 
 # The MIME type of a check's result as data: {"grade_id", "passed", "feedback"}, read by netlab's grader.
@@ -702,6 +704,75 @@ def window_throughput(window: int, rtt: float, answer: Any) -> Feedback:
     if abs(answer - expected / 1000) <= expected / 1000 * 0.01 or abs(answer - expected * 8) <= expected * 0.08:
         return Feedback(False, "Right idea; give it in bytes per second (not kB/s or bits).")
     return Feedback(False, "At most one window can be unacknowledged, and acknowledging it takes one round trip.")
+
+
+# --- notebook 09: congestion control ---
+
+
+def slow_start_prediction(answer: Any) -> Feedback:
+    """Exercise: cwnd (segments) at the end of rounds 1 to 4 of slow start, checked against a fresh run."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(answer, (list, tuple)) or len(answer) != 4 or not all(_number(a) for a in answer):
+        return Feedback(False, "Give four numbers, a list: cwnd in segments at the end of rounds 1, 2, 3 and 4.")
+    from netlab.lessons.congestion import slow_start
+
+    exp = slow_start()
+    measured = [r.cwnd for r in exp.rounds[:4]]
+    if len(measured) < 4:
+        return Feedback(False, f"The run ({exp.source}) had only {len(measured)} rounds; run the check again.")
+    where = "measured just now" if exp.live else "in the recording"
+    if all(abs(a - m) <= 0.2 * m for a, m in zip(answer, measured, strict=True)):
+        return Feedback(True, f"Within 20 % of every round {where}: each ACK adds one segment, so the "
+                              "window doubles every round trip, from 10 segments.")
+    if all(abs(a - m / 2) <= 0.1 * m for a, m in zip(answer, measured, strict=True)):
+        return Feedback(False, "One round behind: round 1 ends when the initial window has been acknowledged, "
+                               "and every one of its ACKs has already grown cwnd.")
+    if answer[3] - answer[2] == answer[1] - answer[0]:
+        return Feedback(False, "That grows by the same amount each round: slow start adds a segment per ACK, "
+                               "not per round trip.")
+    return Feedback(False, f"Compare with what was {where}: start from the initial window (RFC 6928) and ask "
+                           "how many ACKs one round brings back.")
+
+
+def reduction_factor(exp: Any, answer: Any) -> Feedback:
+    """Exercise: cwnd after / cwnd before the first fast recovery, read from the run `exp`'s own samples."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _number(answer):
+        return Feedback(False, f"Give a ratio, a number such as 0.9, not {type(answer).__name__}.")
+    cuts = [r for r in getattr(exp, "reductions", []) if r.cause == "fast-retransmit"]
+    if not cuts:
+        return Feedback(False, "This run has no fast recovery; run the loss cell again.")
+    cut = cuts[0]
+    if abs(answer - cut.factor) <= 0.03:
+        return Feedback(True, f"Right for this {exp.algorithm} run"
+                              + (": Reno halves cwnd (RFC 5681)." if exp.algorithm == "reno" else
+                                 ": CUBIC keeps 0.7 of cwnd (RFC 9438)." if exp.algorithm == "cubic" else "."))
+    if abs(answer - cut.before / max(cut.after, 1)) <= 0.05:
+        return Feedback(False, "Upside down: after divided by before, a number below 1.")
+    if abs(answer - 0.5) < 0.01 or abs(answer - 0.7) < 0.01:
+        return Feedback(False, "That is a textbook value; the exercise asks for the one in your own run's samples.")
+    return Feedback(False, "Find where ca_state becomes Recovery: cwnd just before, and cwnd when it is Open again.")
+
+
+def window_limit(limited_by: Any, rwnd_run: Any, cwnd_run: Any) -> Feedback:
+    """Exercise: a function samples -> "cwnd" or "rwnd", run on a receiver-limited and a path-limited transfer."""
+    if (fb := _unanswered(limited_by)) is not None:
+        return fb
+    if not callable(limited_by):
+        return Feedback(False, "Give a function that takes a run's samples and returns \"cwnd\" or \"rwnd\".")
+    said = {}
+    for name, run in (("rwnd", rwnd_run), ("cwnd", cwnd_run)):
+        said[name] = limited_by(list(run.samples))
+        if said[name] not in ("cwnd", "rwnd"):
+            return Feedback(False, f"Your function returned {said[name]!r}; return \"cwnd\" or \"rwnd\".")
+    if said == {"rwnd": "rwnd", "cwnd": "cwnd"}:
+        return Feedback(True, "Both right: the sender keeps min(cwnd, rwnd) in flight, and the smaller one sets the pace.")
+    if said["rwnd"] == said["cwnd"]:
+        return Feedback(False, f"Your function says {said['rwnd']!r} for both runs: compare cwnd × mss with snd_wnd, "
+                               "in the same unit.")
+    return Feedback(False, "Exactly backwards: the limit is the smaller of the two windows, not the larger.")
 
 
 # --- grading: every check above goes through _graded (keep this section last in the file) ---

@@ -864,3 +864,68 @@ def encapsulation(pkt: Any, *, ax: Axes | None = None, title: str | None = None)
     for _name, start, _end in ranges[1:]:  # dotted lines down the boundaries: the same byte in every row
         ax.plot([left + start * scale] * 2, [-0.15, rows], color="#777777", lw=0.6, ls=":", zorder=0)
     return fig
+
+
+def cwnd_plot(samples: list[Any], *, start: float | None = None, ax: Axes | None = None,
+              title: str | None = None, unit: str = "ms") -> Figure:
+    """Draw a TCP sender's state over time: cwnd, ssthresh and segments in flight, in segments.
+
+    `samples` are the kernel's TCP_INFO readings (objects with `time` in Unix seconds, `cwnd`,
+    `ssthresh`, `in_flight` and `ca_state`, as netlab.core.bottleneck.TcpInfo); `start` (Unix
+    seconds) is time 0, the first sample by default, so the plot lines up with a time-sequence
+    graph of the same capture. Time in `unit` ("ms" or "s"); fast recovery is shaded grey, a
+    timeout's Loss state red.
+    Returns the Figure (8.6 by 4.4 inches without `ax`).
+    """
+    fig, ax = _plot_figure_and_axes(ax)
+    if not samples:
+        raise ValueError("cwnd_plot needs at least one TCP_INFO sample")
+    zero = samples[0].time if start is None else start
+    scale = 1.0 if unit == "s" else 1000.0
+    times = [(s.time - zero) * scale for s in samples]
+    ax.step(times, [s.cwnd for s in samples], where="post", color="#0072B2", lw=1.8, label="cwnd", gid="cwnd", zorder=3)
+    ax.step(times, [s.in_flight for s in samples], where="post", color="#009E73", lw=1.0, label="segments in flight",
+            gid="in flight", zorder=2)
+    known = [(t, s.ssthresh) for t, s in zip(times, samples, strict=True) if s.ssthresh is not None]
+    if known:
+        ax.step([t for t, _ in known], [v for _, v in known], where="post", color="#D55E00", lw=1.2, ls="--",
+                label="ssthresh", gid="ssthresh", zorder=2)
+    for state, colour in (("Recovery", "#BBBBBB"), ("Loss", "#F4A6A6")):
+        begin = None
+        for t, s in zip(times + [times[-1]], samples + [samples[-1]], strict=True):
+            if s.ca_state == state and begin is None:
+                begin = t
+            elif s.ca_state != state and begin is not None:
+                ax.axvspan(begin, t, color=colour, alpha=0.5, lw=0, gid=f"{state.lower()} {begin:.0f}", zorder=0)
+                begin = None
+        if any(s.ca_state == state for s in samples):
+            ax.plot([], [], color=colour, lw=6, alpha=0.5, label="fast recovery" if state == "Recovery" else "timeout (Loss)")
+    algorithm = getattr(samples[0], "algorithm", "")
+    ax.set_title(title or f"The sender's congestion window ({algorithm}), from its kernel (TCP_INFO)",
+                 fontsize=11, fontweight="bold", pad=6)
+    ax.set_xlabel(f"time ({'s' if unit == 's' else 'ms'})", fontsize=10)
+    ax.set_ylabel("segments", fontsize=10)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=9)
+    ax.grid(True, color="#dddddd", lw=0.6, zorder=0)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def rtt_plot(series: dict[str, list[tuple[float, float]]], *, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Draw round-trip times over time, one line per label: {label: [(seconds, round trip in seconds), ...]}.
+
+    Times are shown in ms. Returns the Figure (8.6 by 4.4 inches without `ax`).
+    """
+    fig, ax = _plot_figure_and_axes(ax)
+    for colour, (label, points) in zip(("#D55E00", "#0072B2", "#009E73", "#CC79A7"), series.items(), strict=False):
+        ax.plot([t * 1000 for t, _ in points], [r * 1000 for _, r in points], marker=".", color=colour, lw=1.2,
+                label=label, gid=f"rtt {label}")
+    ax.set_title(title or "Round-trip time of a small connection", fontsize=11, fontweight="bold", pad=6)
+    ax.set_xlabel("time (ms)", fontsize=10)
+    ax.set_ylabel("round-trip time (ms)", fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.tick_params(labelsize=9)
+    ax.grid(True, color="#dddddd", lw=0.6, zorder=0)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig

@@ -1,0 +1,398 @@
+"""Notebook 09: congestion control, read from the sender's kernel while it sends through a bottleneck.
+
+Every experiment opens a lab, builds a `Bottleneck` (netlab.core.bottleneck: a tbf queue, a
+delay line, a real Linux receiver), sends for a second or two from one socket with the
+congestion control it names, and samples that socket's TCP_INFO every 2 ms. What comes back is a
+`CongestionExperiment`: the capture at the sender's side of the link, the samples, and what
+the queue did. `rounds()` and `reductions()` read the samples the way a textbook draws them:
+cwnd at the end of each round trip, and each cut with its cause.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from netlab.core.arguments import check_int, check_seconds
+from netlab.core.bottleneck import (
+    MSS,
+    SINK_PORT,
+    Bottleneck,
+    TcpInfo,
+    available_algorithms,
+    default_algorithm,
+    send_sampled,
+)
+from netlab.core.conversation import CLIENT_TO_SERVER, Conversation
+from netlab.core.experiment import Experiment, live_or_recorded
+from netlab.core.lab import Lab
+
+__all__ = [
+    "CongestionExperiment", "Round", "Reduction", "run", "slow_start", "after_loss", "timeout", "window_limits",
+    "bufferbloat", "rounds", "reductions", "capture_check", "kernel_facts", "available_algorithms",
+    "default_algorithm", "figure", "window_estimate", "WindowEstimate", "RECORDINGS", "MSS",
+]
+
+WHY = ("live: sent just now through a bottleneck in a private network namespace that netlab created "
+       "(tbf queue, a delay line for the round trip, a Linux receiver)")
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round trip: cwnd (segments) when the last byte sent before the round began was acknowledged."""
+
+    number: int  # 1 = the first round trip after the handshake
+    cwnd: int  # segments, at the end of the round
+    time: float  # seconds after the first data left
+    ratio: float | None  # cwnd / the previous round's cwnd
+
+    def to_json(self) -> dict[str, int]:
+        return {"round": self.number, "cwnd": self.cwnd}
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """One cut of the congestion window: from `before` to `after` segments, and why."""
+
+    before: int
+    after: int
+    cause: str  # fast-retransmit, timeout or other
+    time: float  # seconds after the first data left
+    ssthresh: int | None
+
+    @property
+    def factor(self) -> float:
+        return self.after / self.before if self.before else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.after, "cause": self.cause}
+
+    def __str__(self) -> str:
+        return f"{self.cause}: cwnd {self.before} → {self.after} segments (× {self.factor:.2f})"
+
+
+@dataclass
+class CongestionExperiment(Experiment):
+    """An Experiment through a bottleneck: also the sender's TCP_INFO samples and what the path did."""
+
+    algorithm: str = ""
+    path: str = ""  # the bottleneck, in one line
+    rtt: float = 0.0  # seconds: the path's round trip without a queue
+    rate: float = 0.0  # bits/s: the bottleneck's rate
+    sent: int = 0  # bytes the program handed to the socket
+    samples: list[TcpInfo] = field(default_factory=list)
+    probes: list[tuple[float, float]] = field(default_factory=list)  # (seconds, round trip s) of the small connection
+    capture_drops: int = 0  # frames the capturing socket missed
+    queue_drops: int = 0  # packets the bottleneck's queue dropped
+    log: list[tuple[float, str]] = field(default_factory=list)
+
+    @cached_property
+    def conversation(self) -> Conversation:
+        """The bulk transfer's conversation (to the sink, port 9), not the small connection beside it."""
+        found = [c for c in self.conversations if c.server[1] == SINK_PORT]
+        return found[0] if found else super().conversation
+
+    @property
+    def start(self) -> float:
+        """When the first data left (Unix seconds): time 0 of rounds, reductions and plots."""
+        for s in self.samples:
+            if s.bytes_sent:
+                return s.time
+        return self.samples[0].time if self.samples else 0.0
+
+    @property
+    def rounds(self) -> list[Round]:
+        return rounds(self.samples)
+
+    @property
+    def reductions(self) -> list[Reduction]:
+        return reductions(self.samples)
+
+    @property
+    def throughput(self) -> float:
+        """Bytes/s delivered from the first data to the last ACK (the kernel's bytes_acked over that time)."""
+        last = self.samples[-1] if self.samples else None
+        if last is None or last.time <= self.start:
+            return 0.0
+        done = next((s for s in self.samples if s.bytes_acked >= last.bytes_acked), last)
+        return (done.bytes_acked - 1) / max(1e-9, done.time - self.start)
+
+    def recording_fields(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "path": self.path, "rtt": self.rtt, "rate": self.rate, "sent": self.sent,
+                "samples": _table(self.samples), "probes": self.probes,
+                "capture_drops": self.capture_drops, "queue_drops": self.queue_drops, "log": self.log}
+
+    @classmethod
+    def from_recording(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        return {"algorithm": meta.get("algorithm", ""), "path": meta.get("path", ""), "rtt": meta.get("rtt", 0.0),
+                "rate": meta.get("rate", 0.0), "sent": meta.get("sent", 0),
+                "samples": _untable(meta.get("samples", {})),
+                "probes": [tuple(p) for p in meta.get("probes", [])], "capture_drops": meta.get("capture_drops", 0),
+                "queue_drops": meta.get("queue_drops", 0), "log": [tuple(e) for e in meta.get("log", [])]}
+
+
+def _table(samples: list[TcpInfo]) -> dict[str, list]:
+    """Samples as a table for a recording's .json: the field names once, then one row per sample."""
+    names = list(TcpInfo.__dataclass_fields__)
+    return {"fields": names, "rows": [[getattr(s, n) for n in names] for s in samples]}
+
+
+def _untable(table: dict[str, list]) -> list[TcpInfo]:
+    names = table.get("fields", [])
+    return [TcpInfo(**dict(zip(names, row, strict=True))) for row in table.get("rows", [])]
+
+
+# ---------------------------------------------------------------------------
+# Reading the samples.
+
+
+def rounds(samples: list[TcpInfo]) -> list[Round]:
+    """cwnd at the end of each round trip: a round ends when every byte sent before it began is acknowledged."""
+    first = next((i for i, s in enumerate(samples) if s.bytes_sent), None)
+    if first is None:
+        return []
+    start = samples[first].time
+    mark = samples[first].bytes_sent - samples[first].bytes_retrans  # new bytes out when round 1 began
+    found: list[Round] = []
+    for s in samples[first + 1:]:
+        acked = s.bytes_acked - 1  # bytes_acked counts the SYN's sequence number too
+        if acked >= mark:
+            previous = found[-1].cwnd if found else None
+            found.append(Round(len(found) + 1, s.cwnd, s.time - start, s.cwnd / previous if previous else None))
+            mark = s.bytes_sent - s.bytes_retrans
+            if mark <= acked:  # nothing new in flight: the transfer is over
+                break
+    return found
+
+
+def reductions(samples: list[TcpInfo]) -> list[Reduction]:
+    """Each cut of cwnd: entering Recovery (fast retransmit), Loss (a timeout), or a cut while Open (other).
+
+    `before` is cwnd just before the cut; `after` is cwnd when the state ends (Linux's PRR brings
+    it down step by step during recovery, to ssthresh), or its lowest in the Loss state (1).
+    """
+    found: list[Reduction] = []
+    start = next((s.time for s in samples if s.bytes_sent), samples[0].time if samples else 0.0)
+    i = 1
+    while i < len(samples):
+        prev, s = samples[i - 1], samples[i]
+        if s.ca_state in ("Recovery", "Loss") and prev.ca_state not in ("Recovery", "Loss"):
+            state, before = s.ca_state, max(prev.cwnd, s.cwnd if s.ca_state == "Recovery" else prev.cwnd)
+            j = i
+            lowest = s.cwnd
+            while j < len(samples) and samples[j].ca_state == state:
+                lowest = min(lowest, samples[j].cwnd)
+                j += 1
+            end = samples[min(j, len(samples) - 1)]
+            after = lowest if state == "Loss" else end.cwnd
+            found.append(Reduction(before, after, "timeout" if state == "Loss" else "fast-retransmit",
+                                   s.time - start, end.ssthresh))
+            i = j + 1
+            continue
+        if s.ca_state in ("Open", "CWR") and prev.ca_state in ("Open", "CWR") and s.cwnd < 0.7 * prev.cwnd and prev.cwnd > 4:
+            found.append(Reduction(prev.cwnd, s.cwnd, "other", s.time - start, s.ssthresh))
+        i += 1
+    return found
+
+
+def capture_check(exp: CongestionExperiment) -> str:
+    """One line: data segments the capture holds against the sender's own count (TCP_INFO data_segs_out)."""
+    if not exp.samples:
+        return "no samples from the kernel to compare the capture with"
+    conv = exp.conversation
+    seen = sum(1 for s in conv.segments if s.direction == CLIENT_TO_SERVER and s.length)
+    kernel = exp.samples[-1].data_segs_out
+    if seen == kernel and not exp.capture_drops:
+        return f"the capture holds all {kernel} data segments the kernel says it sent: complete"
+    return (f"the capture holds {seen} data segments, the kernel says it sent {kernel}; the capturing socket "
+            f"reports {exp.capture_drops} frames missed: the capture is {'incomplete' if seen < kernel else 'larger'}, "
+            "trust the kernel's counters")
+
+
+def kernel_facts() -> dict[str, Any]:
+    """What this kernel offers, read now: algorithms available and the default (sysctl net.ipv4.*)."""
+    return {"available": available_algorithms(), "default": default_algorithm()}
+
+
+# ---------------------------------------------------------------------------
+# The experiments.
+
+
+def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rtt: float = 0.04,
+        seconds: float = 1.5, size: int | None = None, drops: tuple[int, ...] = (),
+        outage: tuple[int, float] | None = None, rcvbuf: int | None = None, probe: float | None = None,
+        recorded: str | None = None) -> CongestionExperiment:
+    """Send for `seconds` (or `size` bytes) with congestion control `algorithm` through a bottleneck.
+
+    The path: `rate` bits/s, a queue of `queue` packets, `rtt` seconds round trip; `drops` are
+    data segments the path loses (1 = the first), `outage` = (N, s) loses everything from
+    segment N for s seconds, `rcvbuf` is the receiver's buffer in bytes. With `probe` (seconds),
+    a second, small connection sends one byte that often and times its echo. `recorded` names
+    the recording shown where this machine refuses the lab.
+    """
+    if algorithm is not None:
+        if not isinstance(algorithm, str):
+            raise TypeError(f"algorithm is a name such as 'cubic', not {algorithm!r}")
+        offered = available_algorithms()
+        if offered and algorithm not in offered:
+            raise ValueError(f"this kernel has no congestion control {algorithm!r}; it offers {', '.join(offered)}")
+    check_seconds("seconds", seconds, 10.0)
+    if size is not None:
+        check_int("size", size, 1, 50_000_000)
+    if probe is not None:
+        check_seconds("probe", probe, 1.0)
+
+    def live(lab: Lab) -> CongestionExperiment:
+        with Bottleneck(lab, rate=rate, queue=queue, rtt=rtt, drops=drops, outage=outage, rcvbuf=rcvbuf,
+                        duration=seconds + 10) as path:
+            pings: list[tuple[float, float]] = []
+            stop = threading.Event()
+            prober = None
+            if probe is not None:
+                small = path.connect(address=path.echo)
+                small.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                prober = threading.Thread(target=_probe, args=(small, probe, stop, pings, seconds + 5), daemon=True)
+            with path.connect(algorithm) as sock:
+                if prober is not None:
+                    prober.start()
+                sent, samples = send_sampled(sock, seconds=seconds, size=size)
+                stop.set()
+                if prober is not None:
+                    prober.join(3.0)
+                    small.close()
+        first = next((s.time for s in samples if s.bytes_sent), samples[0].time)
+        return CongestionExperiment(
+            path.report.packets, "live", WHY, result=sent, algorithm=samples[0].algorithm, path=path.describe(),
+            rtt=rtt, rate=rate, sent=sent, samples=samples, probes=[(t - first, r) for t, r in pings],
+            capture_drops=path.report.capture_drops, queue_drops=path.report.queue_drops, log=path.report.log)
+
+    return live_or_recorded(live, recorded, kind=CongestionExperiment)
+
+
+def _probe(sock: socket.socket, every: float, stop: threading.Event, out: list[tuple[float, float]],
+           bound: float) -> None:
+    """Send one byte every `every` s and time its echo, until `stop` (or `bound` s); append (when, round trip)."""
+    sock.settimeout(2.0)
+    end = time.monotonic() + bound
+    while not stop.is_set() and time.monotonic() < end:
+        sent_at = time.time()
+        try:
+            sock.sendall(b"?")
+            if not sock.recv(1):
+                return
+        except OSError:
+            return
+        out.append((sent_at, time.time() - sent_at))
+        stop.wait(every)
+
+
+def slow_start(algorithm: str = "reno", *, recorded: str | None = "congestion-slow-start") -> CongestionExperiment:
+    """Slow start alone: a pipe wide enough (20 Mbit/s, 50 ms, a 200-packet queue) that 400 kB cross without a loss."""
+    return run(algorithm, rate=20e6, queue=200, rtt=0.05, seconds=2.0, size=400_000, recorded=recorded)
+
+
+def after_loss(algorithm: str, loss: int = 150, *, recorded: str | None = "") -> CongestionExperiment:
+    """One loss (data segment `loss`) on a 10 Mbit/s, 40 ms path: how far `algorithm` cuts cwnd.
+
+    Where the lab is refused, the recording `congestion-ALGORITHM` is shown (`recorded=""`).
+    """
+    check_int("loss", loss, 1, 100_000)
+    if recorded == "":
+        recorded = f"congestion-{algorithm}"
+    return run(algorithm, rate=10e6, queue=100, rtt=0.04, seconds=1.5, drops=(loss,), recorded=recorded)
+
+
+def timeout(algorithm: str = "cubic", *, recorded: str | None = "congestion-timeout") -> CongestionExperiment:
+    """An outage of 0.4 s from data segment 100: no duplicate ACKs come back, so the kernel's timer fires."""
+    return run(algorithm, rate=10e6, queue=100, rtt=0.04, seconds=1.5, outage=(100, 0.4), recorded=recorded)
+
+
+def window_limits(limit: str, *, recorded: str | None = "") -> CongestionExperiment:
+    """The same 1 s transfer limited by the receiver's window (`limit="rwnd"`: a 16 kB buffer) or by the path ("cwnd")."""
+    if limit not in ("rwnd", "cwnd"):
+        raise ValueError(f"limit is 'rwnd' or 'cwnd', not {limit!r}")
+    if recorded == "":
+        recorded = f"congestion-{limit}"
+    return run("reno", rate=10e6, queue=30, rtt=0.04, seconds=1.0, rcvbuf=16_384 if limit == "rwnd" else None,
+               recorded=recorded)
+
+
+def bufferbloat(queue: int, *, recorded: str | None = "") -> CongestionExperiment:
+    """A bulk transfer (CUBIC) fills a `queue`-packet queue while a small connection times its round trip every 20 ms."""
+    check_int("queue", queue, 2, 1000)
+    if recorded == "":
+        recorded = "congestion-bloat-long" if queue > 50 else "congestion-bloat-short"
+    return run("cubic", rate=5e6, queue=queue, rtt=0.03, seconds=1.5, probe=0.02, recorded=recorded)
+
+
+# The recordings shipped in netlab/data, re-recorded by `python -m netlab record`.
+RECORDINGS: dict[str, Callable[[], Experiment]] = {
+    "congestion-slow-start": lambda: slow_start(recorded=None),
+    "congestion-reno": lambda: after_loss("reno", recorded=None),
+    "congestion-cubic": lambda: after_loss("cubic", recorded=None),
+    "congestion-bbr": lambda: after_loss("bbr", recorded=None),
+    "congestion-timeout": lambda: timeout(recorded=None),
+    "congestion-rwnd": lambda: window_limits("rwnd", recorded=None),
+    "congestion-cwnd": lambda: window_limits("cwnd", recorded=None),
+    "congestion-bloat-long": lambda: bufferbloat(300, recorded=None),
+    "congestion-bloat-short": lambda: bufferbloat(10, recorded=None),
+}
+
+
+def figure(exp: CongestionExperiment, title: str | None = None) -> Any:
+    """The time-sequence graph of the bulk transfer above the sender's cwnd from its kernel, on one time axis.
+
+    Both start at the bulk connection's SYN, so a round of segments in the upper graph sits
+    above the cwnd that allowed it.
+    """
+    from scapy.layers.inet import TCP
+
+    from netlab.core.draw import NotebookFigure, cwnd_plot, time_sequence
+
+    fig = NotebookFigure(figsize=(8.6, 7.6))
+    top, bottom = fig.add_axes((0.09, 0.56, 0.88, 0.38)), fig.add_axes((0.09, 0.07, 0.88, 0.38))
+    conv = exp.conversation
+    time_sequence(conv, ax=top, title=title or f"{exp.algorithm}: {exp.path}")
+    zero = next((float(p.time) for p in exp.packets if TCP in p and SINK_PORT in (p[TCP].dport, p[TCP].sport)), None)
+    cwnd_plot(exp.samples, start=zero, ax=bottom, unit=top.get_xlabel().removeprefix("time (").rstrip(")"))
+    return fig
+
+
+@dataclass(frozen=True)
+class WindowEstimate:
+    """min(cwnd, rwnd) / RTT from the kernel's own samples, against the throughput measured."""
+
+    cwnd_bytes: float  # cwnd × MSS, the median over the middle of the run
+    rwnd_bytes: float  # the receiver's advertised window (snd_wnd), likewise
+    srtt: float  # seconds, likewise
+    predicted: float  # bytes/s: min(cwnd, rwnd) / srtt
+    measured: float  # bytes/s: acknowledged bytes over the transfer's time
+
+    @property
+    def limit(self) -> str:
+        return "rwnd" if self.rwnd_bytes < self.cwnd_bytes else "cwnd"
+
+    def __str__(self) -> str:
+        return (f"cwnd {self.cwnd_bytes / 1000:.1f} kB, rwnd {self.rwnd_bytes / 1000:.1f} kB, srtt {self.srtt * 1000:.1f} ms: "
+                f"min(cwnd, rwnd)/srtt = {self.predicted / 1000:.1f} kB/s, measured {self.measured / 1000:.1f} kB/s")
+
+
+def window_estimate(exp: CongestionExperiment) -> WindowEstimate:
+    """Throughput as min(cwnd, rwnd)/RTT predicts it, from the samples of the middle half of the sending."""
+    busy = [s for s in exp.samples if s.bytes_sent and s.in_flight]
+    middle = busy[len(busy) // 4: 3 * len(busy) // 4] or busy
+    if not middle:
+        raise ValueError("this run has no samples with data in flight")
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    cwnd = median([s.cwnd * s.mss for s in middle])
+    rwnd = median([s.snd_wnd for s in middle])
+    srtt = median([s.srtt for s in middle])
+    return WindowEstimate(cwnd, rwnd, srtt, min(cwnd, rwnd) / srtt, exp.throughput)
