@@ -167,6 +167,7 @@ class _Wire:
     """One TCP segment as read off the wire: its innermost IP and TCP headers, found once."""
 
     packet: Any
+    ip: Any  # the innermost IP or IPv6 layer, the one that carries the TCP segment
     src: tuple[str, int]
     dst: tuple[str, int]
     flags: int  # the 9 flag bits, AE (bit 8) to FIN (bit 0)
@@ -182,28 +183,45 @@ class _Wire:
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
 
 
+@functools.cache
+def _layers() -> tuple[type, type, type, type]:
+    """scapy's IP, IPv6, TCP and NoPayload classes, imported on first use (scapy takes a second to import)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.packet import NoPayload
+
+    return IP, IPv6, TCP, NoPayload
+
+
+def _value(layer: Any, name: str) -> Any:
+    """A header field as dissected: read from the layer's own table, a tenth of the time of scapy's
+    attribute lookup (which matters once per field per packet); a field never set has its default."""
+    fields = layer.fields
+    return fields[name] if name in fields else getattr(layer, name)
+
+
 def _read(pkt: Any) -> _Wire | None:
     """The innermost IP/TCP of `pkt` (through GRE, VXLAN, Geneve, GTP-U, IP-in-IP, 6in4, MPLS, as
     Wireshark reads them), or None when it holds no TCP segment."""
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.inet6 import IPv6
-
-    tcp = pkt.getlayer(TCP)
+    ip_class, ipv6_class, tcp_class, _ = _layers()
+    tcp = pkt.getlayer(tcp_class)
     if tcp is None:
         return None
     ip = tcp.underlayer  # the IP header just above TCP (after IPv6 extension headers), not the tunnel's
-    while ip is not None and not isinstance(ip, (IP, IPv6)):
+    while ip is not None and not isinstance(ip, (ip_class, ipv6_class)):
         ip = ip.underlayer
     if ip is None:
         return None
     raw = _captured_bytes(tcp)
-    header = int(tcp.dataofs or 5) * 4
+    header = int(_value(tcp, "dataofs") or 5) * 4
     captured = raw[header:]
     length = _segment_length(ip, tcp, header)
     return _Wire(
-        packet=pkt, src=(str(ip.src), int(tcp.sport)), dst=(str(ip.dst), int(tcp.dport)), flags=int(tcp.flags),
-        seq=int(tcp.seq), ack=int(tcp.ack), window=int(tcp.window), wscale=_wscale(tcp),
-        length=len(captured) if length is None else length, payload=captured[:length], time=float(pkt.time),
+        packet=pkt, ip=ip, src=(str(_value(ip, "src")), int(_value(tcp, "sport"))),
+        dst=(str(_value(ip, "dst")), int(_value(tcp, "dport"))), flags=int(_value(tcp, "flags")),
+        seq=int(_value(tcp, "seq")), ack=int(_value(tcp, "ack")), window=int(_value(tcp, "window")),
+        wscale=_wscale(tcp), length=len(captured) if length is None else length, payload=captured[:length],
+        time=float(pkt.time),
     )
 
 
@@ -211,10 +229,9 @@ def _captured_bytes(tcp: Any) -> bytes:
     """The TCP header and payload as captured, without rebuilding them (a payload scapy dissects as
     some protocol can come out different when rebuilt); rebuilt only when changed since it was read,
     or built in Python."""
-    from scapy.packet import NoPayload
-
+    no_payload = _layers()[3]
     layer = tcp
-    while not isinstance(layer, NoPayload):
+    while not isinstance(layer, no_payload):
         if layer.raw_packet_cache is None:
             return bytes(tcp)
         layer = layer.payload
@@ -225,12 +242,10 @@ def _segment_length(ip: Any, tcp: Any, header: int) -> int | None:
     """The payload length the IP header gives (Wireshark's tcp.len), in bytes: right even when the
     capture cut the frame short or Ethernet padded it. None when the header cannot say: a length of
     0 (captured before segmentation offload split it) or a packet built in Python without one."""
-    from scapy.layers.inet import IP
-
-    if isinstance(ip, IP):
-        total, above = ip.len, int(ip.ihl or 5) * 4
+    if isinstance(ip, _layers()[0]):
+        total, above = _value(ip, "len"), int(_value(ip, "ihl") or 5) * 4
     else:
-        total, above = ip.plen, 0  # IPv6: the payload length counts extension headers
+        total, above = _value(ip, "plen"), 0  # IPv6: the payload length counts extension headers
         if ip.payload is not tcp and ip.payload.original and tcp.original:
             above = len(ip.payload.original) - len(tcp.original)
     if not total:
@@ -240,7 +255,7 @@ def _segment_length(ip: Any, tcp: Any, header: int) -> int | None:
 
 
 def _wscale(tcp: Any) -> int | None:
-    for name, value in tcp.options or []:
+    for name, value in _value(tcp, "options") or []:
         if name == "WScale":
             return int(value)
     return None
@@ -248,17 +263,28 @@ def _wscale(tcp: Any) -> int | None:
 
 def _read_all(packets: Iterable[Any]) -> list[_Wire]:
     """Every TCP segment in `packets`, with IPv4 fragments put back together first (as Wireshark does)."""
-    from scapy.layers.inet import IP
-
     packets = list(packets)
+    wires = []
     last_pieces = {}  # (id, src, dst, protocol) -> time of the fragment that completes the packet
     for pkt in packets:
-        ip = pkt.getlayer(IP)
-        if ip is not None and (ip.frag or ip.flags.MF):
+        wire = _read(pkt)
+        if wire is not None:
+            wires.append(wire)
+        ip = _fragment(pkt, wire)
+        if ip is not None:
             last_pieces[(ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
-    if last_pieces:
-        packets = _reassemble(packets, last_pieces)
-    return [w for w in map(_read, packets) if w is not None]
+    if not last_pieces:
+        return wires
+    return [w for w in map(_read, _reassemble(packets, last_pieces)) if w is not None]
+
+
+def _fragment(pkt: Any, wire: _Wire | None) -> Any:
+    """The IPv4 header of `pkt` if it is a fragment, else None; cheap for a whole TCP segment."""
+    ip_class = _layers()[0]
+    ip = pkt.getlayer(ip_class) if wire is None else wire.ip
+    if not isinstance(ip, ip_class):
+        return None
+    return ip if _value(ip, "frag") or int(_value(ip, "flags")) & 1 else None
 
 
 def _reassemble(packets: list[Any], last_pieces: dict[tuple, float]) -> list[Any]:
