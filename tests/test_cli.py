@@ -285,5 +285,5 @@ def test_retransmit_recorded_speaks_of_the_recording_not_a_script():
     first = result.stdout.splitlines()[0]
     assert first.startswith("recorded: NETLAB_RECORDED is set"), first
     assert "The recording holds 4 retransmissions; --count applies to live runs." in first
-    assert "script" not in result.stdout
+    assert "Script(" not in result.stdout and "your script" not in result.stdout
     assert result.stdout.count("retransmission ") == 4

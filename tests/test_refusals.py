@@ -130,7 +130,7 @@ def test_seccomp_refuses_setns_retransmit_shows_the_recording():
         pytest.skip(f"this machine refuses the lab itself: {first}")
     assert first.startswith("recorded: This system lets netlab create a private network but refuses programs joining it")
     assert "seccomp" in first and README_HINT in first
-    assert "--count applies to live runs" in first and "script" not in result.stdout
+    assert "--count applies to live runs" in first and "Script(" not in result.stdout and "your script" not in result.stdout
     assert result.stdout.count("retransmission ") == 4
 
 
@@ -149,7 +149,11 @@ def test_seccomp_refuses_setns_load_runs_on_the_host():
         pytest.skip(f"this machine refuses the lab itself: {why}")
     assert where == "host True"
     assert why.startswith("host loopback: This system lets netlab create a private network but refuses programs joining it")
-
+    mode = run(under_seccomp("setns", "EPERM", sys.executable, "-c", MODE))
+    assert mode.returncode == 0 and mode.stderr == "", mode.stderr
+    sentence = mode.stdout.strip()
+    assert sentence.startswith("live, except where programs must join the lab: ") and one_sentence(sentence), sentence
+    assert "seccomp" in sentence and README_HINT in sentence
 
 def test_a_lab_that_joins_says_so_once():
     """Where setns is allowed, the first popen checks it (one nsenter of `true`), later ones do not."""

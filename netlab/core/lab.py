@@ -206,7 +206,8 @@ def join_refusal_sentence(nsenter_said: str) -> str:
     else:
         cause, hint = nsenter_said or "nsenter failed", ""
     return ("This system lets netlab create a private network but refuses programs joining it "
-            f"({cause}), so netlab shows recorded captures instead" + (f"; {hint}." if hint else "."))
+            f"({cause}), so what needs them (the scripted peer, iperf3, load generators) shows a recording "
+            "or runs on this machine instead" + (f"; {hint}." if hint else "."))
 
 
 class Lab:
@@ -462,9 +463,13 @@ class Lab:
 
 
 def lab_available() -> tuple[bool, str]:
-    """Try to open a lab; return (True, how) or (False, the one-sentence reason)."""
+    """Try to open a lab and join it; return (True, how) or (False, the one-sentence reason)."""
     try:
-        with Lab():
+        with Lab() as lab:
+            try:
+                lab.check_join()
+            except LabUnavailable as err:
+                return True, f"live, except where programs must join the lab: {err}"
             return True, "live: experiments run in a private network namespace that netlab created"
     except LabUnavailable as err:
         return False, str(err)
