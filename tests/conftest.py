@@ -42,13 +42,25 @@ def _gone(pid: int) -> bool:
 
 @pytest.fixture
 def nothing_left_behind():
-    """Fail the test if it leaves a thread, a file descriptor or a child process behind."""
-    threads, fds = threading.active_count(), _open_fds()
+    """Fail the test if it leaves a thread, a file descriptor or a child process (a zombie too) behind."""
+    threads, fds, children = threading.active_count(), _open_fds(), set(_children())
     yield
     assert threading.active_count() == threads, f"threads left: {threading.enumerate()}"
     assert _open_fds() == fds, f"file descriptors: {fds} before, {_open_fds()} after"
-    assert _children() == [], "child processes left behind"
+    left = set(_children()) - children
+    assert not left, f"child processes left behind: {_commands(left)}"
 
+
+def _commands(pids) -> list[str]:
+    """What each process runs, to name a process left behind."""
+    found = []
+    for pid in sorted(pids):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            found.append(f"{pid}: {argv or '(a zombie)'}")
+        except OSError:
+            found.append(f"{pid}: (ended)")
+    return found
 
 
 @pytest.fixture
