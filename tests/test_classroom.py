@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -267,41 +266,43 @@ def _instructor(stem: str) -> dict:
     return edition.read_notebook(NOTEBOOKS / f"{stem}.ipynb")
 
 
-def test_instructor_edition_gets_full_marks_and_a_wrong_answer_loses_only_its_exercise(tmp_path):
-    wrong = _instructor("00-start-here")
-    first = edition.exercises(wrong, "00-start-here")[0]
-    answer = wrong["cells"][first.answers[0]]
-    source = "".join(answer["source"])
-    assert "answer = " in source
-    # Live or recorded, whichever this machine is not: the check's hint must not name the right one.
-    swapped = {'"live"': '"recorded"', '"recorded"': '"live"'}
-    answer["source"] = re.sub('"live"|"recorded"', lambda m: swapped[m.group()], source)
+def test_instructor_edition_gets_full_marks(tmp_path):
     right = _submission(tmp_path, "alice", {stem: _instructor(stem) for stem in QUICK})
-    mistaken = _submission(tmp_path, "bob", {"00-start-here": wrong})
-    rows = grading.grade([right, mistaken], NOTEBOOKS, workers=2)
-    alice = [r for r in rows if r.student == "alice"]
-    assert alice and all(r.passed for r in alice), [r for r in alice if not r.passed]
-    assert {r.notebook for r in alice} == set(QUICK)
-    bob = {r.exercise: r for r in rows if r.student == "bob"}
-    assert not bob[first.grade_id].passed
-    assert all(r.passed for e, r in bob.items() if e != first.grade_id)
-    hint = bob[first.grade_id].feedback
-    assert "live" not in hint.lower().replace("live_or", "") and "recorded" not in hint.lower(), hint
+    rows = grading.grade([right], NOTEBOOKS, workers=2)
+    assert {r.notebook for r in rows} == set(QUICK)
+    assert all(r.passed for r in rows), [r for r in rows if not r.passed]
+    assert len(rows) == sum(len(edition.exercises(_instructor(stem), stem)) for stem in QUICK)
+
+
+def test_a_wrong_answer_loses_only_its_exercise_with_a_cross_and_a_hint_without_the_answer(tmp_path):
+    reference = edition.write_notebook(sample(), tmp_path / "instructor" / "98-sample.ipynb")
+    wrong = sample()
+    wrong["cells"][2]["source"] = "### BEGIN SOLUTION\nanswer = 8760 * 0.050\n### END SOLUTION"
+    folder = _submission(tmp_path, "bob", {"98-sample": wrong})
+    rows = {r.exercise: r for r in grading.grade([folder], reference.parent)}
+    assert rows["98-ex2"].passed and not rows["98-ex1"].passed
+    hint = rows["98-ex1"].feedback
+    assert hint and "175,200" not in hint and "175200" not in hint, hint
+    # In the student's own run (no NETLAB_GRADING) the same check shows a cross and the same hint.
+    ran = _execute(wrong, tmp_path)
+    shown = "".join(o["data"]["text/plain"] for o in ran.cells[3].outputs if "text/plain" in o.get("data", {}))
+    assert shown == f"✘ {hint}"
 
 
 def test_grade_writes_the_csv_and_a_summary_from_the_command_line(tmp_path):
-    folder = _submission(tmp_path, "carol", {"01-layers-and-packets": _instructor("01-layers-and-packets")})
+    reference = edition.write_notebook(sample(), tmp_path / "instructor" / "98-sample.ipynb")
+    folder = _submission(tmp_path, "carol", {"98-sample": sample()})
     out = tmp_path / "grades.csv"
-    done = subprocess.run([sys.executable, "-m", "netlab", "grade", str(folder), "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-m", "netlab", "grade", str(folder), "--out", str(out),
+                           "--source", str(reference.parent)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "carol" in done.stdout and "3/3" in done.stdout
+    assert "carol" in done.stdout and "2/2" in done.stdout
     assert "[##############################] 1/1 notebooks" in done.stderr
     with out.open(newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["student", "notebook", "exercise", "passed", "feedback"]
-    assert [r[:4] for r in rows[1:]] == [["carol", "01-layers-and-packets", f"01-ex{k}", "true"] for k in (1, 2, 3)]
-    assert not any(r[4].startswith(("✔", "✘")) for r in rows[1:])
+    assert [r[:4] for r in rows[1:]] == [["carol", "98-sample", f"98-ex{k}", "true"] for k in (1, 2)]
+    assert all(r[4] and not r[4].startswith(("✔", "✘")) for r in rows[1:])
 
 
 def test_each_kind_of_bad_submission_gets_one_star_row_and_grading_goes_on(tmp_path):
