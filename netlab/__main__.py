@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from netlab.core.conversation import Conversation, split_streams
+from netlab.core.conversation import Conversation, conversations
 from netlab.core.errors import ConversationError, NetlabError
 from netlab.core.pcapfiles import load_pcap
 
@@ -48,31 +48,59 @@ def _refused(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     if args.png:
         _writable_folder(Path(args.png).parent)
-    packets = load_pcap(args.file)
-    streams = split_streams(packets)
-    if not streams:
+    # One read and one split into streams, however many streams the file holds.
+    convs = conversations(load_pcap(args.file), source=Path(args.file).name, partial=True)
+    if not convs:
         raise ConversationError(f"{args.file} holds no TCP segments")
-    numbers = [args.stream] if args.stream is not None else list(range(len(streams)))
-    shown = 0
-    for number in numbers:
-        try:
-            conv = Conversation.from_packets(packets, stream=number, source=Path(args.file).name)
-        except ConversationError as err:
-            if args.stream is not None:
-                raise
-            print(f"(skipping stream {number}: {err})\n")
-            continue
+    if args.stream is not None:
+        if not 0 <= args.stream < len(convs):
+            raise ConversationError(f"there is no TCP stream {args.stream}; the capture holds streams 0..{len(convs) - 1}")
+        convs = [convs[args.stream]]
+    for conv in convs:
         print(conv.table(payload=args.payload))
         print()
-        shown += 1
         if args.png:
-            png = Path(args.png)
-            if len(numbers) > 1:
-                png = png.with_name(f"{png.stem}-stream{number}{png.suffix or '.png'}")
-            print(f"wrote {_ladder_png(conv, png)}\n")
-    if not shown:
-        raise ConversationError(f"{args.file}: no TCP stream in it starts with a handshake")
+            print(_show_png(conv, args, several=len(convs) > 1) + "\n")
     return 0
+
+
+def _show_png(conv: Conversation, args: argparse.Namespace, several: bool) -> str:
+    """Draw one stream's ladder (the window --segments or --time chose, or its first 60 segments)
+    to the PNG file --png names; say where, and which part of the stream it shows."""
+    from netlab.core.draw import ladder, ladder_segments
+
+    png = Path(args.png)
+    if not png.suffix:
+        png = png.with_suffix(".png")
+    if several:
+        png = png.with_name(f"{png.stem}-stream{conv.stream_number}{png.suffix}")
+    window = {"segments": args.segments, "time": args.time}
+    try:
+        shown = ladder_segments(conv, **window)
+    except ValueError as err:  # nothing of this stream in the window asked for
+        if not several:
+            raise ConversationError(str(err)) from None
+        return f"(no ladder for stream {conv.stream_number}: {err})"
+    ladder(conv, **window).savefig(png, dpi=110)
+    if len(shown) == len(conv.segments):
+        return f"wrote {png}"
+    return (f"wrote {png}: segments {shown[0].number}–{shown[-1].number} of {len(conv.segments)} "
+            "(choose others with --segments A:B or --time T0:T1)")
+
+
+def _range(convert, what: str):
+    """An argparse type for 'A:B' (either end may be left out), each end converted by `convert`."""
+    def parse(text: str) -> tuple:
+        if text.count(":") != 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a range A:B of {what} (either end may be left out)")
+        try:
+            first, last = (convert(part) if part.strip() else None for part in text.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a range A:B of {what}") from None
+        if first is not None and last is not None and last < first:
+            raise argparse.ArgumentTypeError(f"{text!r}: the range ends before it starts")
+        return first, last
+    return parse
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -355,8 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("show", help="print the table (and draw the ladder) for a pcap you recorded")
     p.add_argument("file", help="a pcap or pcapng file (tcpdump -w, Wireshark)")
     p.add_argument("--stream", type=_stream, help="show only TCP stream N (numbered from 0 like Wireshark)")
-    p.add_argument("--png", help="also draw the ladder diagram to this PNG file")
+    p.add_argument("--png", help="also draw the ladder diagram to this PNG file (.png added when it has no extension)")
     p.add_argument("--payload", action="store_true", help="show the first bytes of each payload")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--segments", type=_range(int, "segment numbers"), metavar="A:B",
+                        help="draw segments A to B as numbered in the table (default: the first 60; at most 75)")
+    window.add_argument("--time", type=_range(float, "seconds"), metavar="T0:T1",
+                        help="draw the segments sent T0 to T1 seconds after the stream's first")
     p.set_defaults(func=_show)
 
     p = commands.add_parser("http-server", help="run the lessons' HTTP server on 127.0.0.1 until Ctrl-C")

@@ -144,12 +144,17 @@ def test_show_a_capture_without_tcp(tmp_path):
     assert_clean_error(netlab_cli("show", path), "no TCP")
 
 
-def test_show_a_capture_started_mid_connection(tmp_path):
+def test_show_a_capture_started_mid_connection_lists_it_labelled(tmp_path):
     path = save_pcap(recorded("handshake")[3:], tmp_path / "late.pcap")  # from the first data segment on
-    assert_clean_error(netlab_cli("show", path), "handshake")
-    # And for the one stream asked for, the reason itself:
-    line = assert_clean_error(netlab_cli("show", path, "--stream", "0"), "started after the connection was opened")
-    assert "stream 0" in line
+    for argv in (["show", path], ["show", path, "--stream", "0"]):
+        result = netlab_cli(*argv)
+        assert result.returncode == 0, result.stderr
+        first = result.stdout.splitlines()[0]
+        assert "TCP stream 0" in first and "no handshake captured" in first and "ISN unknown" in first
+        assert "window scaling unknown" in first
+        assert result.stdout.count("C→S") + result.stdout.count("S→C") == 7
+        # Wireshark's relative numbers: each side's first segment is seq 1.
+        assert result.stdout.splitlines()[2].split()[3:7] == ["PSH-ACK", "1", "1", "13"]
 
 
 def test_show_a_stream_that_does_not_exist(two_streams):
@@ -287,3 +292,85 @@ def test_retransmit_recorded_speaks_of_the_recording_not_a_script():
     assert "The recording holds 4 retransmissions; --count applies to live runs." in first
     assert "Script(" not in result.stdout and "your script" not in result.stdout
     assert result.stdout.count("retransmission ") == 4
+
+
+# ---------------------------------------------------------------------------
+# show on captures from the wild (issue 16): long streams drawn a window at a time
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels, from the PNG's IHDR chunk."""
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.fixture(scope="module")
+def long_stream(tmp_path_factory) -> Path:
+    """One connection of 206 segments: handshake, 100 data segments each acknowledged, close."""
+    from scapy.layers.inet import TCP
+
+    c, s = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+
+    def seg(src, dst, flags, seq, ack, data=b"", t=0.0):
+        pkt = Ether() / IP(src=src[0], dst=dst[0]) / TCP(sport=src[1], dport=dst[1], flags=flags, seq=seq, ack=ack)
+        pkt = pkt / Raw(data) if data else pkt
+        pkt.time = 1_700_000_000 + t
+        return pkt
+
+    packets = [seg(c, s, "S", 0, 0), seg(s, c, "SA", 0, 1, t=0.001), seg(c, s, "A", 1, 1, t=0.002)]
+    for k in range(100):
+        packets += [seg(c, s, "PA", 1 + 10 * k, 1, b"x" * 10, t=0.01 * (k + 1)),
+                    seg(s, c, "A", 1, 11 + 10 * k, t=0.01 * (k + 1) + 0.001)]
+    packets += [seg(c, s, "FA", 1001, 1, t=1.02), seg(s, c, "FA", 1, 1002, t=1.021), seg(c, s, "A", 1002, 2, t=1.022)]
+    return save_pcap(packets, tmp_path_factory.mktemp("long") / "long.pcap")
+
+
+def test_show_draws_the_first_60_segments_of_a_long_stream_and_says_so(tmp_path, long_stream):
+    needs_draw()
+    result = netlab_cli("show", long_stream, "--png", tmp_path / "ladder.png")
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {tmp_path / 'ladder.png'}: segments 1–60 of 206" in result.stdout
+    assert "--segments A:B or --time T0:T1" in result.stdout
+    width, height = _png_size(tmp_path / "ladder.png")
+    assert height <= 4000 and width < height
+
+
+@pytest.mark.parametrize(("window", "shown"), [
+    (["--segments", "100:120"], "segments 100–120 of 206"),
+    (["--segments", "150:"], "segments 150–206 of 206"),
+    (["--segments", "1:1000"], "segments 1–75 of 206"),  # at most 75 in one picture
+    (["--time", "0.495:0.6005"], "segments 102–122 of 206"),  # data at 0.50 to 0.60 s, each ACK 1 ms later
+])
+def test_show_draws_the_window_asked_for(tmp_path, long_stream, window, shown):
+    needs_draw()
+    result = netlab_cli("show", long_stream, "--png", tmp_path / "w.png", *window)
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stdout
+    assert _png_size(tmp_path / "w.png")[1] <= 4000
+
+
+def test_show_png_without_an_extension_writes_a_png_and_says_which(tmp_path):
+    needs_draw()
+    result = netlab_cli("show", HANDSHAKE, "--png", tmp_path / "ladder")
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "ladder.png")
+    assert f"wrote {tmp_path / 'ladder.png'}\n" in result.stdout
+    assert not (tmp_path / "ladder").exists()
+
+
+def test_show_an_empty_or_wrong_window(tmp_path, long_stream):
+    line = assert_clean_error(netlab_cli("show", long_stream, "--png", tmp_path / "w.png", "--time", "50:60"),
+                              "no segment of TCP stream 0 in that window")
+    assert "segments 1–206" in line
+    result = netlab_cli("show", long_stream, "--png", tmp_path / "w.png", "--segments", "20")
+    assert result.returncode == 2 and "not a range A:B" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_show_names_a_link_type_it_cannot_read_in_one_line(tmp_path):
+    from scapy.layers.inet import TCP
+    from scapy.utils import wrpcap
+
+    path = tmp_path / "hdlc.pcap"
+    pkt = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=80, flags="S")
+    wrpcap(str(path), [Raw(b"\x0f\x00\x08\x00" + bytes(pkt))], linktype=104)  # Cisco HDLC
+    assert_clean_error(netlab_cli("show", path), "link type 104 (Cisco HDLC)")  # and no scapy WARNING line
