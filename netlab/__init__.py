@@ -69,6 +69,7 @@ _MODULES = {
     "bulk": "netlab.lessons.bulk",  # notebook 07: one connection as fast as it goes, beside iperf3
     "tls": "netlab.lessons.tls",  # notebook 08: certificates made at run time, HTTP against HTTPS
     "congestion": "netlab.lessons.congestion",  # notebook 09: cwnd from the kernel, through a bottleneck
+    "below": "netlab.lessons.below",  # notebook 10: a router in the lab, ARP, TTL, ICMP, path MTU, names, IPv6
     "checks": "netlab.checks",  # the exercises' checks
 }
 

@@ -244,6 +244,18 @@ def _cwnd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _traceroute(args: argparse.Namespace) -> int:
+    from netlab.lessons.below import CLIENT, NAMES, SERVER, hops_of, trace
+
+    exp = trace()
+    print(exp.why)
+    print(f"traceroute from the client ({CLIENT}) to the server ({SERVER}): UDP probes with TTL 1, 2, ...; "
+          "round trips in ms")
+    for hop in hops_of(exp):
+        print(hop.line(NAMES))
+    return 0
+
+
 def _loss(text: str) -> int:
     """The number of the data segment the path loses, 1 or more."""
     try:
@@ -400,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_count, default=5, metavar="N",
                    help="retransmissions to wait for, 1 to 8 (default 5: about 6 s)")
     p.set_defaults(func=_retransmit)
+
+    p = commands.add_parser("traceroute", help="trace the lab's routed path: the router, then the server, with round trips")
+    p.set_defaults(func=_traceroute)
 
     p = commands.add_parser("mark-exercises", help="(maintainers) mark the exercises nbgrader's way, in place")
     p.add_argument("notebooks", nargs="*", help="notebooks to mark (default: every notebook of the series)")

@@ -17,7 +17,7 @@ from netlab.core.pcapfiles import DATA
 __all__ = ["LESSONS", "all_recordings", "record_all"]
 
 # The lesson modules that ship recordings, in the series' order.
-LESSONS = ("handshake", "sockets", "http", "transfer", "failures", "tls", "congestion")
+LESSONS = ("handshake", "sockets", "http", "transfer", "failures", "tls", "congestion", "below")
 
 
 def all_recordings() -> dict[str, Callable[[], Experiment]]:
