@@ -247,7 +247,12 @@ class Lab:
             raise
         finally:
             theirs.close()
-        hello = self._await_hello(timeout)
+        try:
+            hello = self._await_hello(timeout)
+        except KeyboardInterrupt:  # stopped while the lab starts: leave no helper, pipe or socket behind
+            self._proc.kill()
+            self._reap()
+            raise
         if hello[0] != "ready":
             self._reap()
             raise LabError(f"the lab process did not start: {hello[1]}")
