@@ -49,13 +49,13 @@ def test_in_flight_counts_what_is_sent_and_not_yet_acknowledged(handshake):
 def test_next_and_previous_move_the_highlighted_arrow_and_the_states(handshake):
     explorer = netlab.explore(handshake)
     assert explorer.current == 1
-    assert 'data-current="1"' in explorer._ladder.value
-    assert 'data-client="SYN-SENT"' in explorer._details.value
+    assert 'data-current="1"' in explorer._view.value
+    assert 'data-client="SYN-SENT"' in explorer._view.value
     explorer.next()
     explorer.next()
     assert explorer.current == 3
-    assert re.search(r'<g class="segment current" data-number="3">', explorer._ladder.value)
-    assert 'data-client="ESTABLISHED" data-server="ESTABLISHED"' in explorer._details.value
+    assert re.search(r'<g class="segment current" data-number="3">', explorer._view.value)
+    assert 'data-client="ESTABLISHED" data-server="ESTABLISHED"' in explorer._view.value
     explorer.previous()
     assert explorer.current == 2
     explorer.go(99)
@@ -66,7 +66,7 @@ def test_next_and_previous_move_the_highlighted_arrow_and_the_states(handshake):
 def test_the_details_show_the_layers_and_header_fields(handshake):
     explorer = netlab.explore(handshake)
     explorer.go(handshake.phase("data")[0].number)
-    details = explorer._details.value
+    details = explorer._view.value
     for name, start, end in netlab.draw.header_ranges(handshake.phase("data")[0].packet):
         if name != "padding":
             assert f"{name}: bytes {start}–{end - 1} ({end - start})" in details
@@ -116,11 +116,12 @@ def test_run_shows_the_new_conversation():
     panel = explorer.controls
     assert panel.values() == {"close_delay": 0.0}
     first = explorer.conversation
-    assert "✔" in panel._status.value and "10 segments" in panel._status.value
+    assert "✔ run 1: 10 segments; recorded" in panel._status.value
     explorer.go(5)
     panel.controls["close_delay"].value = 0.5
     panel._run.click()
     assert explorer.conversation is not first and explorer.current == 1
+    assert "✔ run 2: 11 segments" in panel._status.value
     assert panel.error is None
 
 
@@ -131,8 +132,8 @@ def test_a_failed_run_says_why_in_the_panel_and_raises_nothing():
     explorer = netlab.explore(experiment, window=0)
     panel = explorer.controls
     assert isinstance(panel.error, ValueError)
-    assert "✘ the run failed: ValueError: window must be 1..65535 bytes, not 0" in panel._status.value
-    assert explorer.current == 0 and "no conversation" in explorer._ladder.value
+    assert "✘ run 1 failed: ValueError: window must be 1..65535 bytes, not 0" in panel._status.value
+    assert explorer.current == 0 and "no conversation" in explorer._view.value
     assert explorer.text() == "Explorer: no conversation yet"
     assert not panel._run.disabled  # ready for another try
 

@@ -392,14 +392,14 @@ class Explorer:
         self._slider = widgets.IntSlider(value=1, min=1, max=1, description="Segment", continuous_update=True,
                                          layout=widgets.Layout(width="360px"))
         self._note = widgets.HTML()
-        self._ladder = widgets.HTML(layout=widgets.Layout(flex="0 0 auto"))
-        self._details = widgets.HTML(layout=widgets.Layout(flex="1 1 320px", min_width="300px"))
+        # The ladder window and the details in one HTML widget: one message and one redraw per step.
+        self._view = widgets.HTML()
         self._previous.on_click(lambda _: self.previous())
         self._next.on_click(lambda _: self.next())
         self._slider.observe(lambda change: self._show(change["new"]), names="value")
         children = [panel] if panel is not None else []
         children += [self._note, widgets.HBox([self._previous, self._next, self._slider]),
-                     widgets.HBox([self._ladder, self._details], layout=widgets.Layout(flex_flow="row wrap"))]
+                     self._view]
         self.widget = widgets.VBox(children)
         self.widget.add_class("netlab-explorer")
         self.conversation: Conversation | None = None
@@ -439,14 +439,15 @@ class Explorer:
 
     def _show(self, number: int) -> None:
         if not self._steps:
-            self._ladder.value = "<i>no conversation to show</i>"
-            self._details.value = ""
+            self._view.value = "<i>no conversation to show</i>"
             return
         conv = self.conversation
         self._previous.disabled = number <= 1
         self._next.disabled = number >= len(self._steps)
-        self._ladder.value = ladder_svg(conv, number, walks=self._walks)
-        self._details.value = details_html(conv, self._steps[number - 1])
+        self._view.value = (f'<div style="display:flex;flex-wrap:wrap;gap:8px 16px;align-items:flex-start">'
+                            f'<div style="flex:0 0 auto">{ladder_svg(conv, number, walks=self._walks)}</div>'
+                            f'<div style="flex:1 1 320px;min-width:300px">{details_html(conv, self._steps[number - 1])}'
+                            "</div></div>")
 
     def text(self) -> str:
         """The static view as text (what nbval compares): no times, ports or ids."""
@@ -484,28 +485,30 @@ class Controls:
         self.widget = widgets.VBox([widgets.HBox([*self.controls.values(), self._run]), self._status])
         self.widget.add_class("netlab-controls")
         self.explorer: Explorer | None = None
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # what the last run raised, if it failed
+        self.runs = 0
 
     def values(self) -> dict[str, Any]:
         return {name: control.value for name, control in self.controls.items()}
 
     def run(self) -> None:
         """Call the function with the panel's values; show its conversation, or say in the panel why it failed."""
+        self.runs += 1
         self._run.disabled = True
-        self._status.value = "running…"
+        self._status.value = f"run {self.runs}: running…"
         try:
             result = self.function(**self.values())
             conv = _conversation_of(result)
         except Exception as err:  # noqa: BLE001  (any failure is shown in the panel, as one line)
             self.error = err
-            self._status.value = (f'<span class="netlab-error" style="color:#B00020">✘ the run failed: '
+            self._status.value = (f'<span class="netlab-error" style="color:#B00020">✘ run {self.runs} failed: '
                                   f"{html.escape(type(err).__name__)}: {html.escape(str(err))}</span>")
             return
         finally:
             self._run.disabled = False
         self.error = None
         why = getattr(result, "why", "")
-        self._status.value = html.escape(f"✔ {len(conv.segments)} segments" + (f"; {why}" if why else ""))
+        self._status.value = html.escape(f"✔ run {self.runs}: {len(conv.segments)} segments" + (f"; {why}" if why else ""))
         if self.explorer is not None:
             self.explorer.load(conv)
 
