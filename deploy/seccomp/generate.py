@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Write netlab's seccomp profiles from Docker's default profile plus the three rules netlab needs.
+
+One source, several files, so they cannot drift (README, "Running a class on JupyterHub"):
+
+- `docker-default.json` is Docker's default profile as moby ships it (Apache-2.0, see NOTICE).
+- `NETLAB_RULES` below are the only additions: `unshare` with flags exactly
+  CLONE_NEWUSER|CLONE_NEWNET (the lab's helper starts with `unshare --user --map-root-user --net`),
+  and `setns` with type CLONE_NEWUSER or CLONE_NEWNET (`nsenter` joins the lab that way, for
+  notebook 05's scripted peer). No `clone` rule is needed.
+- `netlab.json`: Docker's format (for Docker, podman and DockerSpawner).
+- `netlab.oci-x86_64.json`, `netlab.oci-aarch64.json`: the OCI runtime format containerd reads
+  from the kubelet's seccomp folder on Kubernetes. Docker's `archMap`, `includes` and `excludes`
+  are resolved the way moby resolves them (profiles/seccomp/seccomp_linux.go) for one machine
+  architecture, a kernel of 4.8 or later and the default capabilities of Docker and containerd.
+- `../jupyterhub/seccomp-installer.yaml`: a ConfigMap holding both OCI files and a DaemonSet that
+  copies the node's one into the kubelet's seccomp folder.
+
+Run `python3 deploy/seccomp/generate.py` after changing a rule or updating docker-default.json;
+`--check` exits 1 when a written file differs from what would be written (tests/test_container.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DOCKER_DEFAULT = HERE / "docker-default.json"
+DOCKER_PROFILE = HERE / "netlab.json"
+INSTALLER = HERE.parent / "jupyterhub" / "seccomp-installer.yaml"
+
+# Namespace flags from <linux/sched.h>.
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+
+NETLAB_RULES: list[dict[str, Any]] = [
+    {
+        "names": ["unshare"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 0, "value": CLONE_NEWUSER | CLONE_NEWNET, "op": "SCMP_CMP_EQ"}],
+        "comment": "netlab: the lab's helper creates a user and a network namespace, nothing else "
+                   "(unshare(CLONE_NEWUSER|CLONE_NEWNET); any other flag stays refused)",
+    },
+    {
+        "names": ["setns"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 1, "value": CLONE_NEWUSER, "op": "SCMP_CMP_EQ"}],
+        "comment": "netlab: nsenter joins the lab's user namespace (setns(fd, CLONE_NEWUSER))",
+    },
+    {
+        "names": ["setns"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 1, "value": CLONE_NEWNET, "op": "SCMP_CMP_EQ"}],
+        "comment": "netlab: nsenter joins the lab's network namespace (setns(fd, CLONE_NEWNET))",
+    },
+]
+
+# Go's name for each machine (moby's goToNative), keyed by `uname -m`, and its seccomp architecture.
+MACHINES = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_ARCH_AARCH64")}
+
+# The bounding set Docker and containerd give a container unless told otherwise (moby's
+# oci/caps/defaults.go, containerd's pkg/oci/spec.go): rules that need any other capability drop out.
+DEFAULT_CAPS = frozenset({
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+})
+KERNEL = (4, 8)  # every rule's minKernel is 4.8 or older; a Kubernetes node runs a newer kernel
+
+
+def docker_profile(default: dict[str, Any]) -> dict[str, Any]:
+    """Docker's default profile with netlab's rules appended."""
+    profile = copy.deepcopy(default)
+    profile["syscalls"] = profile["syscalls"] + copy.deepcopy(NETLAB_RULES)
+    return profile
+
+
+def _kernel_at_least(version: str) -> bool:
+    return tuple(int(part) for part in version.split(".")[:2]) <= KERNEL
+
+
+def oci_profile(profile: dict[str, Any], machine: str, caps: frozenset[str] = DEFAULT_CAPS) -> dict[str, Any]:
+    """The OCI runtime format of a Docker-format profile, resolved as moby resolves it on `machine`."""
+    arch, seccomp_arch = MACHINES[machine]
+    out: dict[str, Any] = {"defaultAction": profile["defaultAction"]}
+    if "defaultErrnoRet" in profile:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    for entry in profile.get("archMap") or []:
+        if entry["architecture"] == seccomp_arch:
+            out["architectures"] = [entry["architecture"], *(entry.get("subArchitectures") or [])]
+    syscalls = []
+    for call in profile["syscalls"]:
+        excludes, includes = call.get("excludes") or {}, call.get("includes") or {}
+        if arch in excludes.get("arches", []) or caps & set(excludes.get("caps", [])):
+            continue
+        if "minKernel" in excludes and _kernel_at_least(excludes["minKernel"]):
+            continue
+        if includes.get("arches") and arch not in includes["arches"]:
+            continue
+        if not set(includes.get("caps", [])) <= caps:
+            continue
+        if "minKernel" in includes and not _kernel_at_least(includes["minKernel"]):
+            continue
+        syscalls.append({key: value for key, value in call.items() if key in ("names", "action", "errnoRet", "args")})
+    out["syscalls"] = syscalls
+    return out
+
+
+def oci_path(machine: str) -> Path:
+    """Where the OCI profile for one machine architecture (`uname -m`) is written."""
+    return HERE / f"netlab.oci-{machine}.json"
+
+
+def installer(oci: dict[str, dict[str, Any]]) -> str:
+    """A ConfigMap with the OCI profiles and a DaemonSet copying the node's one to the kubelet's folder."""
+    data = "".join(f"  netlab.oci-{machine}.json: '{json.dumps(profile, separators=(',', ':'))}'\n"
+                   for machine, profile in oci.items())
+    return f"""\
+# Generated by deploy/seccomp/generate.py: do not edit, run it again.
+# Puts netlab's seccomp profile (OCI format) on every node at
+# /var/lib/kubelet/seccomp/profiles/netlab.json, where the Helm values' seccompProfile
+# (type Localhost, localhostProfile profiles/netlab.json) finds it. Apply it once:
+#   kubectl apply -n kube-system -f seccomp-installer.yaml
+# The Security Profiles Operator is the alternative where a cluster already runs it.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: netlab-seccomp
+data:
+{data}---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: netlab-seccomp
+  labels: {{app: netlab-seccomp}}
+spec:
+  selector:
+    matchLabels: {{app: netlab-seccomp}}
+  template:
+    metadata:
+      labels: {{app: netlab-seccomp}}
+    spec:
+      initContainers:
+        - name: install
+          image: busybox:1.36
+          command: ["sh", "-c", "mkdir -p /host/profiles && cp /profiles/netlab.oci-$(uname -m).json /host/profiles/netlab.json"]
+          volumeMounts:
+            - {{name: profiles, mountPath: /profiles, readOnly: true}}
+            - {{name: kubelet-seccomp, mountPath: /host}}
+      containers:
+        - name: pause
+          image: registry.k8s.io/pause:3.9
+      volumes:
+        - name: profiles
+          configMap: {{name: netlab-seccomp}}
+        - name: kubelet-seccomp
+          hostPath: {{path: /var/lib/kubelet/seccomp, type: DirectoryOrCreate}}
+"""
+
+
+def outputs() -> dict[Path, str]:
+    """Every generated file and the text it should hold."""
+    profile = docker_profile(json.loads(DOCKER_DEFAULT.read_text()))
+    oci = {machine: oci_profile(profile, machine) for machine in MACHINES}
+    files = {DOCKER_PROFILE: json.dumps(profile, indent="\t") + "\n"}
+    files.update({oci_path(machine): json.dumps(body, indent="\t") + "\n" for machine, body in oci.items()})
+    files[INSTALLER] = installer(oci)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in outputs().items():
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.write_text(text)
+    for path in stale:
+        print(f"{'out of date' if args.check else 'wrote'}: {path.relative_to(HERE.parent.parent)}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
