@@ -665,7 +665,7 @@ def test_blocked_send_capture_has_zero_windows_and_linux_probes():
         assert last_from_server.window == 0, "a probe is sent into a zero window"
         assert probe.seq == last_from_server.ack - 1, "Linux probes with the byte before the next one"
     assert conv.retransmissions() == [] and conv.dup_acks() == []
-    assert conv.segments[-1].flags == "ACK" and conv.data() == b"x" * len(conv.data())
+    assert conv.segments[-1].flags == "ACK" and conv.data() and conv.data() == b"x" * len(conv.data())
 
 
 def test_blocked_send_windows_are_scaled_bytes():
