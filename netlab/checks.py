@@ -31,11 +31,14 @@ from netlab.core.pcapfiles import load_pcap
 from netlab.core.sockets import RetryError
 
 __all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wait_side", "four_segment_teardown",
+           # notebook 03
+           "final_ack_raw", "delayed_ack", "reliable_close_delay",
            # notebooks 00, 01, 02
-           "live_or_recorded", "segments_in_file", "reloaded_capture", "tcp_header_length", "ip_protocol",
+           "live_or_recorded", "segments_in_file", "reloaded_capture", "server_port", "tcp_header_length", "ip_protocol",
            "built_datagram", "connect_segments", "framed_messages", "timeout_error",
+           "frame_length", "internet_checksum", "client_isn", "recv_sizes", "own_recv_message", "ask_within",
            # notebook 04
-           "content_length", "syn_count", "closing_header",
+           "content_length", "syn_count", "closing_header", "read_body", "keeps_connection_open", "second_response_seq",
            # notebook 07
            "requests_per_second", "thread_count", "idle_model", "bulk_gbit_per_second",
            # notebook 08
@@ -92,6 +95,30 @@ def _unanswered(answer: Any) -> Feedback | None:
     if answer is None or answer is ...:
         return Feedback(False, NOT_ANSWERED)
     return None
+
+
+def _whole(answer: Any) -> bool:
+    """True for an int that is not a bool: a count, a length, a raw sequence number."""
+    return isinstance(answer, int) and not isinstance(answer, bool)
+
+
+def _names_used(func: Any) -> set[str]:
+    """Every global, attribute and closure name a function's code (and the code nested in it) refers to."""
+    names: set[str] = set()
+    stack = [getattr(func, "__code__", None)]
+    while stack:
+        code = stack.pop()
+        if code is None:
+            continue
+        names.update(code.co_names, code.co_freevars)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return names
+
+
+def _borrowed(func: Any, forbidden: set[str]) -> str | None:
+    """The first of netlab's own solutions that `func` calls (the exercise asks for the student's own), or None."""
+    used = sorted(_names_used(func) & forbidden)
+    return used[0] if used else None
 
 
 def handshake_completer(conv: Conversation, answer: Any) -> Feedback:
@@ -168,6 +195,101 @@ def four_segment_teardown(exp: Any) -> Feedback:
 
 
 
+def final_ack_raw(exp: Any, answer: Any) -> Feedback:
+    """Exercise: the raw acknowledgement number in the client's last ACK of the student's own capture `exp`."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _whole(answer):
+        return Feedback(False, f"Give the raw number, an int, not {type(answer).__name__}.")
+    from scapy.layers.inet import TCP
+
+    conv = exp.conversation
+    last = next((s for s in reversed(conv.segments) if s.direction == CLIENT_TO_SERVER and s.ack is not None), None)
+    if last is None or not conv.phase("teardown"):
+        return Feedback(False, "This capture has no teardown; run the capture cell of section 1 again.")
+    raw = int(last.packet[TCP].ack)
+    if answer == raw:
+        return Feedback(True, f"The raw ack {raw}: the server's ISN + {last.ack}, one for its SYN, one per byte "
+                              "it sent, one for its FIN. " + ("No one else's capture has this number." if exp.live
+                                                              else "(From the recording.)"))
+    if answer == last.ack:
+        return Feedback(False, "That is the relative number the table shows; the exercise asks for the raw one.")
+    if answer in ((raw - 1) % 2**32, (raw - 2) % 2**32):
+        return Feedback(False, "Close. Count what used up the server's sequence numbers: not only its bytes.")
+    if abs(answer - conv.isn["client"]) < 2**16:
+        return Feedback(False, "That is in the client's numbering; an ACK counts the bytes of the other side.")
+    return Feedback(False, "Start from the server's ISN (section 3) and count every sequence number the server used.")
+
+
+def _slow_close(exp: Any) -> tuple[Any, Any, Any] | None:
+    """The client's FIN, the server's lone ACK of it and the server's FIN, in a four-segment teardown; None otherwise."""
+    teardown = exp.conversation.phase("teardown")
+    if len(teardown) != 4:
+        return None
+    fin, ack, server_fin = teardown[:3]
+    if fin.direction != CLIENT_TO_SERVER or "FIN" not in fin.flags or ack.direction != SERVER_TO_CLIENT \
+            or "FIN" in ack.flags or "FIN" not in server_fin.flags:
+        return None
+    return fin, ack, server_fin
+
+
+def delayed_ack(exp: Any, answer: Any) -> Feedback:
+    """Exercise: seconds from the client's FIN to the server kernel's lone ACK of it, in the student's own slow-close run."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _number(answer):
+        return Feedback(False, f"Give a number of seconds, not {type(answer).__name__}.")
+    segments = _slow_close(exp)
+    if segments is None:
+        return Feedback(False, "Capture with netlab.handshake(close_delay=0.5): its teardown has four segments.")
+    fin, ack, server_fin = segments
+    if exp.live and server_fin.time - fin.time < 0.4:  # the recording held its close 0.2 s
+        return Feedback(False, "Capture a run of your own with close_delay=0.5, as the exercise asks.")
+    measured = ack.time - fin.time
+    if abs(answer - measured) <= 0.0005:
+        return Feedback(True, f"{measured * 1000:.1f} ms in your capture: the delayed-ACK timer, between Linux's "
+                              "40 ms minimum and 200 ms maximum. Keep this number for the next exercise.")
+    if abs(answer / 1000 - measured) <= 0.0005:
+        return Feedback(False, "That looks like milliseconds; give seconds.")
+    if abs(answer - (server_fin.time - fin.time)) <= 0.002:
+        return Feedback(False, "That is the time to the server's FIN, which the program's close sent. The kernel's "
+                               "own ACK came earlier.")
+    return Feedback(False, "Take the times (seconds) of two segments of the teardown: the client's FIN, and the "
+                           "segment by which the server's kernel acknowledged it.")
+
+
+def reliable_close_delay(delay: Any, measured: Any) -> Feedback:
+    """Exercise: a close_delay that gives four teardown segments in three fresh runs of three, at most twice `measured`.
+
+    `measured` is the delayed-ACK timer (seconds) the student measured in the exercise before.
+    """
+    if (fb := _unanswered(delay)) is not None or (fb := _unanswered(measured)) is not None:
+        return fb
+    if not _number(delay) or not _number(measured):
+        return Feedback(False, "Give `close_delay` in seconds, a number, and keep `delayed_ack` from exercise 2.")
+    if not 0.02 <= measured <= 0.5:
+        return Feedback(False, "Your `delayed_ack` is not a delayed-ACK time in seconds: do exercise 2 first.")
+    if delay <= measured:
+        return Feedback(False, "Not longer than the delayed ACK you measured: the server's FIN would leave before "
+                               "the ACK and carry it.")
+    if delay > 2 * measured:
+        return Feedback(False, f"{delay} s works, but it is more than twice the delayed ACK you measured. What must "
+                               "happen before the server closes? Wait only a little longer than that.")
+    from netlab.lessons.handshake import handshake
+
+    runs = [handshake(close_delay=delay)]
+    if not runs[0].live:
+        return Feedback(True, f"{delay} s, between your delayed ACK and twice it. Trying it needs the live lab; "
+                              "from the recording, only your reasoning is graded.")
+    runs += [handshake(close_delay=delay) for _ in range(2)]
+    four = sum(_slow_close(r) is not None for r in runs)
+    if four == 3:
+        return Feedback(True, f"Four segments in 3 runs of 3 with close_delay={delay:.3g} s: the server's kernel sends "
+                              "its delayed ACK before the program closes, so the ACK cannot ride on the FIN.")
+    return Feedback(False, f"Four segments in {four} of 3 fresh runs: the timer varies by a few ms from run to run. "
+                           "Leave a little more margin.")
+
+
 # --- notebook 00: start here ---
 
 
@@ -214,6 +336,26 @@ def reloaded_capture(exp: Any, packets: Any) -> Feedback:
         return Feedback(False, "As many packets, but not the same bytes: load the file this experiment saved.")
     return Feedback(True, f"The same {len(packets)} packets, byte for byte: a pcap keeps each frame whole, "
                           "with its time stamp.")
+
+
+def server_port(exp: Any, answer: Any) -> Feedback:
+    """Exercise: the port the server listened on in the student's own capture `exp` (the kernel picks it on each run)."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if isinstance(answer, str):
+        return Feedback(False, "Give the port alone, a number (an int), not text.")
+    if not _whole(answer):
+        return Feedback(False, f"Give the port, an int, not {type(answer).__name__}.")
+    conv = exp.conversation
+    (host, port), (client_host, client_port) = conv.server, conv.client
+    if answer == port:
+        return Feedback(True, f"{host}:{port}: the kernel chose it when the server bound port 0, so it changes "
+                              f"from run to run; the client's was {client_host}:{client_port}.")
+    if answer == client_port:
+        return Feedback(False, "That is the client's port. The table's first line names both sides.")
+    if answer == 0:
+        return Feedback(False, "Port 0 is what the server asked for, meaning 'any'. Which one did it get?")
+    return Feedback(False, "The first line of your capture's table names the client and the server, each as address:port.")
 
 
 # --- notebook 01: layers and packets ---
@@ -278,6 +420,106 @@ def built_datagram(pkt: Any) -> Feedback:
                           f"filled in the lengths and the checksums (UDP checksum {wire[UDP].chksum:#06x}).")
 
 
+def frame_length(message: Any, answer: Any) -> Feedback:
+    """Exercise: predict the length in bytes of the frame that carries the student's `message`; a fresh capture sends it."""
+    if (fb := _unanswered(message)) is not None or (fb := _unanswered(answer)) is not None:
+        return fb
+    if not isinstance(message, bytes) or not 1 <= len(message) <= 1000 or len(message) == 13:
+        return Feedback(False, "Choose `message` yourself: bytes, 1 to 1000 of them, and not 13 long like b'Hello, World!'.")
+    if not _whole(answer):
+        return Feedback(False, f"Give a number of bytes, an int, not {type(answer).__name__}.")
+    from scapy.layers.inet import TCP
+
+    from netlab.lessons.handshake import handshake
+
+    exp = handshake(message=message)
+    data = next(s for s in exp.conversation.segments if s.direction == CLIENT_TO_SERVER and s.length)
+    tcp = int(data.packet[TCP].dataofs) * 4
+    headers = len(bytes(data.packet)) - data.length
+    expected = headers + len(message)
+    if answer == expected:
+        sent = f"your {len(message)} bytes went out in a frame of {expected}" if exp.live else (
+            f"this needs the live lab to send your message; on the recording's headers, {expected}")
+        return Feedback(True, f"{expected} bytes ({sent}): Ethernet 14, IP 20, TCP {tcp} with its options, then "
+                              "your data. The headers do not grow with the message.")
+    if answer == len(message):
+        return Feedback(False, "That is only your data: every layer below puts a header in front of it.")
+    if answer == expected - 14:
+        return Feedback(False, "That is the IP packet; the frame also carries the link's header.")
+    if answer == expected - (tcp - 20):
+        return Feedback(False, "Close: this TCP header is longer than the bare minimum. Section 5 says why.")
+    return Feedback(False, "Add up the header of each layer, as section 3 drew them, and then your bytes.")
+
+
+def internet_checksum(func: Any, packet: Any) -> Feedback:
+    """Exercise: a function bytes -> the 16-bit Internet checksum (RFC 1071), run on the packet's own IP header and hard cases."""
+    if (fb := _unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function that takes bytes and returns the checksum, an int from 0 to 0xffff.")
+    if (name := _borrowed(func, {"checksum", "in4_chksum", "chksum"})) is not None:
+        return Feedback(False, f"Your function uses scapy's `{name}`: the exercise asks you to add the words yourself.")
+    from scapy.layers.inet import IP
+    from scapy.utils import checksum
+
+    header = bytearray(bytes(packet[IP])[:int(packet[IP].ihl) * 4])
+    header[10:12] = b"\0\0"  # the checksum field counts as zero while the checksum is computed
+    odd = os.urandom(2 * (os.urandom(1)[0] % 40) + 21)  # a length of its own on each run, always odd
+    cases = [("your packet's IP header (checksum field zeroed)", bytes(header), int(packet[IP].chksum)),
+             ("two bytes, 0x00 0x01", b"\x00\x01", checksum(b"\x00\x01")),
+             (f"{len(odd)} random bytes (an odd length)", odd, checksum(odd)),
+             ("one byte, 0x01 (an odd length)", b"\x01", checksum(b"\x01")),
+             ("1000 bytes of 0xff (the sum carries many times)", b"\xff" * 1000, checksum(b"\xff" * 1000))]
+    wrong = []
+    for what, data, expected in cases:
+        try:
+            got = func(data)
+        except Exception as err:
+            return Feedback(False, f"Your function raised {type(err).__name__} on {what}: {err}")
+        if not _whole(got):
+            return Feedback(False, f"Your function returned {type(got).__name__} for {what}; return an int (0 to 0xffff).")
+        if got != expected:
+            wrong.append((what, data, got, expected))
+    if not wrong:
+        return Feedback(True, "Right on all five, your own packet's IP header included (it gives the checksum the "
+                              "packet carries): add 16-bit words, fold the carries back in, take the ones' complement.")
+    what, data, got, expected = wrong[0]
+    if all(len(d) % 2 for _, d, _, _ in wrong):
+        return Feedback(False, f"Right on even lengths, wrong on {what}: what does RFC 1071 do with a last byte "
+                               "that has no partner?")
+    if got == (~expected) & 0xFFFF:
+        return Feedback(False, f"For {what} you returned the folded sum; the field carries its ones' complement.")
+    if got > 0xFFFF:
+        return Feedback(False, f"For {what} you returned {got:#x}, more than 16 bits: fold the carries back in.")
+    return Feedback(False, f"Wrong for {what} ({len(wrong)} of 5 cases wrong): add the data as big-endian 16-bit "
+                           "words, fold the carries back in, then complement.")
+
+
+def client_isn(exp: Any, answer: Any) -> Feedback:
+    """Exercise: the client's raw initial sequence number in the student's own capture `exp` (it differs on every run)."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _whole(answer):
+        return Feedback(False, f"Give the raw number, an int, not {type(answer).__name__}.")
+    from scapy.layers.inet import TCP
+
+    conv = exp.conversation
+    isn = conv.isn["client"]
+    data = conv.phase("data")[0]
+    raw = int(data.packet[TCP].seq)
+    if answer == isn:
+        own = "no one else's capture has it" if exp.live else "the recording's"
+        return Feedback(True, f"Your client's ISN was {isn} ({own}): the raw seq {raw} of your data packet minus "
+                              f"its relative seq {data.seq}.")
+    if answer == raw:
+        return Feedback(False, "That is your data packet's raw seq. Relative numbers count from the ISN: subtract.")
+    if answer == conv.isn["server"]:
+        return Feedback(False, "That belongs to the server's numbering: the ack field counts the other side's bytes.")
+    if answer in (0, 1):
+        return Feedback(False, "That is a relative number; the exercise asks for the raw one, as it is on the wire.")
+    return Feedback(False, "Read your data packet's raw seq (scapy's TCP layer) and its relative seq (netlab's).")
+
+
 # --- notebook 02: sockets ---
 
 
@@ -333,6 +575,138 @@ def timeout_error(err: Any) -> Feedback:
     if isinstance(err, BaseException):
         return Feedback(False, f"{type(err).__name__} is not a timeout: did you set sock.settimeout(...) before recv?")
     return Feedback(False, "Catch the exception with `except Exception as err:` and pass `err`.")
+
+
+def recv_sizes(size: Any, bufsize: Any, answer: Any) -> Feedback:
+    """Exercise: predict each recv's length when `size` bytes sent in one sendall are read with recv(`bufsize`); run live."""
+    if any(_is_unanswered(a) for a in (size, bufsize, answer)):
+        return Feedback(False, NOT_ANSWERED)
+    if not (_whole(size) and _whole(bufsize)) or not 0 < 2 * bufsize < size <= 60_000 or size % bufsize == 0:
+        return Feedback(False, "Choose `size` (up to 60000 bytes) and `bufsize` yourself, ints, with at least three "
+                               "recvs to read it and a size that is not a multiple of bufsize.")
+    if (size, bufsize) == (3000, 1024):
+        return Feedback(False, "Section 3 already ran 3000 and 1024: choose numbers of your own.")
+    if not isinstance(answer, (list, tuple)) or not all(_whole(a) for a in answer):
+        return Feedback(False, "Give a list of ints: the number of bytes each recv returns, in order.")
+    from netlab.lessons.sockets import one_send_many_recvs
+
+    exp = one_send_many_recvs(size=size, bufsize=bufsize)
+    if exp.live:
+        measured, where = list(exp.result["recvs"]), "measured just now in the lab"
+    else:  # the recording holds 3000/1024 only: grade by the rule it shows
+        measured = [bufsize] * (size // bufsize) + [size % bufsize]
+        where = "this needs the live lab to try your numbers; graded by the rule the recording shows"
+    if list(answer) == measured:
+        return Feedback(True, f"{len(measured)} recvs ({where}): each returns at most `bufsize` bytes, the last "
+                              "what is left. One send, many recvs: TCP keeps no message boundaries.")
+    if sum(answer) != size:
+        return Feedback(False, f"Your recvs add up to {sum(answer)} bytes; the receiver reads until it has all {size}.")
+    if any(a > bufsize for a in answer):
+        return Feedback(False, "One of your recvs returns more than `bufsize` bytes: can a recv do that?")
+    return Feedback(False, "The total is right, not the split: the data had all arrived before the first recv.")
+
+
+def _is_unanswered(value: Any) -> bool:
+    return value is None or value is ...
+
+
+_FRAMING_HELPERS = {"recv_message", "recv_exactly", "recv_until_closed", "MSG_WAITALL"}
+
+
+def own_recv_message(func: Any) -> Feedback:
+    """Exercise: the student's own recv_message(sock), run in the lab against a server that splits its frames."""
+    if (fb := _unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function recv_message(sock) that returns one message, or None at the end.")
+    if (name := _borrowed(func, _FRAMING_HELPERS)) is not None:
+        return Feedback(False, f"Your function uses `{name}`: write the loop yourself, with sock.recv.")
+    import struct
+
+    from netlab.lessons.sockets import against_script
+
+    big = os.urandom(3000 + os.urandom(1)[0])
+    frames = [b"alpha", b"", big]
+    wire = b"".join(struct.pack("!I", len(m)) + m for m in frames)
+    split = [wire[:2], 0.05, wire[2:6], 0.05, wire[6:11], 0.05, wire[11:900], 0.05, wire[900:2000], 0.05, wire[2000:]]
+
+    def read_all(sock: Any) -> list[Any]:
+        out = []
+        for _ in range(len(frames) + 1):
+            out.append(func(sock))
+            if out[-1] is None:
+                break
+        return out
+
+    whole, cut = against_script(read_all, [split, [struct.pack("!I", 10) + b"Hello"]], timeout=5.0)
+    if whole.hung:
+        return Feedback(False, "Your function was still waiting after 5 s: does it stop when recv returns b''?")
+    if whole.raised is not None:
+        err = whole.raised
+        return Feedback(False, f"Your function raised {type(err).__name__} ({err}) on three whole messages sent "
+                               "in pieces, 50 ms apart.")
+    got = whole.returned
+    if got == [*frames, None]:
+        if cut.hung:
+            return Feedback(False, "Three messages right; but a peer that closed in the middle of a message left "
+                                   "your function waiting.")
+        if isinstance(cut.raised, EOFError):
+            return Feedback(True, "Right on all of it: a length split across two segments, an empty message, a "
+                                  "long one in short reads, None at a clean end, EOFError for a message cut short.")
+        did = f"returned {repr(cut.returned)[:40]}" if cut.raised is None else f"raised {type(cut.raised).__name__}"
+        return Feedback(False, f"Three messages right; but when the peer closes in the middle of a message, raise "
+                               f"EOFError (your function {did}).")
+    if got and got[0] not in (b"alpha", None) and isinstance(got[0], (bytes, bytearray)) and b"alpha".startswith(got[0]):
+        return Feedback(False, "The first message came back short: a recv may return less than you asked for.")
+    if got[:1] == [b"alpha"] and got[1:2] == [None]:
+        return Feedback(False, "After the first message your function returned None: a message of length 0 is "
+                               "not the end of the stream.")
+    if got[:2] == [b"alpha", b""] and len(got) > 2 and got[2] != big:
+        return Feedback(False, "The long message came back wrong: it arrived in several segments.")
+    return Feedback(False, "The messages did not come back as sent. The 4-byte length can be split across "
+                           f"segments too. (Your function returned {repr(got)[:60]}.)")
+
+
+def ask_within(func: Any) -> Feedback:
+    """Exercise: ask(sock, request, seconds) -> the reply line, or None when no whole line came within `seconds` in all."""
+    if (fb := _unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function ask(sock, request, seconds) that returns a line or None.")
+    from netlab.lessons.sockets import KEEP_OPEN, READ, against_script
+
+    seconds = 0.5
+    word = os.urandom(4).hex().encode()
+    scripts = {"a reply in two pieces": [READ, word[:3], 0.1, word[3:] + b"\n", KEEP_OPEN],
+               "a server that never answers": [READ, KEEP_OPEN],
+               "a server that sends a byte every 0.15 s and never a newline": [READ, *[b".", 0.15] * 8, KEEP_OPEN],
+               "a server that closes without answering": [READ]}
+    runs = dict(zip(scripts, against_script(lambda sock: func(sock, b"PING\n", seconds), list(scripts.values()),
+                                            timeout=4.0), strict=True))
+    for what, run in runs.items():
+        if run.hung:
+            return Feedback(False, f"Against {what}, your function was still busy after 4 s.")
+        if isinstance(run.raised, TimeoutError):
+            return Feedback(False, f"Against {what}, your function let TimeoutError out: catch it and return None.")
+        if run.raised is not None:
+            return Feedback(False, f"Against {what}, your function raised {type(run.raised).__name__}: {run.raised}")
+    first = runs["a reply in two pieces"].returned
+    if first != word + b"\n":
+        short = isinstance(first, (bytes, bytearray)) and (word + b"\n").startswith(bytes(first))
+        return Feedback(False, "Against a reply in two pieces, 0.1 s apart: " + (
+            "your function returned its first piece only. Read until the line is complete." if short and first
+            else f"expected the whole line with its b'\\n', got {repr(first)[:40]}."))
+    for what in list(scripts)[1:]:
+        run = runs[what]
+        if run.returned is not None:
+            return Feedback(False, f"Against {what}, your function returned {repr(run.returned)[:40]}, not None.")
+        if run.seconds > seconds + 0.25:
+            slow = (" settimeout bounds each call, not the whole wait: keep a deadline and give each recv the time "
+                    "that is left." if what.startswith("a server that sends") else "")
+            return Feedback(False, f"Against {what}, your function gave up after {run.seconds:.2f} s, not within "
+                                   f"{seconds} s.{slow}")
+    return Feedback(True, "Right on all four: a reply read whole across two segments, and None within the time "
+                          "for silence, for a trickle that never ends its line, and for a server that closed.")
 
 
 # --- notebook 08: TLS ---
@@ -625,6 +999,138 @@ def closing_header(answer: Any) -> Feedback:
         return Feedback(False, f"'{value}' asks for the opposite, or nothing: which value ends the connection?")
     return Feedback(False, "That header describes the message, not the connection. Look at the request of the "
                            "'one connection each' experiment.")
+
+
+_HTTP_HELPERS = {"read_response", "parse_response", "parse_messages", "parse_response_with_stdlib", "HTTPResponse",
+                 "getresponse", "http_connection", "urlopen"}
+
+
+def _response(headers: list[str], body: bytes) -> bytes:
+    return ("HTTP/1.1 200 OK\r\n" + "".join(f"{h}\r\n" for h in headers) + "\r\n").encode() + body
+
+
+def _chunked(body: bytes, sizes: list[int]) -> bytes:
+    out, pos = b"", 0
+    for number, size in enumerate(sizes):
+        piece = body[pos:pos + size]
+        pos += size
+        out += (f"{len(piece):x}" if number % 2 else f"{len(piece):X};part={number}").encode() + b"\r\n" + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def read_body(func: Any) -> Feedback:
+    """Exercise: read_body(sock) -> the body of one HTTP response, run in the lab on responses split across segments."""
+    if (fb := _unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function read_body(sock) that returns the body, bytes.")
+    if (name := _borrowed(func, _HTTP_HELPERS)) is not None:
+        return Feedback(False, f"Your function uses `{name}`: read the head and the body yourself, with sock.recv.")
+    from netlab.lessons.sockets import KEEP_OPEN, against_script
+
+    bodies = [os.urandom(700 + os.urandom(1)[0]).hex().encode() for _ in range(3)]
+    by_length = _response(["Content-Type: text/plain", f"content-LENGTH: {len(bodies[0])}"], bodies[0])
+    cut = by_length.index(b"LENGTH") + 3
+    chunked = _response(["Transfer-Encoding: chunked"], b"")
+    chunks = _chunked(bodies[1], [300, 700, len(bodies[1])])
+    until_close = _response(["Content-Type: text/plain"], bodies[2])
+    cases = {
+        "a Content-Length response whose head is cut in the middle of a header, its body in pieces, the connection "
+        "left open": ([by_length[:cut], 0.05, by_length[cut:cut + 500], 0.05, by_length[cut + 500:], KEEP_OPEN], bodies[0]),
+        "a chunked body, a size line cut in two, the connection left open":
+            ([chunked + chunks[:2], 0.05, chunks[2:400], 0.05, chunks[400:], KEEP_OPEN], bodies[1]),
+        "a response with neither Content-Length nor chunks, ended by the server's close":
+            ([until_close[:100], 0.05, until_close[100:]], bodies[2]),
+    }
+    runs = against_script(func, [script for script, _ in cases.values()], timeout=3.0)
+    right = 0
+    for (what, (_, body)), run in zip(cases.items(), runs, strict=True):
+        if run.hung:
+            return Feedback(False, f"On {what}: your function was still waiting after 3 s. Which header says where "
+                                   "this body ends?")
+        if run.raised is not None:
+            return Feedback(False, f"On {what}: your function raised {type(run.raised).__name__}: {run.raised}"[:300])
+        if run.returned != body:
+            got = run.returned
+            detail = (f"{len(got)} bytes, not the {len(body)} of the body" if isinstance(got, (bytes, bytearray))
+                      else f"{type(got).__name__}, not bytes")
+            hint = " Header names are case-insensitive." if "Content-Length" in what and isinstance(got, bytes) \
+                and not got else ""
+            return Feedback(False, f"On {what}: your function returned {detail}.{hint}")
+        right += 1
+    return Feedback(True, f"All {right} bodies right, each read across several segments: by Content-Length (any "
+                          "case), chunk by chunk up to the chunk of size 0, and until the server's close.")
+
+
+_VARIANTS = {"HTTP/1.1": ("1.1", None), "HTTP/1.1, Connection: close": ("1.1", "close"),
+             "HTTP/1.0": ("1.0", None), "HTTP/1.0, Connection: keep-alive": ("1.0", "keep-alive")}
+
+
+def _stays_open(site: Any, version: str, connection: str | None) -> bool:
+    """Send one request to `site`; True when the server keeps the connection open after its answer."""
+    from netlab.lessons.http import read_response
+
+    headers = "Host: lab\r\n" + (f"Connection: {connection}\r\n" if connection else "")
+    with site.connect() as sock:
+        sock.sendall(f"GET / HTTP/{version}\r\n{headers}\r\n".encode())
+        read_response(sock)
+        sock.settimeout(0.3)
+        try:
+            return sock.recv(1) != b""
+        except TimeoutError:
+            return True
+
+
+def keeps_connection_open(predictions: Any) -> Feedback:
+    """Exercise: predict, for four requests, whether the lab's server keeps the connection open; each is sent live."""
+    if (fb := _unanswered(predictions)) is not None:
+        return fb
+    if not isinstance(predictions, dict) or set(predictions) != set(_VARIANTS) \
+            or not all(isinstance(v, bool) for v in predictions.values()):
+        return Feedback(False, f"Give a dict with the four keys {', '.join(map(repr, _VARIANTS))}, each True (stays "
+                               "open) or False (closed).")
+    from netlab.lessons.http import site
+
+    with site() as lab_site:
+        seen = {name: _stays_open(lab_site, version, connection) for name, (version, connection) in _VARIANTS.items()}
+    wrong = [name for name in _VARIANTS if predictions[name] != seen[name]]
+    if not wrong:
+        return Feedback(True, "All four as the server did just now: HTTP/1.1 keeps the connection unless a side "
+                              "says `Connection: close`; HTTP/1.0 closes unless the client asks for keep-alive.")
+    if all(name.startswith("HTTP/1.0") for name in wrong):
+        return Feedback(False, f"{len(wrong)} of 4 wrong: your HTTP/1.1 predictions hold; HTTP/1.0's default is "
+                               "another one (section 4).")
+    return Feedback(False, f"{len(wrong)} of 4 wrong. Which version keeps its connections by default, and what does "
+                           "the Connection header change?")
+
+
+def second_response_seq(exp: Any, answer: Any) -> Feedback:
+    """Exercise: the raw sequence number at which the server's second response starts, in the student's kept-alive capture."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _whole(answer):
+        return Feedback(False, f"Give the raw number, an int, not {type(answer).__name__}.")
+    from scapy.layers.inet import TCP
+
+    conv = exp.conversations[0]
+    starts = [s for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.payload.startswith(b"HTTP/")]
+    if len(starts) < 2:
+        return Feedback(False, "This capture has fewer than two responses on its first connection; capture `kept` again.")
+    first, second = starts[:2]
+    raw = int(second.packet[TCP].seq)
+    if answer == raw:
+        return Feedback(True, f"The raw seq {raw} = the server's ISN + 1 (its SYN) + the {second.seq - 1} bytes of its first "
+                              "response: the responses follow each other in one byte stream.")
+    if answer == second.seq:
+        return Feedback(False, "That is the relative number; the exercise asks for the raw one.")
+    if answer == int(first.packet[TCP].seq):
+        return Feedback(False, "That is where the first response starts.")
+    if answer in ((raw - 1) % 2**32, (raw + 1) % 2**32):
+        return Feedback(False, "Off by one: what used up the server's first sequence number?")
+    if abs(answer - conv.isn["client"]) < 2**20:
+        return Feedback(False, "That is in the client's numbering; responses are numbered by the server.")
+    return Feedback(False, "Start from the server's ISN, and count every sequence number it used before the second "
+                           "response.")
 
 
 # --- notebook 05: data transfer ---

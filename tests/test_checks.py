@@ -8,6 +8,8 @@ used one number); the client, which sent the first FIN, is the side left in TIME
 from __future__ import annotations
 
 import re
+import struct
+import time
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -20,6 +22,7 @@ from netlab.checks import Feedback
 from netlab.core.conversation import Conversation
 from netlab.core.experiment import Experiment
 from netlab.core.lab import SocketState
+from netlab.lessons.http import HTTPExperiment
 
 NOT_ANSWERED = "Not answered yet"
 
@@ -394,3 +397,414 @@ def test_first_window_probe_wants_an_int(flow, answer):
 def test_first_window_probe_in_a_capture_without_probes():
     msg = assert_wrong(checks.first_window_probe(netlab.load_recorded("handshake").conversation, 3))
     assert "no zero-window probe" in msg
+
+
+# --- notebooks 00-04: exercises that take the student's own work (#10) ---
+# The solutions below are the instructor edition's; the live checks run them in a fresh lab.
+
+live = pytest.mark.skipif(not netlab.mode().startswith("live"), reason="the lab is refused on this machine")
+
+
+def solved_checksum(data):
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def solved_recv_message(sock):
+    def exactly(count, started):
+        data = b""
+        while len(data) < count:
+            chunk = sock.recv(count - len(data))
+            if not chunk:
+                if not data and not started:
+                    return None
+                raise EOFError("cut short")
+            data += chunk
+        return data
+
+    prefix = exactly(4, False)
+    return None if prefix is None else exactly(struct.unpack("!I", prefix)[0], True)
+
+
+def solved_ask(sock, request, seconds):
+    deadline = time.monotonic() + seconds
+    sock.sendall(request)
+    reply = b""
+    while not reply.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1024)
+        except TimeoutError:
+            return None
+        if not chunk:
+            return None
+        reply += chunk
+    return reply
+
+
+def solved_read_body(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(1024)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    fields = {n.strip().lower(): v.strip() for n, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])}
+
+    def more():
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise EOFError("closed")
+        return chunk
+
+    if b"content-length" in fields:
+        while len(rest) < int(fields[b"content-length"]):
+            rest += more()
+        return rest[:int(fields[b"content-length"])]
+    if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += more()
+            line, _, rest = rest.partition(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                rest += more()
+            body, rest = body + rest[:size], rest[size + 2:]
+            if size == 0:
+                return body
+    while chunk := sock.recv(4096):
+        rest += chunk
+    return rest
+
+
+@pytest.fixture(scope="module")
+def kept():
+    return netlab.load_recorded("http-keepalive", kind=HTTPExperiment)
+
+
+def data_packet(exp):
+    return exp.conversation.phase("data")[0].packet
+
+
+# 00: server_port, from the student's own capture
+
+
+def test_server_port(exp):
+    port = exp.conversation.server[1]
+    assert_right(checks.server_port(exp, port))
+    assert "client's port" in assert_wrong(checks.server_port(exp, exp.conversation.client[1]), not_saying=str(port))
+    assert_wrong(checks.server_port(exp, 0), not_saying=str(port))
+    assert_wrong(checks.server_port(exp, f"127.0.0.1:{port}"), not_saying=str(port))
+    assert_wrong(checks.server_port(exp, 1.5))
+    assert NOT_ANSWERED in checks.server_port(exp, ...).message
+
+
+# 01: frame_length (predict, then send), internet_checksum (write code), client_isn (personal)
+
+
+@live
+def test_frame_length_sends_the_message_live():
+    message = b"x" * 100
+    fb = checks.frame_length(message, 14 + 20 + 32 + 100)
+    assert_right(fb)
+    assert "went out in a frame of 166" in fb.message
+    assert "link's header" in assert_wrong(checks.frame_length(message, 20 + 32 + 100), not_saying="166")
+    assert "minimum" in assert_wrong(checks.frame_length(message, 14 + 20 + 20 + 100), not_saying="166")
+
+
+def test_frame_length_recorded_says_it_needs_the_lab(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    fb = checks.frame_length(b"y" * 50, 66 + 50)
+    assert_right(fb)
+    assert "needs the live lab" in fb.message
+    assert_wrong(checks.frame_length(b"y" * 50, 50), not_saying="116")
+
+
+@pytest.mark.parametrize("message", [b"Hello, World!", "text", b"", b"z" * 1001])
+def test_frame_length_wants_a_message_of_ones_own(message):
+    assert_wrong(checks.frame_length(message, 100))
+
+
+def test_frame_length_unanswered_and_wrong_type():
+    assert NOT_ANSWERED in checks.frame_length(b"abc", ...).message
+    assert NOT_ANSWERED in checks.frame_length(..., 3).message
+    assert "int" in assert_wrong(checks.frame_length(b"abc", "69"))
+
+
+def test_internet_checksum_accepts_rfc_1071(exp):
+    fb = checks.internet_checksum(solved_checksum, data_packet(exp))
+    assert_right(fb)
+    assert "IP header" in fb.message
+
+
+def test_internet_checksum_hints(exp):
+    packet = data_packet(exp)
+    even_only = assert_wrong(checks.internet_checksum(lambda d: solved_checksum(d[:len(d) // 2 * 2]), packet))
+    assert "last byte" in even_only
+    padded_left = assert_wrong(checks.internet_checksum(lambda d: solved_checksum(b"\0" + d if len(d) % 2 else d), packet))
+    assert "last byte" in padded_left
+    assert "complement" in assert_wrong(checks.internet_checksum(lambda d: ~solved_checksum(d) & 0xFFFF, packet))
+
+    def unfolded(data):
+        data += b"\0" * (len(data) % 2)
+        return ~sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+
+    assert_wrong(checks.internet_checksum(unfolded, packet))
+
+
+def test_internet_checksum_bad_functions(exp):
+    from scapy.utils import checksum
+
+    packet = data_packet(exp)
+    assert "scapy" in assert_wrong(checks.internet_checksum(lambda d: checksum(d), packet))
+    assert "raised ZeroDivisionError" in assert_wrong(checks.internet_checksum(lambda d: 1 / 0, packet))
+    assert "int" in assert_wrong(checks.internet_checksum(lambda d: "0x1234", packet))
+    assert "function" in assert_wrong(checks.internet_checksum(0x1234, packet))
+
+    def stub(data):
+        ...
+
+    assert NOT_ANSWERED in checks.internet_checksum(stub, packet).message
+    assert NOT_ANSWERED in checks.internet_checksum(..., packet).message
+
+
+def test_client_isn(exp):
+    isn = exp.conversation.isn["client"]
+    raw = int(data_packet(exp)[TCP].seq)
+    assert_right(checks.client_isn(exp, isn))
+    assert "subtract" in assert_wrong(checks.client_isn(exp, raw), not_saying=str(isn))
+    assert "server" in assert_wrong(checks.client_isn(exp, exp.conversation.isn["server"]), not_saying=str(isn))
+    assert "relative" in assert_wrong(checks.client_isn(exp, 0), not_saying=str(isn))
+    assert_wrong(checks.client_isn(exp, 12345), not_saying=str(isn))
+    assert "int" in assert_wrong(checks.client_isn(exp, str(isn)))
+    assert NOT_ANSWERED in checks.client_isn(exp, ...).message
+
+
+# 02: recv_sizes (predict, then measure), own_recv_message and ask_within (write code, run in the lab)
+
+
+@live
+def test_recv_sizes_live():
+    fb = checks.recv_sizes(10_000, 4096, [4096, 4096, 1808])
+    assert_right(fb)
+    assert "measured just now" in fb.message
+    assert "more than `bufsize`" in assert_wrong(checks.recv_sizes(10_000, 4096, [10_000]), not_saying="1808")
+    assert "add up" in assert_wrong(checks.recv_sizes(10_000, 4096, [4096, 4096]), not_saying="1808")
+    assert_wrong(checks.recv_sizes(10_000, 4096, [1808, 4096, 4096]), not_saying="1808")
+
+
+def test_recv_sizes_recorded_grades_by_the_rule(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    fb = checks.recv_sizes(5000, 1500, [1500, 1500, 1500, 500])
+    assert_right(fb)
+    assert "needs the live lab" in fb.message
+
+
+@pytest.mark.parametrize("size, bufsize", [(3000, 1024), (4096, 1024), (2000, 1000), (70_000, 1000), ("5000", 1500)])
+def test_recv_sizes_wants_numbers_of_ones_own(size, bufsize):
+    assert_wrong(checks.recv_sizes(size, bufsize, [1, 2, 3]))
+
+
+def test_recv_sizes_unanswered_and_wrong_type():
+    assert NOT_ANSWERED in checks.recv_sizes(5000, 1500, ...).message
+    assert NOT_ANSWERED in checks.recv_sizes(..., 1500, [1]).message
+    assert "list" in assert_wrong(checks.recv_sizes(5000, 1500, "1500, 1500"))
+
+
+@live
+def test_own_recv_message_right_and_wrong():
+    assert_right(checks.own_recv_message(solved_recv_message))
+    one_recv = assert_wrong(checks.own_recv_message(lambda sock: sock.recv(1024) or None))
+    assert "did not come back" in one_recv or "short" in one_recv
+
+    def no_eof_error(sock):
+        try:
+            return solved_recv_message(sock)
+        except EOFError:
+            return b""
+
+    assert "EOFError" in assert_wrong(checks.own_recv_message(no_eof_error))
+
+    def empty_is_the_end(sock):
+        message = solved_recv_message(sock)
+        return message or None
+
+    assert "length 0" in assert_wrong(checks.own_recv_message(empty_is_the_end))
+
+
+def test_own_recv_message_refuses_netlabs_own_and_non_functions():
+    assert "recv_exactly" in assert_wrong(checks.own_recv_message(netlab.recv_message))
+    assert "function" in assert_wrong(checks.own_recv_message(b"alpha"))
+    assert NOT_ANSWERED in checks.own_recv_message(...).message
+
+
+@live
+def test_own_recv_message_that_hangs_is_stopped():
+    start = time.monotonic()
+    fb = checks.own_recv_message(lambda sock: time.sleep(6))
+    assert "still waiting" in assert_wrong(fb)
+    assert time.monotonic() - start < 15
+
+
+@live
+def test_ask_within_right_and_per_call_timeout():
+    assert_right(checks.ask_within(solved_ask))
+
+    def per_call(sock, request, seconds):
+        sock.settimeout(seconds)
+        sock.sendall(request)
+        reply = b""
+        try:
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(1024)
+                if not chunk:
+                    return None
+                reply += chunk
+        except TimeoutError:
+            return None
+        return reply
+
+    assert "time that is left" in assert_wrong(checks.ask_within(per_call))
+
+
+@live
+def test_ask_within_bad_answers():
+    assert "TimeoutError" in assert_wrong(checks.ask_within(lambda sock, request, seconds: TimeoutError()))
+
+    def lets_it_out(sock, request, seconds):
+        sock.settimeout(seconds)
+        sock.sendall(request)
+        return sock.recv(1024)
+
+    message = assert_wrong(checks.ask_within(lets_it_out))
+    assert "let TimeoutError out" in message
+    assert "function" in assert_wrong(checks.ask_within("PING"))
+    assert NOT_ANSWERED in checks.ask_within(...).message
+
+
+# 03: final_ack_raw (personal), delayed_ack (personal, timing), reliable_close_delay (predict, then run)
+
+
+def test_final_ack_raw(exp):
+    conv = exp.conversation
+    raw = (conv.isn["server"] + 15) % 2**32
+    assert_right(checks.final_ack_raw(exp, raw))
+    assert "Close" in assert_wrong(checks.final_ack_raw(exp, raw - 1), not_saying=str(raw))
+    assert "relative" in assert_wrong(checks.final_ack_raw(exp, 15), not_saying=str(raw))
+    assert "client's numbering" in assert_wrong(checks.final_ack_raw(exp, conv.isn["client"] + 15), not_saying=str(raw))
+    assert "int" in assert_wrong(checks.final_ack_raw(exp, float(raw)))
+    assert NOT_ANSWERED in checks.final_ack_raw(exp, ...).message
+
+
+def test_delayed_ack_from_the_recording(slow):
+    fin, ack = slow.conversation.phase("teardown")[:2]
+    measured = ack.time - fin.time
+    assert_right(checks.delayed_ack(slow, measured))
+    shown = f"{measured:.4f}"
+    assert "milliseconds" in assert_wrong(checks.delayed_ack(slow, measured * 1000), not_saying=shown)
+    assert_wrong(checks.delayed_ack(slow, measured + 0.01), not_saying=shown)
+    assert "four segments" in assert_wrong(checks.delayed_ack(netlab.load_recorded("handshake"), 0.04))
+    assert "number" in assert_wrong(checks.delayed_ack(slow, "40 ms"))
+    assert NOT_ANSWERED in checks.delayed_ack(slow, ...).message
+
+
+@live
+def test_delayed_ack_wants_a_run_of_ones_own(slow):
+    live_run = netlab.handshake(close_delay=0.5)
+    fin, ack = live_run.conversation.phase("teardown")[:2]
+    assert_right(checks.delayed_ack(live_run, ack.time - fin.time))
+    too_short = netlab.handshake(close_delay=0.2)
+    fin, ack = too_short.conversation.phase("teardown")[:2]
+    assert "close_delay=0.5" in assert_wrong(checks.delayed_ack(too_short, ack.time - fin.time))
+
+
+@live
+def test_reliable_close_delay_live():
+    fb = checks.reliable_close_delay(0.07, 0.045)
+    assert_right(fb)
+    assert "3 runs of 3" in fb.message
+
+
+def test_reliable_close_delay_reasoning_without_a_run():
+    assert "Not longer" in assert_wrong(checks.reliable_close_delay(0.04, 0.045))
+    assert "twice" in assert_wrong(checks.reliable_close_delay(0.2, 0.045))
+    assert "exercise 2" in assert_wrong(checks.reliable_close_delay(0.07, 45.0))
+    assert "number" in assert_wrong(checks.reliable_close_delay("0.07", 0.045))
+    assert NOT_ANSWERED in checks.reliable_close_delay(..., 0.045).message
+    assert NOT_ANSWERED in checks.reliable_close_delay(0.07, ...).message
+
+
+def test_reliable_close_delay_recorded(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    fb = checks.reliable_close_delay(0.07, 0.045)
+    assert_right(fb)
+    assert "needs the live lab" in fb.message
+
+
+# 04: read_body (write code), keeps_connection_open (predict, then ask), second_response_seq (personal)
+
+
+@live
+def test_read_body_right_and_until_close_hangs():
+    assert_right(checks.read_body(solved_read_body))
+
+    def until_close(sock):
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+        return data.partition(b"\r\n\r\n")[2]
+
+    assert "still waiting" in assert_wrong(checks.read_body(until_close))
+
+
+@live
+def test_read_body_that_stops_after_the_head():
+    def exact_case(sock):  # looks for "Content-Length" spelled one way only
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(1024)
+        return data.partition(b"\r\n\r\n")[2]
+
+    assert "On a Content-Length response" in assert_wrong(checks.read_body(exact_case))
+
+
+def test_read_body_refuses_netlabs_parsers():
+    def borrowed(sock):
+        return netlab.http.read_response(sock).body
+
+    assert "read_response" in assert_wrong(checks.read_body(borrowed))
+    assert "function" in assert_wrong(checks.read_body(b"body"))
+    assert NOT_ANSWERED in checks.read_body(...).message
+
+
+STAYS_OPEN = {"HTTP/1.1": True, "HTTP/1.1, Connection: close": False, "HTTP/1.0": False,
+              "HTTP/1.0, Connection: keep-alive": True}
+
+
+def test_keeps_connection_open():
+    assert_right(checks.keeps_connection_open(STAYS_OPEN))
+    assert "HTTP/1.0's default" in assert_wrong(checks.keeps_connection_open({**STAYS_OPEN, "HTTP/1.0": True}))
+    assert "4 of 4" in assert_wrong(checks.keeps_connection_open({k: not v for k, v in STAYS_OPEN.items()}))
+    assert "four keys" in assert_wrong(checks.keeps_connection_open({"HTTP/1.1": True}))
+    assert "four keys" in assert_wrong(checks.keeps_connection_open({k: "yes" for k in STAYS_OPEN}))
+    assert NOT_ANSWERED in checks.keeps_connection_open(...).message
+
+
+def test_second_response_seq(kept):
+    conv = kept.conversations[0]
+    starts = [s for s in conv.segments if s.direction == "S→C" and s.payload.startswith(b"HTTP/")]
+    raw = int(starts[1].packet[TCP].seq)
+    assert raw == (conv.isn["server"] + 1 + starts[0].length) % 2**32
+    assert_right(checks.second_response_seq(kept, raw))
+    assert "relative" in assert_wrong(checks.second_response_seq(kept, starts[1].seq), not_saying=str(raw))
+    assert "first response" in assert_wrong(checks.second_response_seq(kept, int(starts[0].packet[TCP].seq)),
+                                            not_saying=str(raw))
+    assert "Off by one" in assert_wrong(checks.second_response_seq(kept, raw - 1), not_saying=str(raw))
+    assert "int" in assert_wrong(checks.second_response_seq(kept, str(raw)))
+    assert NOT_ANSWERED in checks.second_response_seq(kept, ...).message
