@@ -301,8 +301,8 @@ class Topology:
         return LinkCapture(self, list(interfaces), timeout)
 
     def neighbours(self, host: str) -> list[str]:
-        """`host`'s neighbour table (ARP and NDP), one line per entry, as `ip neigh` prints it."""
-        return [line for line in self.run(host, "ip", "neigh", "show").splitlines() if line.strip()]
+        """`host`'s neighbour table (ARP and NDP), one line per entry as `ip neigh` prints it, sorted."""
+        return sorted(line.strip() for line in self.run(host, "ip", "neigh", "show").splitlines() if line.strip())
 
 
 class LinkCapture:

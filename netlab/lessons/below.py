@@ -688,6 +688,7 @@ def ipv6_handshake(path: LabPath | None = None) -> PathExperiment:
 RECORDINGS = {
     "below-datagram": first_datagram,
     "below-datagram-ttl1": lambda: first_datagram(ttl=1),
+    "below-datagram-ttl2": lambda: first_datagram(ttl=2),
     "below-unreachable": unreachable,
     "below-traceroute": trace,
     "below-pmtu": path_mtu,
