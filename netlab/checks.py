@@ -45,8 +45,10 @@ __all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wa
            "tls_server_name", "tls_certificate_record", "tls_response_size", "tls_refusal_alert",
            # notebook 06
            "syn_retransmissions", "errno_name", "bytes_after_fin", "gave_up_quickly",
+           "two_syns_timeout", "reset_raw_seq", "retrying_connect",
            # notebook 05
            "segments_for_write", "first_rto", "first_window_probe", "window_throughput",
+           "own_first_rto", "probe_raw_seq", "window_transfer_time",
            # notebook 09
            "slow_start_prediction", "reduction_factor", "window_limit",
            # notebook 10
@@ -945,6 +947,207 @@ def gave_up_quickly(attempts: Any, at_least: int = 4, within: float = 0.5) -> Fe
     return Feedback(True, f"{tried} attempts, the last within {within:g} s of the first, then a clean RetryError.")
 
 
+def two_syns_timeout(timeout: Any) -> Feedback:
+    """Exercise: a connect timeout (seconds, at most 1.8) after which exactly two SYNs left, with 0.2 s to spare, run live."""
+    if (fb := _unanswered(timeout)) is not None:
+        return fb
+    if not _number(timeout):
+        return Feedback(False, f"Give `timeout` in seconds, a number, not {type(timeout).__name__}.")
+    if not 0 < timeout <= 1.8:
+        return Feedback(False, "Choose a timeout above 0 and at most 1.8 s: the check runs it, and a short one will do.")
+    from netlab.lessons.failures import connect_timeout
+
+    exp = connect_timeout(timeout)
+    syns = [s for s in exp.conversation.segments if s.flags == "SYN"]
+    if len(syns) < 2:
+        return Feedback(False, "Your whole timeout ran out before the kernel's first retransmission. When does it "
+                               "resend a SYN? Read the times in the table of section 2.")
+    again = syns[1].time - syns[0].time
+    if not exp.live:  # the recording ran with a longer timeout: grade the timeout against its SYN times
+        if again + 0.2 <= timeout and (len(syns) < 3 or timeout <= syns[2].time - syns[0].time - 0.2):
+            return Feedback(True, f"{timeout} s: after the kernel's first retransmission ({again:.2f} s in the recording) "
+                                  "and well before its second. Trying it needs the live lab; here only your reasoning "
+                                  "is graded.")
+        return Feedback(False, "Compare your timeout with the SYN times in the table of section 2: leave 0.2 s on each "
+                               "side of the moment it gives up.")
+    if len(syns) > 2:
+        return Feedback(False, f"{len(syns)} SYNs left in the live run: the kernel retransmitted more than once. "
+                               "Give up sooner.")
+    if timeout - again < 0.2:
+        return Feedback(False, "Two SYNs, but connect gave up less than 0.2 s after the retransmission: on a slower "
+                               "run it would come too late. Leave more margin.")
+    return Feedback(True, f"Two SYNs in the live run: the retransmission {again:.2f} s after the first, and connect "
+                          f"gave up {timeout - again:.2f} s later, before the next one. The kernel's timer, not "
+                          "yours, decides when a SYN is resent.")
+
+
+def reset_raw_seq(exp: Any, answer: Any) -> Feedback:
+    """Exercise: the raw sequence number of the bare RST in the student's own rebooted-host capture, worked out from the ISN."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _whole(answer):
+        return Feedback(False, f"Give the raw sequence number, an int, not {type(answer).__name__}.")
+    from scapy.layers.inet import TCP
+
+    conv = exp.conversation
+    rst = next((s for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.flags == "RST"), None)
+    if rst is None:
+        return Feedback(False, "This capture has no bare RST from the server; run the rebooted-host cell again.")
+    raw = int(rst.packet[TCP].seq)
+    if answer == raw:
+        return Feedback(True, f"{raw} = the server's ISN {conv.isn['server']} + {rst.seq}: the number the client "
+                              "acknowledged last, as a reset for a connection the host no longer knows is built "
+                              "(RFC 9293). " + ("Your capture's own number." if exp.live else "(From the recording.)"))
+    if answer == rst.seq:
+        return Feedback(False, "That is the relative number the outline shows; the exercise asks for the raw one.")
+    if answer in ((raw + 1) % 2**32, (raw - 1) % 2**32):
+        return Feedback(False, "Off by one: count what used up the server's numbers, its SYN included.")
+    if abs(answer - conv.isn["client"]) < 2**20:
+        return Feedback(False, "That is in the client's numbering; the RST comes from the server's side.")
+    return Feedback(False, "Start from the server's ISN (the raw seq of its SYN-ACK), and count what the server "
+                           "had sent before it crashed.")
+
+
+_RETRY_HELPERS = {"connect_with_retry", "retry_refused", "RetryError"}
+
+
+def _bounded_call(func: Any, timeout: float) -> dict[str, Any]:
+    """Run `func()` on a thread of its own for at most `timeout` seconds: returned, raised, hung, seconds."""
+    import time
+
+    outcome: dict[str, Any] = {"hung": False}
+
+    def target() -> None:
+        start = time.monotonic()
+        try:
+            outcome["returned"] = func()
+        except BaseException as err:  # the student's exception is the result to judge
+            outcome["raised"] = err
+        outcome["seconds"] = time.monotonic() - start
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    outcome["hung"] = thread.is_alive()
+    return outcome
+
+
+def _retry_cases(func: Any, lab: Any) -> dict[str, Any]:
+    """Run the student's connect_retrying(connect, attempts, first_delay) on three cases, up to the first that hangs:
+    each case's start, the times of its calls to connect, and the outcome."""
+    import socket
+    import time
+
+    def new_socket() -> socket.socket:
+        return lab.socket() if lab else socket.socket()
+
+    def connector(address: tuple[str, int], calls: list[float], error: BaseException | None = None) -> Any:
+        def connect() -> socket.socket:
+            calls.append(time.monotonic())
+            if error is not None:
+                raise error
+            return lab.create_connection(address, timeout=1.0) if lab else socket.create_connection(address, 1.0)
+        return connect
+
+    results: dict[str, Any] = {}
+    with new_socket() as late, new_socket() as never:
+        late.bind(("127.0.0.1", 0))  # bound, not listening: a SYN to it is refused, until listen()
+        never.bind(("127.0.0.1", 0))
+        calls: list[float] = []
+        timer = threading.Timer(0.3, late.listen)
+        timer.start()
+        start = time.monotonic()
+        out = _bounded_call(lambda: func(connector(late.getsockname(), calls), 6, 0.05), 4.0)
+        timer.join()
+        results["late"] = (start, calls, out)
+        if out["hung"]:
+            _close_returned(results)
+            return results
+        calls = []
+        start = time.monotonic()
+        out = _bounded_call(lambda: func(connector(never.getsockname(), calls), 4, 0.05), 4.0)
+        results["never"] = (start, calls, out)
+    if out["hung"]:
+        _close_returned(results)
+        return results
+    calls = []
+    start = time.monotonic()
+    out = _bounded_call(lambda: func(connector(("127.0.0.1", 9), calls, ValueError("not an address")), 4, 0.05), 4.0)
+    results["bug"] = (start, calls, out)
+    _close_returned(results)
+    return results
+
+
+def _close_returned(results: dict[str, Any]) -> None:
+    for _, _, out in results.values():
+        sock = out.get("returned")
+        if hasattr(sock, "close"):
+            sock.close()
+
+
+def _waits_double(calls: list[float], first_delay: float) -> bool:
+    """True if the pauses between calls are first_delay, then twice the one before (each up to 50 % + 40 ms longer)."""
+    waits = [b - a for a, b in zip(calls, calls[1:])]
+    return all(first_delay * 2**n * 0.9 <= w <= first_delay * 2**n * 1.5 + 0.04 for n, w in enumerate(waits))
+
+
+def retrying_connect(func: Any) -> Feedback:
+    """Exercise: connect_retrying(connect, attempts, first_delay), run in the lab against a server that starts late,
+    one that never listens, and a connect that fails with a bug rather than a refusal."""
+    if (fb := _unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function connect_retrying(connect, attempts, first_delay) that returns a socket.")
+    if (name := _borrowed(func, _RETRY_HELPERS)) is not None:
+        return Feedback(False, f"Your function uses netlab's `{name}`: write the loop yourself.")
+    from netlab.core.experiment import lab_or_host
+
+    with lab_or_host() as (lab, _where, _why):
+        runs = _retry_cases(func, lab)
+    start, calls, out = runs["late"]
+    what = "a server that starts listening 0.3 s after your first attempt (attempts=6, first_delay=0.05)"
+    if out["hung"]:
+        return Feedback(False, f"Against {what}, your function was still busy after 4 s.")
+    if "raised" in out:
+        err = out["raised"]
+        return Feedback(False, f"Against {what}, your function raised {type(err).__name__}: {err}. Did it wait and try again?")
+    sock = out.get("returned")
+    if not hasattr(sock, "getpeername"):
+        return Feedback(False, f"Against {what}, your function returned {repr(sock)[:40]}; return the connected socket.")
+    if len(calls) < 2:
+        return Feedback(False, f"Against {what}, your function connected at once: how?")
+    if not _waits_double(calls, 0.05):
+        return Feedback(False, f"Against {what}, the pauses between your attempts were not first_delay, then double "
+                               "the one before.")
+    start, calls, out = runs["never"]
+    what = "a port where nothing ever listens (attempts=4, first_delay=0.05)"
+    if out["hung"]:
+        return Feedback(False, f"Against {what}, your function was still busy after 4 s: does it stop after `attempts`?")
+    if len(calls) != 4:
+        return Feedback(False, f"Against {what}, your function called connect {len(calls)} times, not `attempts` times.")
+    if not _waits_double(calls, 0.05):
+        return Feedback(False, f"Against {what}, the pauses between your attempts were not first_delay, then double "
+                               "the one before.")
+    if "raised" not in out:
+        return Feedback(False, f"Against {what}, your function returned {repr(out.get('returned'))[:40]}: when every "
+                               "attempt fails, raise, so the caller cannot mistake it for a socket.")
+    err = out["raised"]
+    chain = [err, err.__cause__, err.__context__]
+    if not any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return Feedback(False, f"Against {what}, your function raised {type(err).__name__}, which hides why: raise the "
+                               "last ConnectionRefusedError (or chain it with `from`).")
+    if out["seconds"] - (calls[-1] - start) > 0.1:
+        return Feedback(False, f"Against {what}, your function waited again after its last attempt: nothing comes of it.")
+    start, calls, out = runs["bug"]
+    what = "a connect that raises ValueError (a bug in the caller, not a refusal)"
+    if out["hung"] or len(calls) != 1 or not isinstance(out.get("raised"), ValueError):
+        return Feedback(False, f"Against {what}, your function tried {len(calls)} times" + (
+            "" if isinstance(out.get("raised"), ValueError) else " and did not let the ValueError out")
+            + ": retry only what a retry can mend, a refused connection.")
+    return Feedback(True, "Right on all three: it waited first_delay, then twice as long each time, until the server "
+                          "listened; gave up after `attempts` with the refusal itself; and let a bug out at once.")
+
+
 # --- notebook 04: HTTP ---
 
 
@@ -1212,6 +1415,142 @@ def window_throughput(window: int, rtt: float, answer: Any) -> Feedback:
     if abs(answer - expected / 1000) <= expected / 1000 * 0.01 or abs(answer - expected * 8) <= expected * 0.08:
         return Feedback(False, "Right idea; give it in bytes per second (not kB/s or bits).")
     return Feedback(False, "At most one window can be unacknowledged, and acknowledging it takes one round trip.")
+
+
+def _karn_samples(conv: Conversation) -> list[float]:
+    """RTT samples (seconds) of a transfer, by Karn's rule: from each data segment sent once to the first ACK covering it."""
+    data = [s for s in conv.segments if s.direction == CLIENT_TO_SERVER and s.length]
+    first_sent: dict[int, float] = {}
+    for s in data:
+        first_sent.setdefault(s.seq + s.length, s.time)
+    resent = {s.seq + s.length for s in data if s.retransmission}
+    samples, used = [], set()
+    for a in conv.segments:
+        if a.direction == SERVER_TO_CLIENT and a.ack in first_sent and a.ack not in resent and a.ack not in used:
+            used.add(a.ack)
+            samples.append(a.time - first_sent[a.ack])
+    return samples
+
+
+def own_first_rto(exp: Any, answer: Any, granularity: float = 0.001) -> Feedback:
+    """Exercise: RFC 6298's RTO (seconds, before any minimum) after the first RTT sample of the student's own capture."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _number(answer):
+        return Feedback(False, f"Give the RTO in seconds, a number, not {type(answer).__name__}.")
+    samples = _karn_samples(exp.conversation)
+    if not samples:
+        return Feedback(False, "This capture has no RTT sample; run the cell of section 7 again.")
+    first = samples[0]
+    expected = first + max(granularity, 4 * first / 2)
+    if abs(answer - expected) <= 0.0005:
+        return Feedback(True, f"{expected * 1000:.1f} ms = 3 × your first sample ({first * 1000:.1f} ms): SRTT = R, "
+                              "RTTVAR = R/2, RTO = SRTT + 4·RTTVAR. " + ("Your capture's own value." if exp.live
+                                                                          else "(From the recording.)"))
+    if abs(answer / 1000 - expected) <= 0.0005:
+        return Feedback(False, "That looks like milliseconds; give seconds.")
+    if abs(answer - 1.0) < 1e-6:
+        return Feedback(False, "That is RFC 6298's minimum, applied afterwards; give the value before it.")
+    if abs(answer - 0.3) < 1e-6:
+        return Feedback(False, "That starts from the peer's nominal 100 ms; start from your capture's first sample.")
+    if any(abs(answer - (s + max(granularity, 2 * s))) <= 0.0005 for s in samples[1:]):
+        return Feedback(False, "Right rule, wrong sample: the exercise asks for the RTO after the first one.")
+    if abs(answer - (first + 0.2)) <= 0.0005 or abs(answer - (first + max(0.2, 2 * first))) <= 0.0005:
+        return Feedback(False, "That is Linux's 200 ms floor; the exercise asks for RFC 6298's formula, before any minimum.")
+    return Feedback(False, "Take your first sample R (`samples[0]`), then the first-sample rule: SRTT = R, RTTVAR = R/2, "
+                           "RTO = SRTT + max(G, 4·RTTVAR).")
+
+
+def probe_raw_seq(conv: Conversation, answer: Any) -> Feedback:
+    """Exercise: the raw sequence number of the first zero-window probe in the student's own flow-control capture."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _whole(answer):
+        return Feedback(False, f"Give the raw sequence number, an int, not {type(answer).__name__}.")
+    from scapy.layers.inet import TCP
+
+    probes = conv.window_probes()
+    if not probes:
+        return Feedback(False, "This capture has no zero-window probe; run the flow-control cell again.")
+    probe = probes[0]
+    raw = int(probe.packet[TCP].seq)
+    if answer == raw:
+        return Feedback(True, f"{raw} = the client's ISN {conv.isn['client']} + {probe.seq}: the last byte the peer "
+                              "already acknowledged, sent again with no data. Your capture's own number.")
+    if answer == probe.seq:
+        return Feedback(False, "That is the relative number the table shows; the exercise asks for the raw one.")
+    if answer == probe.number:
+        return Feedback(False, "That is the segment's number in the table; give its sequence number.")
+    if any(answer == int(p.packet[TCP].seq) for p in conv.segments if p.direction == CLIENT_TO_SERVER and p.length):
+        return Feedback(False, "That is the raw number of a data segment; a probe carries no data.")
+    if answer in ((raw + 1) % 2**32, (raw - 1) % 2**32):
+        return Feedback(False, "Off by one: which byte does Linux's probe name, one the peer has or the next one?")
+    if abs(answer - conv.isn["server"]) < 2**20:
+        return Feedback(False, "That is in the peer's numbering; the kernel sends the probes, so count in the client's.")
+    return Feedback(False, "Find the first probe in the table, then add its relative seq to the client's ISN "
+                           "(the raw seq of its SYN).")
+
+
+_WINDOW_DATA = 30_000  # bytes sent in the window exercise
+_WINDOW_DELAY = 0.1  # seconds the peer waits before each ACK
+
+
+def _rounds(window: int, mss: int = 1460, initial_cwnd: int = 10) -> int:
+    """Round trips to send _WINDOW_DATA bytes when at most min(cwnd, rwnd) segments are in flight (slow start, no loss)."""
+    segments, sent, cwnd, rounds = -(-_WINDOW_DATA // mss), 0, initial_cwnd, 0
+    rwnd = window // mss
+    while sent < segments:
+        now = min(cwnd, rwnd, segments - sent)
+        sent, rounds = sent + now, rounds + 1
+        if now == cwnd:
+            cwnd += now  # slow start: one segment more per segment acknowledged
+    return rounds
+
+
+def window_transfer_time(window: Any, predicted: Any) -> Feedback:
+    """Exercise: the student's window (bytes) for the peer and the predicted seconds for 30 000 bytes with ACKs 100 ms late.
+
+    The prediction must match the model (min(cwnd, rwnd) segments per round trip, within 10 %); the
+    check then runs that transfer live and confirms it: the time from the first data segment to the
+    ACK of the last byte (within 25 % + 30 ms). Without the lab only the model is graded.
+    """
+    if (fb := _unanswered(window)) is not None or (fb := _unanswered(predicted)) is not None:
+        return fb
+    if not _whole(window) or not _number(predicted):
+        return Feedback(False, "Give `window` in bytes (an int) and `predicted` in seconds (a number).")
+    if window % 1460 or not 2 * 1460 <= window <= 10 * 1460:
+        return Feedback(False, "Choose a window of whole segments: 2 to 10 times 1460 bytes.")
+    rounds = _rounds(window)
+    fractional = _WINDOW_DATA / window * _WINDOW_DELAY
+    hint = ("Count whole round trips: the last window, even a part-full one, waits for its ACKs too."
+            if abs(predicted - fractional) <= 0.01 else
+            "The sender keeps at most min(cwnd, rwnd) bytes in flight and waits a round trip for their ACKs: "
+            "how many round trips do 30 000 bytes need?")
+    model = rounds * _WINDOW_DELAY
+    if abs(predicted - model) > 0.1 * model + 0.01:
+        return Feedback(False, ("Too long. " if predicted > model else "Too short. ") + hint)
+    from netlab.core.errors import LabUnavailable
+    from netlab.core.peer import Script, transfer
+
+    try:
+        run = transfer(Script(port=80).accept(window=window).ack_late(_WINDOW_DELAY), data=_WINDOW_DATA)
+    except LabUnavailable:
+        run = None
+    if run is None or not run.live:
+        return Feedback(True, f"{rounds} round trips of {_WINDOW_DELAY:g} s. Running it needs the live lab; here only "
+                              "your reasoning is graded.")
+    conv = run.conversation
+    data = [s for s in conv.segments if s.direction == CLIENT_TO_SERVER and s.length]
+    done = [s.time for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.ack is not None
+            and s.ack >= _WINDOW_DATA + 1]
+    if not data or not done:
+        return Feedback(False, "The live transfer did not finish; run the check again.")
+    measured = min(done) - data[0].time
+    if abs(predicted - measured) <= 0.25 * measured + 0.03:
+        return Feedback(True, f"Measured just now: {measured:.3f} s, {rounds} round trips with at most {window // 1460} "
+                              "segments in flight: the peer's window, smaller than cwnd, set the pace.")
+    return Feedback(False, f"Your prediction counts the round trips right, but the live run took {measured:.3f} s: "
+                           "the machine may be busy. Run the check again.")
 
 
 # --- notebook 09: congestion control ---

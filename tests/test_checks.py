@@ -808,3 +808,149 @@ def test_second_response_seq(kept):
     assert "Off by one" in assert_wrong(checks.second_response_seq(kept, raw - 1), not_saying=str(raw))
     assert "int" in assert_wrong(checks.second_response_seq(kept, str(raw)))
     assert NOT_ANSWERED in checks.second_response_seq(kept, ...).message
+
+
+# --- notebooks 05 to 08: exercises on the student's own capture, live predictions, code run in the lab ---
+
+
+@pytest.fixture
+def recorded_only(monkeypatch):
+    """Only recordings: the lab is refused, as on a machine without user namespaces."""
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+
+
+def test_probe_raw_seq_is_the_clients_isn_plus_the_probes_relative_number():
+    fc = netlab.load_recorded("transfer-window").conversation
+    probe = fc.window_probes()[0]
+    raw = int(probe.packet[TCP].seq)
+    assert raw == (fc.isn["client"] + probe.seq) % 2**32
+    assert_right(checks.probe_raw_seq(fc, raw))
+    assert "relative" in assert_wrong(checks.probe_raw_seq(fc, probe.seq), not_saying=str(raw))
+    assert "segment's number" in assert_wrong(checks.probe_raw_seq(fc, probe.number), not_saying=str(raw))
+    assert "Off by one" in assert_wrong(checks.probe_raw_seq(fc, raw - 1), not_saying=str(raw))
+    assert "data segment" in assert_wrong(checks.probe_raw_seq(fc, raw + 1), not_saying=str(raw))  # the next data
+    assert "peer's numbering" in assert_wrong(checks.probe_raw_seq(fc, fc.isn["server"] + 5), not_saying=str(raw))
+    assert "int" in assert_wrong(checks.probe_raw_seq(fc, str(raw)), not_saying=str(raw))
+    assert NOT_ANSWERED in checks.probe_raw_seq(fc, ...).message
+    assert "no zero-window probe" in assert_wrong(checks.probe_raw_seq(netlab.load_recorded("handshake").conversation, 1))
+
+
+def test_own_first_rto_is_three_times_the_captures_first_sample():
+    slow_rtt = netlab.load_recorded("transfer-rtt")
+    first = checks._karn_samples(slow_rtt.conversation)[0]
+    right = first + max(0.001, 2 * first)
+    shown = f"{right * 1000:.1f}"
+    assert_right(checks.own_first_rto(slow_rtt, right))
+    assert_right(checks.own_first_rto(slow_rtt, 3 * first + 0.0002))
+    assert "milliseconds" in assert_wrong(checks.own_first_rto(slow_rtt, right * 1000), not_saying=shown)
+    assert "minimum" in assert_wrong(checks.own_first_rto(slow_rtt, 1.0), not_saying=shown)
+    assert "nominal" in assert_wrong(checks.own_first_rto(slow_rtt, 0.3), not_saying=shown)
+    assert "200 ms floor" in assert_wrong(checks.own_first_rto(slow_rtt, first + 0.2), not_saying=shown)
+    assert "first-sample rule" in assert_wrong(checks.own_first_rto(slow_rtt, first), not_saying=shown)
+    assert "number" in assert_wrong(checks.own_first_rto(slow_rtt, "0.3"))
+    assert NOT_ANSWERED in checks.own_first_rto(slow_rtt, ...).message
+
+
+@pytest.mark.parametrize("segments, rounds", [(2, 11), (3, 7), (5, 5), (10, 3)])
+def test_window_rounds_follow_min_of_cwnd_and_rwnd(segments, rounds):
+    assert checks._rounds(segments * 1460) == rounds  # 30 000 bytes = 21 segments; cwnd starts at 10
+
+
+def test_window_transfer_time_refuses_bad_windows_before_running_anything():
+    for window in (5000, 1460, 11 * 1460, "4380"):
+        msg = assert_wrong(checks.window_transfer_time(window, 0.5))
+        assert "window" in msg and "Measured" not in msg
+    assert "seconds" in assert_wrong(checks.window_transfer_time(4380, "0.7"))
+    assert NOT_ANSWERED in checks.window_transfer_time(4380, ...).message
+    assert NOT_ANSWERED in checks.window_transfer_time(..., 0.7).message
+
+
+def test_window_transfer_time_live_grades_round_trips_not_a_fraction_of_one():
+    start = time.monotonic()
+    assert_right(checks.window_transfer_time(4 * 1460, 0.6))  # 21 segments, 4 a round trip: 6 round trips
+    assert time.monotonic() - start < 30
+    msg = assert_wrong(checks.window_transfer_time(4 * 1460, 30_000 / 5840 * 0.1), not_saying="0.6")
+    assert "whole round trips" in msg and "Measured" not in msg
+    assert "Too long" in assert_wrong(checks.window_transfer_time(4 * 1460, 2.0))
+
+
+def test_window_transfer_time_without_the_lab_grades_the_reasoning(recorded_only):
+    fb = checks.window_transfer_time(3 * 1460, 0.7)
+    assert_right(fb)
+    assert "needs the live lab" in fb.message
+    assert "Too short" in assert_wrong(checks.window_transfer_time(3 * 1460, 0.3), not_saying="0.7")
+
+
+def test_two_syns_timeout_refuses_long_or_odd_timeouts_before_running():
+    assert "at most 1.8" in assert_wrong(checks.two_syns_timeout(3.5))
+    assert "at most 1.8" in assert_wrong(checks.two_syns_timeout(0))
+    assert "number" in assert_wrong(checks.two_syns_timeout("1.5"))
+    assert NOT_ANSWERED in checks.two_syns_timeout(...).message
+
+
+def test_two_syns_timeout_live():
+    assert_right(checks.two_syns_timeout(1.5))
+    assert "first retransmission" in assert_wrong(checks.two_syns_timeout(0.6))
+    assert "margin" in assert_wrong(checks.two_syns_timeout(1.05))
+
+
+def test_two_syns_timeout_without_the_lab_grades_it_against_the_recorded_syns(recorded_only):
+    fb = checks.two_syns_timeout(1.5)
+    assert_right(fb)
+    assert "needs the live lab" in fb.message
+    assert "0.2 s on each side" in assert_wrong(checks.two_syns_timeout(1.1))
+
+
+def test_reset_raw_seq_counts_the_servers_syn_and_answer():
+    rebooted = netlab.load_recorded("errors-rebooted")
+    conv = rebooted.conversation
+    rst = next(s for s in conv.segments if s.flags == "RST")
+    raw = int(rst.packet[TCP].seq)
+    assert raw == (conv.isn["server"] + 1 + len(b"answer 1")) % 2**32
+    assert_right(checks.reset_raw_seq(rebooted, raw))
+    assert "relative" in assert_wrong(checks.reset_raw_seq(rebooted, rst.seq), not_saying=str(raw))
+    assert "Off by one" in assert_wrong(checks.reset_raw_seq(rebooted, raw - 1), not_saying=str(raw))
+    assert "client's numbering" in assert_wrong(checks.reset_raw_seq(rebooted, conv.isn["client"] + 10),
+                                                not_saying=str(raw))
+    assert "int" in assert_wrong(checks.reset_raw_seq(rebooted, float(raw)))
+    assert NOT_ANSWERED in checks.reset_raw_seq(rebooted, ...).message
+
+
+def _retrying(catch=ConnectionRefusedError, wait=True, give_up=True):
+    def connect_retrying(connect, attempts, first_delay):
+        delay = first_delay
+        for attempt in range(1, attempts + 1):
+            try:
+                return connect()
+            except catch:
+                if attempt == attempts:
+                    if give_up:
+                        raise
+                    return None
+                if wait:
+                    time.sleep(delay)
+                    delay *= 2
+    return connect_retrying
+
+
+def test_retrying_connect_right():
+    assert_right(checks.retrying_connect(_retrying()))
+
+
+@pytest.mark.parametrize("func, words", [
+    (_retrying(wait=False), "raised ConnectionRefusedError"),  # too quick for the late server
+    (_retrying(catch=Exception), "ValueError"),
+    (_retrying(give_up=False), "raise"),
+    (lambda connect, attempts, first_delay: connect(), "raised ConnectionRefusedError"),
+    (lambda connect, attempts, first_delay: time.sleep(60), "still busy after 4 s"),
+    (lambda connect, attempts, first_delay: netlab.connect_with_retry, "connect_with_retry"),
+])
+def test_retrying_connect_wrong(func, words):
+    start = time.monotonic()
+    assert words in assert_wrong(checks.retrying_connect(func))
+    assert time.monotonic() - start < 20
+
+
+def test_retrying_connect_unanswered_or_not_a_function():
+    assert NOT_ANSWERED in checks.retrying_connect(...).message
+    assert "function" in assert_wrong(checks.retrying_connect("retry"))
