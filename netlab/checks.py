@@ -41,8 +41,10 @@ __all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wa
            "content_length", "syn_count", "closing_header", "read_body", "keeps_connection_open", "second_response_seq",
            # notebook 07
            "requests_per_second", "thread_count", "idle_model", "bulk_gbit_per_second",
+           "mean_round_trip", "blocking_prediction", "asyncio_echo",
            # notebook 08
            "tls_server_name", "tls_certificate_record", "tls_response_size", "tls_refusal_alert",
+           "tls_record_prediction", "request_record_seq", "tls_records",
            # notebook 06
            "syn_retransmissions", "errno_name", "bytes_after_fin", "gave_up_quickly",
            "two_syns_timeout", "reset_raw_seq", "retrying_connect",
@@ -805,6 +807,141 @@ def tls_refusal_alert(exchange: Any, answer: Any) -> Feedback:
     return Feedback(False, "Find the client's alert record in the record table; give the description it names.")
 
 
+def _response_record(exchange: Any) -> Any:
+    """The server's largest encrypted record: the one that carries the HTTP response (certificates are smaller)."""
+    records = [r for r in exchange.records() if r.direction == SERVER_TO_CLIENT and r.encrypted]
+    return max(records, key=lambda r: r.length) if records else None
+
+
+def tls_record_prediction(comparison: Any, size: Any, predicted: Any) -> Feedback:
+    """Exercise: a body size of the student's choosing and the predicted length of the record carrying the response,
+    checked on a fresh HTTPS request for /large?bytes=SIZE; `comparison` is the lesson's plain and HTTPS capture."""
+    if (fb := _unanswered(size)) is not None or (fb := _unanswered(predicted)) is not None:
+        return fb
+    if not _whole(size) or not _whole(predicted):
+        return Feedback(False, "Give `size` (body bytes) and `predicted` (the record's length field), two ints.")
+    if not 1000 <= size <= 12000 or size == 3000:
+        return Feedback(False, "Choose a body size from 1000 to 12000 bytes, other than the lesson's 3000.")
+    from netlab.lessons.tls import TLS13_OVERHEAD, https_request
+
+    plain = len(comparison.http.conversation.data(SERVER_TO_CLIENT))
+    body = comparison.http.facts.get("body_length", 3000)
+    model = plain - body - len(str(body)) + len(str(size)) + size + TLS13_OVERHEAD
+    run = https_request(f"/large?bytes={size}")
+    record = _response_record(run) if run.live else None
+    expected = record.length if record is not None else model
+    where = "the live run" if record is not None else "the model (running it needs the live lab)"
+    if predicted == expected:
+        return Feedback(True, f"{expected} bytes, as {where} says: the response (status line, headers and your "
+                              f"{size}-byte body) plus TLS 1.3's {TLS13_OVERHEAD} bytes. Encryption hides what a "
+                              "response says, not how long it is.")
+    if predicted == expected - TLS13_OVERHEAD:
+        return Feedback(False, "That is the HTTP response alone; what does TLS 1.3 add to every encrypted record?")
+    if predicted == expected + 5:
+        return Feedback(False, "The length field counts what follows the 5-byte record header, not the header.")
+    if predicted == size + TLS13_OVERHEAD or predicted == size:
+        return Feedback(False, "The record carries more than the body: the status line and headers travel in it too.")
+    if abs(predicted - expected) <= 2:
+        return Feedback(False, "Close: which header's length changes with the body's size?")
+    return Feedback(False, "Start from the plain HTTP response of the lesson's capture: what changes when the body "
+                           "changes, and what does TLS 1.3 add?")
+
+
+def _client_records(exchange: Any) -> list[Any]:
+    return [r for r in exchange.records() if r.direction == CLIENT_TO_SERVER]
+
+
+def request_record_seq(exchange: Any, answer: Any) -> Feedback:
+    """Exercise: the raw TCP sequence number at which the record carrying the HTTP request starts, in the student's
+    own HTTPS capture (the client's ISN + 1 + every record before it, 5-byte headers included)."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _whole(answer):
+        return Feedback(False, f"Give the raw sequence number, an int, not {type(answer).__name__}.")
+    mine = _client_records(exchange)
+    encrypted = [r for r in mine if r.encrypted]
+    if not encrypted:
+        return Feedback(False, "This capture has no encrypted record from the client; run the capture cell again.")
+    request = max(encrypted, key=lambda r: r.length)
+    before = mine[:mine.index(request)]
+    isn = exchange.conversation.isn["client"]
+    offset = sum(5 + r.length for r in before)
+    raw = (isn + 1 + offset) % 2**32
+    if answer == raw:
+        return Feedback(True, f"{raw} = the client's ISN {isn} + 1 (its SYN) + {offset} bytes of {len(before)} records "
+                              "before it, each with its 5-byte header: records are laid end to end in TCP's byte "
+                              "stream. " + ("Your capture's own number." if exchange.live else "(From the recording.)"))
+    if answer == 1 + offset:
+        return Feedback(False, "That is the relative number; the exercise asks for the raw one.")
+    if answer == (raw - 1) % 2**32:
+        return Feedback(False, "Off by one: what used up the client's first sequence number?")
+    if answer == (isn + 1 + sum(r.length for r in before)) % 2**32:
+        return Feedback(False, "That leaves out the records' headers: every record starts with 5 bytes of its own.")
+    if abs(answer - exchange.conversation.isn["server"]) < 2**20:
+        return Feedback(False, "That is in the server's numbering; the request is the client's.")
+    return Feedback(False, "Find the client's records in the record table, which one carries the request, and count "
+                           "the bytes before it in the client's stream, headers included, from the client's ISN.")
+
+
+_TLS_PARSERS = {"TLS", "_records_of", "load_layer", "records", "record_table"}
+
+
+def _records_by_hand(stream: bytes) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    while pos + 5 <= len(stream):
+        length = int.from_bytes(stream[pos + 3:pos + 5], "big")
+        if pos + 5 + length > len(stream):
+            break
+        out.append((stream[pos], length))
+        pos += 5 + length
+    return out
+
+
+def tls_records(func: Any, exchange: Any) -> Feedback:
+    """Exercise: tls_records(stream) -> [(content type, length)] for each complete record of a TLS byte stream, run on
+    the student's own capture, a fresh HTTPS response of 40 000 bytes (three records) and streams cut short."""
+    if (fb := _unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function tls_records(stream) that returns a list of (type, length) pairs.")
+    if (name := _borrowed(func, _TLS_PARSERS)) is not None:
+        return Feedback(False, f"Your function uses `{name}`: read the 5-byte headers yourself.")
+    from netlab.lessons.tls import https_request
+
+    conv = exchange.conversation
+    server = conv.data(SERVER_TO_CLIENT)
+    cases = [("your capture's client stream", conv.data(CLIENT_TO_SERVER)),
+             ("your capture's server stream", server)]
+    large = https_request("/large?bytes=40000")
+    cases.append(("a fresh HTTPS response of 40 000 bytes" + ("" if large.live else " (recorded)"),
+                  large.conversation.data(SERVER_TO_CLIENT)))
+    cut = 5 + int.from_bytes(server[3:5], "big") + 3
+    cases += [("a stream cut in the middle of a record's header", server[:cut]),
+              ("a stream cut in the middle of a record", server[:len(server) - 10]),
+              ("an empty stream", b"")]
+    for what, stream in cases:
+        expected = _records_by_hand(stream)
+        try:
+            got = func(bytes(stream))
+        except Exception as err:
+            return Feedback(False, f"Your function raised {type(err).__name__} on {what}: {err}")
+        try:
+            got = [tuple(pair) for pair in got]
+        except TypeError:
+            return Feedback(False, f"On {what} your function returned {type(got).__name__}; return a list of pairs.")
+        if got == expected:
+            continue
+        if len(got) == len(expected) + 1 and got[:-1] == expected:
+            return Feedback(False, f"On {what} your list ends with a record that is not all there: leave it out.")
+        if got and expected and got[0] != expected[0]:
+            return Feedback(False, f"On {what} the first pair is wrong: byte 0 is the type, bytes 3 and 4 the length "
+                                   "(big-endian).")
+        return Feedback(False, f"On {what} your pairs differ from the records: after a record's 5-byte header come "
+                               "exactly `length` bytes, then the next header.")
+    return Feedback(True, "Right on all six: your own capture both ways, a 40 000-byte response in three records "
+                          "(at most 16 384 bytes of content each), and streams that end in the middle of a record.")
+
+
 # --- notebook 07: concurrency ---
 
 
@@ -870,6 +1007,178 @@ def bulk_gbit_per_second(transfer: Any, answer: Any) -> Feedback:
     if abs(answer * 2**30 / 1e9 - expected) <= 0.01 * expected:
         return Feedback(False, "Network units are decimal: a gigabit is 10⁹ bits, not 2³⁰.")
     return Feedback(False, "Take the bytes received, times 8 bits, divided by the seconds, divided by 10⁹.")
+
+
+def mean_round_trip(point: Any, answer: Any) -> Feedback:
+    """Exercise: the mean echo round trip (ms) of the student's own load run, by Little's law: clients / echoes per second."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _number(answer):
+        return Feedback(False, f"Give milliseconds, a number, not {type(answer).__name__}.")
+    expected = point.clients / point.requests_per_second * 1000
+    if abs(answer - expected) <= 0.01 * expected:
+        return Feedback(True, f"{expected:.2f} ms: with one echo in flight per client, {point.clients} echoes are "
+                              "always under way, and the rate times the time each takes must equal that number "
+                              "(Little's law).")
+    if abs(answer - expected / 1000) <= 0.01 * expected / 1000:
+        return Feedback(False, "That looks like seconds; give milliseconds.")
+    if abs(answer - 1000 / point.requests_per_second) <= 0.01 * expected / point.clients:
+        return Feedback(False, "That is the time between two echoes of the whole server; each client waits for its "
+                               "own, with the others in flight at the same time.")
+    if abs(answer - point.p50_ms) <= 0.02 * max(point.p50_ms, 0.001):
+        return Feedback(False, "That is the median the table printed; work the mean out from the rate.")
+    return Feedback(False, "Each client always has exactly one echo in flight: how many are under way at any moment, "
+                           "and how many finish per second?")
+
+
+def blocking_prediction(predictions: Any) -> Feedback:
+    """Exercise: predicted echoes per second of "threads" and "selectors" when each echo blocks 5 ms, 10 clients, run live."""
+    if (fb := _unanswered(predictions)) is not None:
+        return fb
+    if not isinstance(predictions, dict) or set(predictions) != {"threads", "selectors"} \
+            or not all(_number(v) and v > 0 for v in predictions.values()):
+        return Feedback(False, 'Give a dict {"threads": echoes per second, "selectors": echoes per second}, two '
+                               "positive numbers.")
+    from netlab.lessons.concurrency import blocking_work
+
+    measured = blocking_work(clients=10, messages=10, work=0.005)
+    threads, selectors = predictions["threads"], predictions["selectors"]
+    # Wide margins: on a busy machine the threads' rate falls well below the ideal 10 / 5 ms.
+    sel_ok = 0.6 * measured["selectors"] <= selectors <= 1.5 * measured["selectors"]
+    thr_ok = 0.5 * measured["threads"] <= threads <= 4 * measured["threads"]
+    if sel_ok and thr_ok and threads >= 4 * selectors:
+        return Feedback(True, f"Measured just now: threads {measured['threads']:.0f}/s, selectors "
+                              f"{measured['selectors']:.0f}/s. A blocking call stops only its own thread, but it "
+                              "stops an event loop, and every client with it: the sleeps add up one after another.")
+    if not sel_ok and abs(selectors - threads) <= 0.25 * threads:
+        return Feedback(False, "You predict about the same for both. While the event loop sleeps, can it serve "
+                               "anyone else?")
+    if not sel_ok:
+        return Feedback(False, ("Too many" if selectors > measured["selectors"] else "Too few") + " for selectors: "
+                               "one thread serves every client, and each echo holds it for 5 ms.")
+    return Feedback(False, ("Too many" if threads > measured["threads"] else "Too few") + " for threads: each client "
+                           "has a thread of its own, and ten of them can sleep at the same time.")
+
+
+_ASYNC_HELPERS = {"AsyncioEchoServer", "model_server"}
+
+
+def _echo_client(address: tuple[str, int], lab: Any, pieces: list[bytes], timeout: float) -> tuple[bytes, bool]:
+    """Send `pieces` 20 ms apart and read until the whole echo is back (or `timeout` seconds pass), then shut down
+    writing and wait as long for the server's end: (the echo received, whether the server then closed)."""
+    import socket
+    import time
+
+    total = sum(len(p) for p in pieces)
+    sock = lab.create_connection(address, timeout=timeout) if lab else socket.create_connection(address, timeout)
+    with sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        got = bytearray()
+        try:
+            for piece in pieces:
+                sock.sendall(piece)
+                time.sleep(0.02)
+            while len(got) < total and (data := sock.recv(65536)):
+                got += data
+            sock.shutdown(socket.SHUT_WR)
+            while data := sock.recv(65536):
+                got += data
+        except OSError:  # a timeout included
+            return bytes(got), False
+        return bytes(got), True
+
+
+async def _stop_serving(server: Any) -> None:
+    """Close an asyncio server and cancel its handlers (a student's handler may wait forever)."""
+    import asyncio
+
+    server.close()
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _echo_verdict(words: list[bytes], replies: list[tuple[bytes, bool]], big: bytes, large: tuple[bytes, bool],
+                  errors: list[BaseException]) -> Feedback | None:
+    """What went wrong in asyncio_echo's runs, or None."""
+    if errors:
+        return Feedback(False, f"Your handler raised {type(errors[0]).__name__}: {errors[0]}")
+    for word, (echo, ended) in zip(words, replies, strict=True):
+        if echo != word:
+            return Feedback(False, "With one idle client connected, a message sent in three pieces (and no newline) "
+                                   f"came back as {echo[:12]!r} within 3 s: echo every piece as it comes, without "
+                                   "waiting for anything the client never sends.")
+        if not ended:
+            return Feedback(False, "Every echo came back, but when a client closed its side, your handler did not "
+                                   "close the connection: the client waits for the end forever.")
+    if large != (big, True):
+        return Feedback(False, "A 200 kB message did not come back whole: it arrives in many reads, and writing it "
+                               "back needs `await writer.drain()`.")
+    return None
+
+
+def asyncio_echo(func: Any) -> Feedback:
+    """Exercise: an asyncio echo handler `async def echo(reader, writer)`, run in the lab with an idle client connected,
+    20 clients whose messages arrive in pieces, and one 200 kB message; each client closes and waits for the end."""
+    import asyncio
+    import inspect as _inspect
+
+    if (fb := _unanswered(func)) is not None:
+        return fb
+    if not _inspect.iscoroutinefunction(func):
+        return Feedback(False, "Give a coroutine function: `async def echo(reader, writer): ...`.")
+    if (name := _borrowed(func, _ASYNC_HELPERS)) is not None:
+        return Feedback(False, f"Your handler uses netlab's `{name}`: write the loop yourself.")
+    import contextlib
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from netlab.core.experiment import lab_or_host
+    from netlab.core.sockets import listener
+
+    errors: list[BaseException] = []
+
+    async def guarded(reader: Any, writer: Any) -> None:
+        try:
+            await func(reader, writer)
+        except asyncio.CancelledError:  # the check is over (the idle client's handler still waits): end quietly
+            writer.close()
+        except Exception as err:
+            errors.append(err)
+            writer.close()
+
+    words = [os.urandom(24).hex().encode() for _ in range(20)]  # no newline in any of them
+    big = os.urandom(200_000)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    verdict = server = None
+    with lab_or_host() as (lab, _where, _why), listener(lab, backlog=64) as listen:
+        try:
+            server = asyncio.run_coroutine_threadsafe(asyncio.start_server(guarded, sock=listen), loop).result(5)
+            address = listen.getsockname()
+            idle = lab.create_connection(address, timeout=5) if lab else socket.create_connection(address, 5)
+            with idle, ThreadPoolExecutor(21) as pool:
+                small = [pool.submit(_echo_client, address, lab, [w[:5], w[5:30], w[30:]], 3.0) for w in words]
+                large = pool.submit(_echo_client, address, lab, [big], 5.0)
+                replies = [f.result() for f in small]
+                verdict = _echo_verdict(words, replies, big, large.result(), errors)
+        finally:
+            responsive = threading.Event()  # a handler that blocks the loop would leave _stop_serving never run
+            loop.call_soon_threadsafe(responsive.set)
+            if server is not None and responsive.wait(1.0):
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(_stop_serving(server), loop).result(2.0)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(2.0)
+            if not thread.is_alive():
+                loop.close()
+    if verdict is not None:
+        return verdict
+    return Feedback(True, "Right on all of it: every byte echoed however it was split, 21 clients served at once by "
+                          "one thread while another sat idle, 200 kB echoed with back-pressure, and each connection "
+                          "closed when its client did.")
 
 
 # --- notebook 06: errors and timeouts ---

@@ -954,3 +954,172 @@ def test_retrying_connect_wrong(func, words):
 def test_retrying_connect_unanswered_or_not_a_function():
     assert NOT_ANSWERED in checks.retrying_connect(...).message
     assert "function" in assert_wrong(checks.retrying_connect("retry"))
+
+
+def _load_point(**kw):
+    from types import SimpleNamespace
+
+    values = {"requests": 10_000, "seconds": 0.5, "clients": 100, "p50_ms": 4.2, **kw}
+    return SimpleNamespace(requests_per_second=values["requests"] / values["seconds"], **values)
+
+
+def test_mean_round_trip_by_littles_law():
+    point = _load_point()  # 20 000 echoes/s with 100 in flight: 5 ms each
+    assert_right(checks.mean_round_trip(point, 5.0))
+    assert "seconds" in assert_wrong(checks.mean_round_trip(point, 0.005), not_saying="5")
+    assert "whole server" in assert_wrong(checks.mean_round_trip(point, 0.05), not_saying="5")
+    assert "median" in assert_wrong(checks.mean_round_trip(point, 4.2), not_saying="5")
+    assert "in flight" in assert_wrong(checks.mean_round_trip(point, 50.0), not_saying="5")
+    assert "milliseconds" in assert_wrong(checks.mean_round_trip(point, "5"))
+    assert NOT_ANSWERED in checks.mean_round_trip(point, ...).message
+
+
+def test_blocking_prediction_live():
+    assert_right(checks.blocking_prediction({"threads": 2000, "selectors": 200}))
+    assert "same for both" in assert_wrong(checks.blocking_prediction({"threads": 2000, "selectors": 2000}))
+    assert "for threads" in assert_wrong(checks.blocking_prediction({"threads": 200, "selectors": 200}))
+
+
+def test_blocking_prediction_wants_two_numbers():
+    for answer in ([2000, 200], {"threads": 2000}, {"threads": "2000", "selectors": 200}, {"threads": 0, "selectors": 1}):
+        assert "dict" in assert_wrong(checks.blocking_prediction(answer))
+    assert NOT_ANSWERED in checks.blocking_prediction(...).message
+
+
+async def _echo(reader, writer):
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def _readline_echo(reader, writer):
+    while data := await reader.readline():
+        writer.write(data)
+    writer.close()
+
+
+async def _no_close(reader, writer):
+    while data := await reader.read(65536):
+        writer.write(data)
+
+
+async def _raises(reader, writer):
+    raise RuntimeError("boom")
+
+
+def test_asyncio_echo_right():
+    assert_right(checks.asyncio_echo(_echo))
+
+
+@pytest.mark.parametrize("handler, words", [(_readline_echo, "no newline"), (_no_close, "did not close"),
+                                            (_raises, "RuntimeError")])
+def test_asyncio_echo_wrong(handler, words):
+    start = time.monotonic()
+    assert words in assert_wrong(checks.asyncio_echo(handler))
+    assert time.monotonic() - start < 20
+
+
+def test_asyncio_echo_wants_a_coroutine_function():
+    assert "async def" in assert_wrong(checks.asyncio_echo(lambda reader, writer: reader))
+    assert "async def" in assert_wrong(checks.asyncio_echo(b"echo"))
+    assert NOT_ANSWERED in checks.asyncio_echo(...).message
+
+
+@pytest.fixture(scope="module")
+def tls_recorded():
+    import os
+
+    old = os.environ.get("NETLAB_RECORDED")
+    os.environ["NETLAB_RECORDED"] = "1"
+    try:
+        return netlab.tls.same_request()
+    finally:
+        if old is None:
+            del os.environ["NETLAB_RECORDED"]
+        else:
+            os.environ["NETLAB_RECORDED"] = old
+
+
+def _tls_head(cmp) -> int:
+    return len(cmp.http.conversation.data("S→C")) - 3000
+
+
+def test_tls_record_prediction_live(tls_recorded):
+    head = _tls_head(tls_recorded)
+    assert_right(checks.tls_record_prediction(tls_recorded, 5000, head + 5000 + 17))
+    right = head + 1 + 10_000 + 17  # Content-Length: 10000 is one digit longer
+    assert_right(checks.tls_record_prediction(tls_recorded, 10_000, right))
+    assert "which header" in assert_wrong(checks.tls_record_prediction(tls_recorded, 10_000, right - 1),
+                                          not_saying=str(right))
+    assert "TLS 1.3 add" in assert_wrong(checks.tls_record_prediction(tls_recorded, 10_000, right - 17),
+                                         not_saying=str(right))
+    assert "5-byte record header" in assert_wrong(checks.tls_record_prediction(tls_recorded, 10_000, right + 5),
+                                                  not_saying=str(right))
+    assert "status line" in assert_wrong(checks.tls_record_prediction(tls_recorded, 10_000, 10_017),
+                                         not_saying=str(right))
+
+
+def test_tls_record_prediction_without_the_lab(tls_recorded, recorded_only):
+    fb = checks.tls_record_prediction(tls_recorded, 5000, _tls_head(tls_recorded) + 5017)
+    assert_right(fb)
+    assert "needs the live lab" in fb.message
+
+
+def test_tls_record_prediction_refuses_the_lessons_size_and_odd_types(tls_recorded):
+    assert "other than" in assert_wrong(checks.tls_record_prediction(tls_recorded, 3000, 3165))
+    assert "from 1000 to 12000" in assert_wrong(checks.tls_record_prediction(tls_recorded, 40_000, 40_166))
+    assert "two ints" in assert_wrong(checks.tls_record_prediction(tls_recorded, 5000, 5165.0))
+    assert NOT_ANSWERED in checks.tls_record_prediction(tls_recorded, 5000, ...).message
+
+
+def test_request_record_seq_counts_every_record_header(tls_recorded):
+    https = tls_recorded.https
+    mine = [r for r in https.records() if r.direction == "C→S"]
+    request = max((r for r in mine if r.encrypted), key=lambda r: r.length)
+    before = mine[:mine.index(request)]
+    isn = https.conversation.isn["client"]
+    raw = (isn + 1 + sum(5 + r.length for r in before)) % 2**32
+    # The request record starts a TCP segment of its own here: its seq says the same.
+    starts = [s for s in https.conversation.segments if s.number == request.segment]
+    assert int(starts[0].packet[TCP].seq) == raw
+    assert_right(checks.request_record_seq(https, raw))
+    assert "relative" in assert_wrong(checks.request_record_seq(https, (raw - isn) % 2**32), not_saying=str(raw))
+    assert "Off by one" in assert_wrong(checks.request_record_seq(https, raw - 1), not_saying=str(raw))
+    headers = 5 * len(before)
+    assert "headers" in assert_wrong(checks.request_record_seq(https, raw - headers), not_saying=str(raw))
+    assert "server's numbering" in assert_wrong(checks.request_record_seq(https, https.conversation.isn["server"] + 9),
+                                                not_saying=str(raw))
+    assert "int" in assert_wrong(checks.request_record_seq(https, str(raw)))
+    assert NOT_ANSWERED in checks.request_record_seq(https, ...).message
+
+
+def _tls_records(stream):
+    pairs, pos = [], 0
+    while pos + 5 <= len(stream):
+        length = int.from_bytes(stream[pos + 3:pos + 5], "big")
+        if pos + 5 + length > len(stream):
+            break
+        pairs.append((stream[pos], length))
+        pos += 5 + length
+    return pairs
+
+
+def _tls_records_keeps_the_cut_one(stream):
+    pairs, pos = [], 0
+    while pos + 5 <= len(stream):
+        length = int.from_bytes(stream[pos + 3:pos + 5], "big")
+        pairs.append((stream[pos], length))
+        pos += 5 + length
+    return pairs
+
+
+def test_tls_records(tls_recorded):
+    assert_right(checks.tls_records(_tls_records, tls_recorded.https))
+    assert "not all there" in assert_wrong(checks.tls_records(_tls_records_keeps_the_cut_one, tls_recorded.https))
+    little = lambda s: [(t, int.from_bytes(n.to_bytes(2, "big"), "little")) for t, n in _tls_records(s)]  # noqa: E731
+    assert "big-endian" in assert_wrong(checks.tls_records(little, tls_recorded.https))
+    assert "IndexError" in assert_wrong(checks.tls_records(lambda s: _tls_records(s) if s else [s[0]], tls_recorded.https))
+    assert "list of pairs" in assert_wrong(checks.tls_records(lambda s: 5, tls_recorded.https))
+    assert "function" in assert_wrong(checks.tls_records(b"records", tls_recorded.https))
+    assert NOT_ANSWERED in checks.tls_records(..., tls_recorded.https).message

@@ -29,6 +29,7 @@ Rules for this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MODELS", "AsyncioEchoServer", "ConcurrencyError", "LoadComparison", "FdLimit", "IdleCost", "LoadPoint",
     "SelectorEchoServer", "ThreadedEchoServer", "compare", "model_server", "idle_cost", "lab_or_host", "load",
-    "raise_fd_limit",
+    "raise_fd_limit", "blocking_work",
 ]
 
 # A listen backlog long enough for 500 clients connecting at once (the kernel caps it at
@@ -933,3 +934,107 @@ def idle_cost(models: Iterable[str] = ("threads", "asyncio"), connections: int =
                 server.wait_for_connections(0)
             costs.append(IdleCost(model, connections, threads, mem[0] - mem0[0], mem[1] - mem0[1]))
     return costs
+
+
+# ---------------------------------------------------------------------------
+# Blocking work inside a handler (notebook 07's exercise 2): what a slow call costs each model.
+
+BLOCKING_MESSAGE = 32  # bytes per echo in blocking_work
+
+
+def _blocking_threads(listen: socket.socket, work: float, stop: threading.Event) -> None:
+    """A thread per connection; each echo first sleeps `work` seconds, which blocks only its own thread."""
+    def handle(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while data := conn.recv(READ_SIZE):
+                time.sleep(work)
+                conn.sendall(data)
+
+    listen.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            conn, _ = listen.accept()
+        except (TimeoutError, OSError):
+            continue
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def _blocking_selectors(listen: socket.socket, work: float, stop: threading.Event) -> None:
+    """One selectors loop; each echo first sleeps `work` seconds, which blocks the loop and so every connection."""
+    with selectors.DefaultSelector() as sel:
+        listen.setblocking(False)
+        sel.register(listen, selectors.EVENT_READ)
+        while not stop.is_set():
+            for key, _ in sel.select(0.1):
+                if key.fileobj is listen:
+                    with contextlib.suppress(BlockingIOError):
+                        conn, _ = listen.accept()
+                        sel.register(conn, selectors.EVENT_READ)
+                    continue
+                conn = key.fileobj
+                try:
+                    data = conn.recv(READ_SIZE)
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(conn)
+                    conn.close()
+                    continue
+                time.sleep(work)
+                conn.sendall(data)  # an echo this small always fits the empty send buffer
+        for key in list(sel.get_map().values()):
+            if key.fileobj is not listen:
+                key.fileobj.close()
+
+
+def blocking_work(clients: int = 10, messages: int = 10, work: float = 0.005, timeout: float = 10.0) -> dict[str, float]:
+    """Echoes per second of "threads" and "selectors" when each echo costs the server `work` seconds of blocking
+    (a sleep, as a slow call would).
+
+    For each model, `clients` clients (threads of this process) each send `messages` messages of
+    32 bytes, one at a time, in one fresh lab (or on this host's loopback); timed from their start
+    to the last echo, each model's run bounded by `timeout` seconds.
+    """
+    with lab_or_host() as (lab, _where, _why):
+        return {model: _blocking_run(lab, serve, clients, messages, work, timeout)
+                for model, serve in (("threads", _blocking_threads), ("selectors", _blocking_selectors))}
+
+
+def _blocking_run(lab: Lab | None, serve: Any, clients: int, messages: int, work: float, timeout: float) -> float:
+    with listener(lab, backlog=BACKLOG) as listen:
+        stop = threading.Event()
+        server = threading.Thread(target=serve, args=(listen, work, stop), daemon=True)
+        server.start()
+        address = listen.getsockname()
+        socks = [lab.create_connection(address, timeout=timeout) if lab else socket.create_connection(address, timeout)
+                 for _ in range(clients)]
+        failures: list[BaseException] = []
+
+        def client(sock: socket.socket) -> None:
+            try:
+                for _ in range(messages):
+                    sock.sendall(b"x" * BLOCKING_MESSAGE)
+                    got = 0
+                    while got < BLOCKING_MESSAGE:
+                        piece = sock.recv(BLOCKING_MESSAGE - got)
+                        if not piece:
+                            raise ConcurrencyError("the server closed before it echoed")
+                        got += len(piece)
+            except BaseException as err:
+                failures.append(err)
+
+        try:
+            workers = [threading.Thread(target=client, args=(s,), daemon=True) for s in socks]
+            start = time.monotonic()
+            for w in workers:
+                w.start()
+            _join(workers, "the blocking-work clients", timeout)
+            seconds = time.monotonic() - start
+        finally:
+            for s in socks:
+                s.close()
+            stop.set()
+            server.join(STOP_TIMEOUT)
+        if failures:
+            raise ConcurrencyError(f"a blocking-work client failed: {failures[0]!r}")
+    return clients * messages / seconds

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CASES", "RECORDINGS", "CertificateAuthority", "TLSComparison", "TLSExchange", "Record", "ServerCertificate",
-    "TLS13_OVERHEAD", "describe", "same_request", "wrong_certificate", "sign_handshake", "signature_valid",
+    "TLS13_OVERHEAD", "describe", "https_request", "same_request", "wrong_certificate", "sign_handshake", "signature_valid",
 ]
 
 # The name the lab's server answers to and the client asks for (it travels in the SNI).
@@ -627,6 +627,14 @@ def same_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSCompariso
         if not exchange.live and asked != f"GET {path} HTTP/1.1":
             exchange.experiment.why += f" (The recording asked for {asked!r}.)"
     return comparison
+
+
+def https_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSExchange:
+    """One GET request for `path` to the lab's web server over HTTPS, captured (the recording tls-https where the
+    lab is refused, labelled as recorded). `timeout` is in seconds, for every connect and read."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"the path is the part of a URL after the host and starts with '/', not {path!r}")
+    return _exchange("https", _secure(path, timeout))
 
 
 def wrong_certificate(case: str, timeout: float = 5.0) -> TLSExchange:
