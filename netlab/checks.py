@@ -34,7 +34,8 @@ __all__ = ["Feedback", "handshake_completer", "server_ack_after_hello", "time_wa
            # notebook 03
            "final_ack_raw", "delayed_ack", "reliable_close_delay",
            # notebooks 00, 01, 02
-           "live_or_recorded", "segments_in_file", "reloaded_capture", "server_port", "tcp_header_length", "ip_protocol",
+           "live_or_recorded", "segments_in_file", "reloaded_capture", "server_port", "last_segment_ms",
+           "tcp_header_length", "ip_protocol",
            "built_datagram", "connect_segments", "framed_messages", "timeout_error",
            "frame_length", "internet_checksum", "client_isn", "recv_sizes", "own_recv_message", "ask_within",
            # notebook 04
@@ -253,7 +254,8 @@ def delayed_ack(exp: Any, answer: Any) -> Feedback:
         return Feedback(False, "Capture a run of your own with close_delay=0.5, as the exercise asks.")
     measured = ack.time - fin.time
     if abs(answer - measured) <= 0.0005:
-        return Feedback(True, f"{measured * 1000:.1f} ms in your capture: the delayed-ACK timer, between Linux's "
+        return Feedback(True, f"{measured * 1000:.1f} ms in {'your capture' if exp.live else 'the recording'}: the "
+                              "delayed-ACK timer, between Linux's "
                               "40 ms minimum and 200 ms maximum. Keep this number for the next exercise.")
     if abs(answer / 1000 - measured) <= 0.0005:
         return Feedback(False, "That looks like milliseconds; give seconds.")
@@ -362,6 +364,25 @@ def server_port(exp: Any, answer: Any) -> Feedback:
     if answer == 0:
         return Feedback(False, "Port 0 is what the server asked for, meaning 'any'. Which one did it get?")
     return Feedback(False, "The first line of your capture's table names the client and the server, each as address:port.")
+
+
+def last_segment_ms(exp: Any, answer: Any) -> Feedback:
+    """Exercise: the time (ms) of the last segment in the table of the student's own capture `exp`."""
+    if (fb := _unanswered(answer)) is not None:
+        return fb
+    if not _number(answer):
+        return Feedback(False, f"Give the time in milliseconds, a number, not {type(answer).__name__}.")
+    segments = exp.conversation.segments
+    last_ms = segments[-1].time * 1000
+    if abs(answer - last_ms) <= 0.001:
+        return Feedback(True, f"{last_ms:.3f} ms after the first SYN, segment {len(segments)}: the table's last row. "
+                              "Your neighbour's run took another time.")
+    if abs(answer - segments[-1].time) <= 0.000001:
+        return Feedback(False, "That is in seconds; the table's `time ms` column counts milliseconds.")
+    if abs(answer - len(segments)) < 0.5:
+        return Feedback(False, "That is the number of the last row (#), not its time.")
+    return Feedback(False, "Print your capture's table (`print(exp.conversation)`) and read the `time ms` column "
+                           "of its last row.")
 
 
 # --- notebook 01: layers and packets ---

@@ -505,6 +505,18 @@ def test_server_port(exp):
     assert NOT_ANSWERED in checks.server_port(exp, ...).message
 
 
+def test_last_segment_ms(exp):
+    last_ms = exp.conversation.segments[-1].time * 1000
+    assert_right(checks.last_segment_ms(exp, last_ms))
+    assert_right(checks.last_segment_ms(exp, round(last_ms, 3)))
+    shown = f"{last_ms:.3f}"
+    assert "seconds" in assert_wrong(checks.last_segment_ms(exp, last_ms / 1000), not_saying=shown)
+    assert "number of the last row" in assert_wrong(checks.last_segment_ms(exp, len(exp.conversation.segments)))
+    assert_wrong(checks.last_segment_ms(exp, last_ms + 1), not_saying=shown)
+    assert "number" in assert_wrong(checks.last_segment_ms(exp, f"{shown} ms"))
+    assert NOT_ANSWERED in checks.last_segment_ms(exp, ...).message
+
+
 # 01: frame_length (predict, then send), internet_checksum (write code), client_isn (personal)
 
 
