@@ -161,3 +161,54 @@ def test_cli_traceroute_prints_the_router_then_the_server():
     assert lines[2].split()[:3] == ["1", "10.1.0.1", "router"] and "time exceeded" in lines[2]
     assert lines[3].split()[:3] == ["2", "10.2.0.2", "server"] and "port unreachable" in lines[3]
     assert lines[2].split()[4] == "ms"
+
+
+def test_router_rewrite_check_points_at_the_wrong_field_without_the_answer(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    from netlab import checks
+
+    exp = below.first_datagram()
+    c0, r1 = (next(p for p in exp.on(link) if p.haslayer("UDP")) for link in ("c0", "r1"))
+    right = {"ttl_on_c0": c0["IP"].ttl, "ttl_on_r1": r1["IP"].ttl, "source_mac_on_r1": r1.src,
+             "checksum_on_r1": r1["IP"].chksum}
+    assert checks.router_rewrite(exp, right)
+    wrong = dict(right, source_mac_on_r1=c0.src, checksum_on_r1=c0["IP"].chksum)
+    fb = checks.router_rewrite(exp, wrong)
+    assert not fb and "source_mac_on_r1" in fb.message and "checksum_on_r1" in fb.message
+    assert r1.src not in fb.message and f"{r1['IP'].chksum}" not in fb.message
+    assert repr(checks.router_rewrite(exp, ...)).startswith("✘ Not answered yet")
+
+
+def test_ttl_prediction_check_runs_the_experiment(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    from netlab import checks
+
+    assert checks.ttl_prediction({"ttl_2_arrives_with": 1, "ttl_1_answered_by": "10.1.0.1"})
+    fb = checks.ttl_prediction({"ttl_2_arrives_with": 2, "ttl_1_answered_by": "10.2.0.2"})
+    assert not fb and "ttl_2_arrives_with" in fb.message and "ttl_1_answered_by" in fb.message
+
+
+@live
+def test_own_traceroute_check_runs_the_students_function_in_the_lab():
+    from netlab import checks
+
+    def never_stops(new_socket, destination):
+        hops = []
+        for ttl in range(1, 4):
+            with new_socket() as sock:
+                hops.append(below.probe(sock, destination, ttl, timeout=0.5).address)
+        return hops
+
+    def right(new_socket, destination):
+        hops = []
+        for ttl in range(1, 9):
+            with new_socket() as sock:
+                hop = below.probe(sock, destination, ttl)
+            hops.append(hop.address)
+            if hop.reply != "time exceeded":
+                break
+        return hops
+
+    assert checks.own_traceroute(right)
+    fb = checks.own_traceroute(never_stops)
+    assert not fb and "goes on after the destination answered" in fb.message

@@ -22,9 +22,10 @@ router on it, where the lab has one loopback. `Topology(lab)` builds one in a fe
    soon as it is bound, so nothing sent after `capture()` returns is missed.
  - the veths compute their own checksums (offload off, as in bottleneck.py): a capture shows the
    TCP checksum the wire carries, not one left for hardware that does not exist.
- - what would make captures differ between runs is off: no duplicate address detection, no
-   router solicitations; ICMP errors are not rate-limited in the router and server, so a
-   traceroute gets an answer to every probe.
+ - what would make captures differ between runs is off or over before the topology is ready: no
+   duplicate address detection, no router solicitations, the MLD reports of interfaces joining
+   multicast groups sent 1 ms apart (not up to 1 s) and waited out; ICMP errors are not
+   rate-limited in the router and server, so a traceroute gets an answer to every probe.
 
 Rules for this file:
 1. Every wait has a bound: each request to the agent `REQUEST_TIMEOUT` s, its start `START_TIMEOUT` s;
@@ -185,8 +186,12 @@ class Topology:
         for host in HOSTS:
             # Set before the links exist, so that new interfaces take them as their defaults: no
             # duplicate address detection (an address is usable at once), no router solicitations.
+            # MLD reports (joining multicast groups) repeated 1 ms apart instead of up to 1 s: all sent
+            # before the topology is ready (see the agent's settle), none in a capture.
             sysctl = {"ipv6.conf.default.accept_dad": "0", "ipv6.conf.all.accept_dad": "0",
-                      "ipv6.conf.default.router_solicitations": "0", "ipv6.conf.default.disable_ipv6": "0" if v6 else "1"}
+                      "ipv6.conf.default.router_solicitations": "0", "ipv6.conf.default.disable_ipv6": "0" if v6 else "1",
+                      "ipv6.conf.default.mldv1_unsolicited_report_interval": "1",
+                      "ipv6.conf.default.mldv2_unsolicited_report_interval": "1"}
             if host != "client":
                 # An ICMP error for every probe (Linux sends at most one a second per destination by default).
                 sysctl.update({"ipv4.icmp_ratelimit": "0", "ipv6.icmp.ratelimit": "0"})
@@ -210,7 +215,7 @@ class Topology:
             steps.append({"host": host, "ip": "\n".join(batches[host]) + "\n",
                           "no_offload": [i.name for i in INTERFACES.values() if i.host == host]})
         return {"first": "client", "hosts": ["router", "server"], "steps": steps,
-                "interfaces": {i.name: i.host for i in INTERFACES.values()}}
+                "interfaces": {i.name: i.host for i in INTERFACES.values()}, "settle": 2.0 if v6 else 0.0}
 
     def close(self) -> None:
         """End the agent (the router's and server's namespaces go with it) and remove the client's link."""

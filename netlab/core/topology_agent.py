@@ -5,7 +5,8 @@ starts in tens of ms without importing netlab or scapy), as root of the lab's us
 reads one JSON request per message on the Unix socket FD (SOCK_SEQPACKET) and answers each
 with one JSON message, plus a file descriptor for a socket it made:
 
-    build      make the named namespaces (unshare), then in each: sysctls, an `ip -batch`, offload off
+    build      make the named namespaces (unshare), then in each: sysctls, an `ip -batch`, offload off;
+               then wait until the links have settled (IPv6 link-local addresses made)
     run        run a command in a host's namespace, with a time bound
     socket     create a socket in a host's namespace and hand it back (SCM_RIGHTS)
     capture_start / capture_stop
@@ -57,7 +58,8 @@ class Agent:
                 raise OSError(ctypes.get_errno(), f"setns into the {host}'s namespace failed")
             self.here = host
 
-    def build(self, first: str, hosts: list[str], steps: list[dict[str, Any]], interfaces: dict[str, str]) -> dict[str, Any]:
+    def build(self, first: str, hosts: list[str], steps: list[dict[str, Any]], interfaces: dict[str, str],
+              settle: float = 0.0) -> dict[str, Any]:
         os.close(self.spaces.pop(self.first))
         self.first = self.here = first
         self.spaces = {first: os.open("/proc/self/ns/net", os.O_RDONLY)}
@@ -89,7 +91,29 @@ class Agent:
             for device in step.get("no_offload", []):
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as any_socket:
                     no_checksum_offload(any_socket, device)
+        self.settle(interfaces, float(settle))
         return {"pid": os.getpid()}
+
+    def settle(self, interfaces: dict[str, str], seconds: float) -> None:
+        """Wait (up to `seconds`) until every interface has its IPv6 link-local address, and a little more.
+
+        An interface that comes up makes that address and joins multicast groups, and says so
+        with MLD reports (RFC 3810); were they still under way, they would show in the first capture.
+        """
+        if seconds <= 0:
+            return
+        deadline = time.monotonic() + seconds
+        waiting = dict(interfaces)
+        while waiting and time.monotonic() < deadline:
+            for name, host in list(waiting.items()):
+                self.enter(host)
+                done = subprocess.run(["ip", "-6", "-o", "addr", "show", "dev", name, "scope", "link"],
+                                      capture_output=True, text=True, timeout=5)
+                if "fe80" in done.stdout and "tentative" not in done.stdout:
+                    del waiting[name]
+            if waiting:
+                time.sleep(0.01)
+        time.sleep(0.02)  # the reports' retransmissions, 1 ms apart (see the sysctls in the plan)
 
     def run(self, host: str, argv: list[str], timeout: float) -> dict[str, Any]:
         self.enter(host)
