@@ -61,7 +61,8 @@ class JupyterLab:
         # Every cell in the page, not only those scrolled into view, so the test can read every prompt.
         notebook = self._home / "settings" / "@jupyterlab" / "notebook-extension"
         notebook.mkdir(parents=True)
-        (notebook / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+        # recordTiming: each cell's start and end in its metadata, for bench/series.py's slowest cells.
+        (notebook / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none", "recordTiming": True}))
         env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(self._home / "settings"),
                    JUPYTERLAB_WORKSPACES_DIR=str(self._home / "workspaces"),
                    JUPYTER_RUNTIME_DIR=str(self._home / "runtime"))
@@ -178,6 +179,21 @@ class Run:
     def unrun(self) -> list[int]:
         """Indexes (among the code cells, from 0) of the cells that did not run."""
         return [i for i, c in enumerate(self.code_cells) if c.get("execution_count") is None]
+
+    def cell_seconds(self) -> list[tuple[float, str]]:
+        """(seconds, first line of source) for each code cell that recorded its timing, slowest first."""
+        from datetime import datetime
+
+        timed = []
+        for cell in self.code_cells:
+            execution = cell.get("metadata", {}).get("execution", {})
+            start, end = execution.get("iopub.execute_input"), execution.get("shell.execute_reply")
+            if start and end:
+                seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+                first = next((line for line in "".join(cell["source"]).splitlines()
+                              if line.strip() and not line.startswith("#")), "")
+                timed.append((seconds, first.strip()))
+        return sorted(timed, reverse=True)
 
     @property
     def errors(self) -> list[str]:

@@ -19,8 +19,10 @@ ladder's colours and layout.
 
 Where widgets cannot run (nbval, `jupyter nbconvert --to html`, GitHub's viewer) the cell shows
 the fallback of the Explorer's mimebundle: `draw.ladder` of the first segments beside a table of
-the same facts (image/png), and that table as text (text/plain). The text holds no times,
-ports or object ids, so a notebook's stored output compares equal on every run.
+the same facts (image/png), and one line of text (text/plain) that names the stream and its
+source but no count, time, port or object id: a live transfer's segments differ from run to run,
+and a notebook's stored output must compare equal on every run. `Explorer.text()` gives the
+table as text, for a cell to print where its conversation is the same on every run.
 
 Rules for this file:
 1. What TCP facts are shown comes from `Conversation` (segments, `states()`); this file only
@@ -450,16 +452,24 @@ class Explorer:
                             "</div></div>")
 
     def text(self) -> str:
-        """The static view as text (what nbval compares): no times, ports or ids."""
+        """The static view's table as text, one line per segment (up to STATIC_ROWS): no times or ports."""
         if self.conversation is None:
             return "Explorer: no conversation yet"
         return static_text(self.conversation, self._steps)
+
+    def summary(self) -> str:
+        """One line naming the stream and its source, the same on every run (the cell's text/plain, which nbval compares)."""
+        if self.conversation is None:
+            return "Explorer: no conversation yet"
+        conv = self.conversation
+        return (f"Explorer: TCP stream {conv.stream_number} ({_source(conv.source)}); in JupyterLab, Previous, Next "
+                "and the slider step through its segments")
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         import base64
 
         bundle = self.widget._repr_mimebundle_() or {}
-        bundle["text/plain"] = self.text()
+        bundle["text/plain"] = self.summary()
         if self.conversation is not None:
             bundle["image/png"] = base64.b64encode(static_png(self.conversation, self._steps)).decode("ascii")
         return bundle
