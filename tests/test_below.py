@@ -4,6 +4,7 @@ One live path serves the tests that only read it (each experiment puts back what
 the tests of building and closing make their own.
 """
 
+import os
 import shutil
 import socket
 import subprocess
@@ -212,3 +213,24 @@ def test_own_traceroute_check_runs_the_students_function_in_the_lab():
     assert checks.own_traceroute(right)
     fb = checks.own_traceroute(never_stops)
     assert not fb and "goes on after the destination answered" in fb.message
+
+
+def test_cli_traceroute_says_when_it_shows_the_recording():
+    done = subprocess.run([sys.executable, "-m", "netlab", "traceroute"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NETLAB_RECORDED": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("recorded: NETLAB_RECORDED is set")
+    assert [line.split()[1] for line in done.stdout.splitlines()[2:]] == ["10.1.0.1", "10.2.0.2"]
+
+
+@live
+def test_a_command_that_hangs_in_the_topology_is_stopped_at_its_time_bound(path):
+    import time
+
+    from netlab.core.topology import TopologyError
+
+    start = time.monotonic()
+    with pytest.raises(TopologyError, match="did not finish within 0.3 s"):
+        path.net.server.run("sleep", "5", timeout=0.3)
+    assert time.monotonic() - start < 2.0
+    assert path.net.server.run("true") == ""  # and the agent still answers

@@ -250,6 +250,7 @@ BAD_INPUT: dict[str, list[tuple[list[str], dict[str, str]]]] = {
     "retransmit": [(["--count", "0"], RECORDED), (["--count", "9"], RECORDED), (["--count", "two"], RECORDED)],
     "record": [([], RECORDED), (["--out", "{file}/data"], RECORDED)],
     "cwnd": [(["--loss", "0"], RECORDED), (["--cc", "no-such-algorithm"], RECORDED)],
+    "traceroute": [(["--max-hops", "0"], RECORDED), (["--max-hops", "many"], RECORDED)],
     "mark-exercises": [(["{file}/nowhere.ipynb"], {}), (["{notes}"], {})],
     "student-edition": [(["{file}/out"], {})],
     "grade": [(["{file}/nowhere"], {}), (["{file}", "--workers", "many"], {})],

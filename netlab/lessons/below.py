@@ -464,15 +464,19 @@ def traceroute(new_socket: Callable[[], socket.socket], destination: str, *, max
 NAMES = {ROUTER: "router", ROUTER_FAR: "router", SERVER: "server", CLIENT: "client"}
 
 
-def trace(path: LabPath | None = None) -> PathExperiment:
-    """traceroute from the client to the server, captured on c0; `result["hops"]`: one dict per hop (rtt in s)."""
+def trace(path: LabPath | None = None, *, max_hops: int = 8) -> PathExperiment:
+    """traceroute from the client to the server, captured on c0; `result["hops"]`: one dict per hop (rtt in s).
+
+    With `max_hops` 1 the trace ends at the router. (The recording holds the whole path.)
+    """
+    check_int("max_hops", max_hops, 1, 30)
 
     def live(net: Topology) -> PathExperiment:
         _forget(net)
         with net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             probe(sock, SERVER, 64)  # ARP on both links done first: the round trips below are the probes' own
         with net.capture("c0") as cap:
-            hops = traceroute(lambda: net.client.socket(socket.AF_INET, socket.SOCK_DGRAM), SERVER)
+            hops = traceroute(lambda: net.client.socket(socket.AF_INET, socket.SOCK_DGRAM), SERVER, max_hops=max_hops)
         return _experiment(cap, {"hops": [h.__dict__ for h in hops]})
 
     return _run(path, live, "below-traceroute")
