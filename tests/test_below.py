@@ -234,3 +234,14 @@ def test_a_command_that_hangs_in_the_topology_is_stopped_at_its_time_bound(path)
         path.net.server.run("sleep", "5", timeout=0.3)
     assert time.monotonic() - start < 2.0
     assert path.net.server.run("true") == ""  # and the agent still answers
+
+
+@live
+def test_a_topology_without_ipv6_has_no_ipv6_addresses():
+    with Lab() as lab, Topology(lab, ipv6=False) as net:
+        assert "inet6" not in net.server.run("ip", "addr", "show", "dev", "s0")
+        assert "10.2.0.2/24" in net.server.run("ip", "addr", "show", "dev", "s0")
+        with net.capture("c0") as cap, net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"x", (below.SERVER, below.DATAGRAM_PORT))
+            below._icmp_error(sock, 0.0)
+        assert not any(p.haslayer("IPv6") for p in cap.packets)

@@ -256,6 +256,11 @@ class Topology:
         except OSError as err:
             detail = self._fail()
             raise TopologyError(f"the topology's agent ended during {what or order['op']!r}: {detail or err}") from None
+        except BaseException:
+            # Interrupted half-way (Jupyter's stop button): the reply may still come and would be
+            # read as the answer to the next request. An agent out of step is no use: stop it.
+            self._fail()
+            raise
         if not data:
             detail = self._fail()
             raise TopologyError(f"the topology's agent ended during {what or order['op']!r}"
