@@ -190,10 +190,13 @@ def reason_no_engine() -> str | None:
 
 
 def drop_other_tags(repository: str, keep: str) -> None:
-    """Remove this repository's older images, so the cache holds one of each."""
-    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", repository)
+    """Remove this repository's images older than an hour, so the cache stays small.
+
+    Younger ones stay: another run of the tests, on a working tree a moment older, may be using one.
+    """
+    listed = podman("images", "--filter", "until=1h", "--format", "{{.Repository}}:{{.Tag}}")
     for name in listed.stdout.split():
-        if name != keep:
+        if name.startswith(f"{repository}:") and name != keep:
             podman("rmi", name)
 
 
