@@ -9,6 +9,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +247,46 @@ def test_a_topology_without_ipv6_has_no_ipv6_addresses():
             sock.sendto(b"x", (below.SERVER, below.DATAGRAM_PORT))
             below._icmp_error(sock, 0.0)
         assert not any(p.haslayer("IPv6") for p in cap.packets)
+
+
+ORDINARY_USER_PATH = """
+import json, os
+from netlab.lessons import below
+with below.LabPath() as path:
+    print(json.dumps({"uid": os.geteuid(), "live": path.live, "arrived": below.first_datagram(path).result["arrived"],
+                      "hops": [h.address for h in below.hops_of(below.trace(path))],
+                      "mss_after": below.path_mtu(path).result["mss_after"],
+                      "peer": below.resolve(path).result.get("peer")}))
+"""
+
+
+@live
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root to become `nobody` (runuser)")
+def test_an_ordinary_user_builds_the_path_and_runs_its_experiments():
+    # The agent makes namespaces, runs ip, nft and a resolver in a mount namespace: all without privileges on the host.
+    import json
+    import pwd
+
+    import dnslib
+    import scapy
+
+    import netlab
+
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("no /usr/bin/python3 for `nobody` to run")
+    root = Path(tempfile.mkdtemp(prefix="netlab-below-nobody-"))  # pytest's tmp_path is not readable by nobody
+    try:
+        root.chmod(0o755)
+        for package in (netlab, scapy, dnslib):
+            shutil.copytree(os.path.dirname(package.__file__), root / package.__name__)
+        env = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", f"HOME={root}", f"PYTHONPATH={root}",
+               "PYTHONDONTWRITEBYTECODE=1"]
+        done = subprocess.run(["runuser", "-u", "nobody", "--", *env, python, "-c", ORDINARY_USER_PATH], cwd=root,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(root)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"uid": pwd.getpwnam("nobody").pw_uid, "live": True, "arrived": True,
+                      "hops": ["10.1.0.1", "10.2.0.2"], "mss_after": 1228, "peer": ["10.2.0.2", 80]}
