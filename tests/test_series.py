@@ -1,5 +1,5 @@
 """The series holds together: 00's table lists exactly the notebooks that exist, under their own
-titles, and each notebook's **Next:** link leads to the following one (08's back to 00).
+titles, and each notebook's **Next:** link leads to the following one (the last one's back to 00).
 
 Like jakevdp's navigation script, but as a test: a notebook added, renamed or retitled without
 updating the start page or the previous notebook's link fails here instead of drifting.
@@ -25,6 +25,8 @@ SERIES = {
     "06": "Errors and timeouts",
     "07": "Concurrency",
     "08": "TLS",
+    "09": "Congestion control",
+    "10": "Below TCP",
 }
 LINK = re.compile(r"\[(\d\d) · ([^\]]+)\]\(([^)\s]+)\)")
 
@@ -60,13 +62,13 @@ def _table_links() -> list[tuple[str, str, str]]:
 def test_every_notebook_is_a_planned_part_of_the_series_with_its_title():
     for path in _existing():
         number = path.name[:2]
-        assert number in SERIES, f"{path.name} is not in the series (00–08)"
+        assert number in SERIES, f"{path.name} is not in the series (00–10)"
         assert _title(path) == SERIES[number], f"{path.name}: title differs from the series plan"
 
 
 def test_start_page_lists_every_notebook_in_order_under_its_own_title():
     rows = _table_links()
-    assert [number for number, _, _ in rows] == sorted(SERIES), "00's table lists notebooks 00 to 08, in order"
+    assert [number for number, _, _ in rows] == sorted(SERIES), "00's table lists every notebook of the series, in order"
     for number, title, target in rows:
         assert title == SERIES[number], f"row {number}: {title!r}"
         assert re.fullmatch(rf"{number}-[a-z0-9-]+\.ipynb", target), f"row {number}: the link {target!r} is not relative"
@@ -98,7 +100,7 @@ def _next_link(path: Path) -> tuple[str, str, str]:
 @pytest.mark.parametrize("path", _existing(), ids=lambda p: p.name)
 def test_next_link_points_to_the_following_notebook_by_its_exact_title(path):
     number, title, target = _next_link(path)
-    following = f"{(int(path.name[:2]) + 1) % len(SERIES):02d}"  # 08 leads back to 00
+    following = f"{(int(path.name[:2]) + 1) % len(SERIES):02d}"  # the last leads back to 00
     assert number == following, f"{path.name}: **Next:** goes to {number}, not {following}"
     assert title == SERIES[following], f"{path.name}: **Next:** says {title!r}"
     target_path = NOTEBOOKS_DIR / target
