@@ -245,7 +245,7 @@ def test_a_topology_without_ipv6_has_no_ipv6_addresses():
         assert "10.2.0.2/24" in net.server.run("ip", "addr", "show", "dev", "s0")
         with net.capture("c0") as cap, net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.sendto(b"x", (below.SERVER, below.DATAGRAM_PORT))
-            below._icmp_error(sock, 0.0)
+            below.icmp_error(sock, 0.0)
         assert not any(p.haslayer("IPv6") for p in cap.packets)
 
 

@@ -37,7 +37,8 @@ from netlab.core.lab import Lab
 from netlab.core.topology import INTERFACES, Topology
 
 __all__ = [
-    "LabPath", "PathExperiment", "Hop", "traceroute", "probe", "first_datagram", "unreachable", "trace",
+    "LabPath", "PathExperiment", "Hop", "IcmpError", "traceroute", "probe", "icmp_error",
+    "first_datagram", "unreachable", "trace",
     "path_mtu", "resolve", "ipv6_handshake", "frame_line", "hops_of", "tracepath", "NAMES", "RECORDINGS",
     "CLIENT", "ROUTER", "SERVER", "NOWHERE", "NAME", "BLOCK_FRAG_NEEDED",
 ]
@@ -360,7 +361,7 @@ def unreachable(path: LabPath | None = None) -> PathExperiment:
             # datagram may be dropped in silence, the one after the wait is answered.
             for sent in (1, 2):
                 sock.sendto(b"to an address no route leads to", (NOWHERE, DATAGRAM_PORT))
-                error = _icmp_error(sock, 1.1 if sent == 1 else _TIMEOUT)
+                error = icmp_error(sock, 1.1 if sent == 1 else _TIMEOUT)
                 if error is not None:
                     break
         return _experiment(cap, {"local": repr(local), "local_errno": getattr(local, "errno", None),
@@ -402,19 +403,27 @@ def probe(sock: socket.socket, destination: str, ttl: int, *, port: int = TRACE_
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
     sent = time.time()
     sock.sendto(b"netlab traceroute probe", (destination, port + ttl))  # the port says which probe an answer is for
-    error = _icmp_error(sock, timeout, sent)
+    error = icmp_error(sock, timeout, sent)
     return Hop(ttl, None, None, "no answer") if error is None else Hop(ttl, error.address, error.rtt, error.reply)
 
 
 @dataclass(frozen=True)
-class _Error:
+class IcmpError:
+    """An ICMP error the kernel queued on a socket: who sent it, what it said, and the round trip (s) since the send."""
+
     address: str
-    reply: str
+    reply: str  # "time exceeded", "port unreachable", "network unreachable", ...
     rtt: float
 
 
-def _icmp_error(sock: socket.socket, timeout: float, sent: float | None = None) -> _Error | None:
-    """Wait up to `timeout` s for an ICMP error on `sock`'s error queue (IP_RECVERR); None if none came."""
+def icmp_error(sock: socket.socket, timeout: float, sent: float | None = None) -> IcmpError | None:
+    """Wait up to `timeout` s for an ICMP error on `sock`'s error queue (IP_RECVERR); None if none came.
+
+    The kernel wakes `poll` with POLLERR; `recvmsg(..., MSG_ERRQUEUE)` then returns the error as
+    ancillary data: a struct sock_extended_err (the ICMP type and code) followed by the address
+    of the host that sent it, and the time the ICMP arrived (SO_TIMESTAMPNS). `sent` (Unix
+    seconds) gives the round trip.
+    """
     poller = select.poll()
     poller.register(sock, select.POLLERR)
     deadline = time.monotonic() + timeout
@@ -439,7 +448,7 @@ def _icmp_error(sock: socket.socket, timeout: float, sent: float | None = None) 
                     address = socket.inet_ntoa(data[_EXTENDED_ERR.size + 4:_EXTENDED_ERR.size + 8])
                     found = (address, _ICMP_NAMES.get((icmp_type, icmp_code), f"type {icmp_type} code {icmp_code}"))
         if found is not None:
-            return _Error(found[0], found[1], max(0.0, stamp - sent) if sent is not None else 0.0)
+            return IcmpError(found[0], found[1], max(0.0, stamp - sent) if sent is not None else 0.0)
 
 
 def traceroute(new_socket: Callable[[], socket.socket], destination: str, *, max_hops: int = 8,
