@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# tests/data holds what tests read, not tests: explorer.ipynb is run by tests/test_browser.py in
+# JupyterLab, not by nbval (it stores no outputs to compare). A conftest.py of its own there would
+# shadow this one for the test files that import helpers from `conftest`.
+collect_ignore = ["data"]
+
 
 @pytest.fixture(autouse=True)
 def live_unless_told(monkeypatch):
