@@ -126,6 +126,16 @@ def test_run_shows_the_new_conversation():
     assert panel.error is None
 
 
+def test_a_result_in_hand_is_shown_without_running_the_experiment_again(handshake):
+    calls = []
+    explorer = netlab.explore(lambda close_delay: calls.append(close_delay), netlab.load_recorded("handshake"),
+                              close_delay=0.0)
+    assert calls == [] and len(explorer.conversation.segments) == 10
+    assert "✔ run 1: 10 segments; recorded" in explorer.controls._status.value
+    with pytest.raises(TypeError, match="takes no parameters, got a second argument"):
+        netlab.explore(handshake, handshake)
+
+
 def test_a_failed_run_says_why_in_the_panel_and_raises_nothing():
     def experiment(window: int):
         raise ValueError(f"window must be 1..65535 bytes, not {window}")
@@ -154,5 +164,5 @@ def test_controls_follow_the_values_given():
 
 
 def test_explore_refuses_parameters_for_a_conversation(handshake):
-    with pytest.raises(TypeError, match="takes no parameters"):
+    with pytest.raises(TypeError, match="takes no parameters, got window"):
         netlab.explore(handshake, window=3)

@@ -517,14 +517,18 @@ class Controls:
         self._status.value = f"run {self.runs}: running…"
         try:
             result = self.function(**self.values())
-            conv = _conversation_of(result)
+            self.show(result)
         except Exception as err:  # noqa: BLE001  (any failure is shown in the panel, as one line)
             self.error = err
             self._status.value = (f'<span class="netlab-error" style="color:#B00020">✘ run {self.runs} failed: '
                                   f"{html.escape(type(err).__name__)}: {html.escape(str(err))}</span>")
-            return
         finally:
             self._run.disabled = False
+
+    def show(self, result: Any) -> None:
+        """Explore `result` (an Experiment or a Conversation) as the outcome of the panel's current values."""
+        conv = _conversation_of(result)
+        self.runs = max(self.runs, 1)
         self.error = None
         why = getattr(result, "why", "")
         self._status.value = html.escape(f"✔ run {self.runs}: {len(conv.segments)} segments" + (f"; {why}" if why else ""))
@@ -563,7 +567,7 @@ def _conversation_of(result: Any) -> Conversation:
     return conv
 
 
-def explore(subject: Any, /, **params: Any) -> Explorer:
+def explore(subject: Any, shown: Any = None, /, **params: Any) -> Explorer:
     """Step through a conversation segment by segment, in a widget; or re-run an experiment from a panel.
 
     `explore(conversation)` (or an Experiment, e.g. `netlab.handshake()`): Previous, Next and a
@@ -571,19 +575,23 @@ def explore(subject: Any, /, **params: Any) -> Explorer:
     states, bytes in flight and windows. `explore(function, name=value, ...)`: a control per
     parameter (a text box for an int, float or str, a checkbox for a bool, a slider for a
     `(min, max)` tuple) and a Run button that calls `function(**values)` and explores what it
-    returns; the first run happens now. A failed run shows its error in the panel.
+    returns. The first run happens now, unless `shown` is a result already in hand for these
+    values (`explore(netlab.handshake, slow, close_delay=0.2)`), which saves running it twice.
+    A failed run shows its error in the panel.
     """
-    if isinstance(subject, Conversation):
-        if params:
-            raise TypeError(f"a conversation takes no parameters, got {', '.join(params)}")
-        return Explorer(subject)
-    if callable(subject) and not hasattr(subject, "conversation"):
-        controls = Controls(subject, params)
-        explorer = Explorer(None, panel=controls.widget)
-        explorer.controls = controls
-        controls.explorer = explorer
+    if isinstance(subject, Conversation) or not callable(subject) or hasattr(subject, "conversation"):
+        if params or shown is not None:
+            raise TypeError(f"a conversation or an experiment's result takes no parameters, got "
+                            f"{', '.join([*(['a second argument'] if shown is not None else []), *params])}")
+        if isinstance(subject, Conversation):
+            return Explorer(subject)
+        return Explorer(_conversation_of(subject), note=getattr(subject, "why", ""))
+    controls = Controls(subject, params)
+    explorer = Explorer(None, panel=controls.widget)
+    explorer.controls = controls
+    controls.explorer = explorer
+    if shown is None:
         controls.run()
-        return explorer
-    if params:
-        raise TypeError(f"an experiment's result takes no parameters, got {', '.join(params)}")
-    return Explorer(_conversation_of(subject), note=getattr(subject, "why", ""))
+    else:
+        controls.show(shown)
+    return explorer
