@@ -530,10 +530,10 @@ class Controls:
         conv = _conversation_of(result)
         self.runs = max(self.runs, 1)
         self.error = None
-        why = getattr(result, "why", "")
-        self._status.value = html.escape(f"✔ run {self.runs}: {len(conv.segments)} segments" + (f"; {why}" if why else ""))
         if self.explorer is not None:
             self.explorer.load(conv)
+        why = getattr(result, "why", "")  # said last: once the panel says done, the explorer shows the new run
+        self._status.value = html.escape(f"✔ run {self.runs}: {len(conv.segments)} segments" + (f"; {why}" if why else ""))
 
 
 def _control(name: str, value: Any) -> Any:
