@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import jupyterlab  # noqa: E402  (tests/jupyterlab.py, shared with bench/series.py)
+import labdriver  # noqa: E402  (tests/labdriver.py, shared with bench/series.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 CLICK_BUDGET = 0.100  # seconds from a click on Next to the new segment on screen (issue 13)
 
-_why = jupyterlab.unavailable()
+_why = labdriver.unavailable()
 if _why:
     warnings.warn(f"browser tests skipped: {_why}", stacklevel=1)
     pytest.skip(f"browser tests skipped: {_why}", allow_module_level=True)
@@ -33,14 +33,14 @@ if _why:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("notebooks")
-    jupyterlab.copy_notebooks(ROOT / "notebooks", folder, extra=[DATA / "explorer.ipynb", DATA / "long_conversation.py"])
-    with jupyterlab.JupyterLab(folder) as server:
+    labdriver.copy_notebooks(ROOT / "notebooks", folder, extra=[DATA / "explorer.ipynb", DATA / "long_conversation.py"])
+    with labdriver.JupyterLab(folder) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def page(lab):
-    with jupyterlab.browser() as chromium:
+    with labdriver.browser() as chromium:
         page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         yield page
@@ -48,7 +48,7 @@ def page(lab):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_clean_in_jupyterlab(page, lab, name):
-    run = jupyterlab.run_all(page, lab, name)
+    run = labdriver.run_all(page, lab, name)
     lab.shut_down_kernels()
     print(f"{name}: {run.seconds:.1f} s in the browser")
     assert run.errors == [], f"{name}: error outputs: {run.errors}"
@@ -89,7 +89,7 @@ _TIMED_NEXT = """(index) => new Promise((resolve, reject) => {
 
 @pytest.fixture(scope="module")
 def explorers(page, lab):
-    run = jupyterlab.run_all(page, lab, "explorer.ipynb")
+    run = labdriver.run_all(page, lab, "explorer.ipynb")
     assert run.errors == [] and run.unrun == []
     page.locator(".netlab-explorer").nth(2).wait_for()
     yield page

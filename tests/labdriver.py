@@ -1,4 +1,5 @@
-"""A real JupyterLab in headless Chromium, for tests/test_browser.py and bench/series.py.
+"""A real JupyterLab in headless Chromium, for tests/test_browser.py and bench/series.py (named
+labdriver, not jupyterlab: tests/ is on sys.path under pytest, and that name would hide the real package).
 
 `JupyterLab(folder)` starts one server on 127.0.0.1 (a port the kernel picks, a random token,
 its settings, workspaces and runtime files in a temporary folder, the news and update checks
