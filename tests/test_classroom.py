@@ -1,8 +1,8 @@
 """The classroom edition (#10): marks nbgrader's way, the student edition, checks that grade, the grader.
 
-The series' notebooks are marked by `python -m netlab mark-exercises` once their exercises are
-final; until then the tests that need the marks on the series expect to fail (xfail, not
-strict), and the same behaviour is tested on a small sample notebook made here.
+The series' notebooks are marked by `python -m netlab mark-exercises`; a test fails when one is
+not marked as the tool would mark it. The same behaviour is also tested on a small sample
+notebook made here.
 """
 
 from __future__ import annotations
@@ -28,15 +28,6 @@ SERIES = edition.series(NOTEBOOKS)
 QUICK = ["00-start-here", "01-layers-and-packets"]
 
 
-def _marked(path: Path) -> bool:
-    nb = edition.read_notebook(path)
-    return edition.mark(nb, path.stem) == nb
-
-
-SERIES_UNMARKED = pytest.mark.xfail(
-    not all(_marked(p) for p in SERIES), strict=False,
-    reason="the series is marked with `python -m netlab mark-exercises` once its exercises are final (#10)",
-)
 
 
 def sample() -> dict:
@@ -158,7 +149,6 @@ def test_an_answer_cell_without_a_check_after_it_is_refused():
         edition.mark(nb, "98-sample")
 
 
-@SERIES_UNMARKED
 @pytest.mark.parametrize("path", SERIES, ids=lambda p: p.name)
 def test_each_notebook_is_marked_as_mark_exercises_would_mark_it(path):
     nb = edition.read_notebook(path)
@@ -406,8 +396,6 @@ def test_nbgrader_gives_full_marks_and_takes_exactly_the_wrong_exercises_point(t
 
 
 def test_nbgrader_grades_the_whole_series(tmp_path):
-    if not all(_marked(p) for p in SERIES):
-        pytest.xfail("the series is marked with `python -m netlab mark-exercises` once its exercises are final (#10)")
     notebooks = {p.stem: edition.read_notebook(p) for p in SERIES}
     first = SERIES[0].stem
     wrong, grade_id = _wrong_first_answer(notebooks[first], first)
