@@ -193,6 +193,10 @@ async def _execute(nb: Any, folder: Path, checks: dict[str, int], isolated: bool
     try:
         await asyncio.wait_for(client.async_execute(env=env), notebook_seconds)
     finally:
+        # nbclient stops its kernel client's channels itself, but not when the notebook's time runs
+        # out and its execution is cancelled: its heartbeat thread would go on, reconnecting.
+        if client.kc is not None:
+            client.kc.stop_channels()
         if km.has_kernel:
             await km.shutdown_kernel(now=True)
 
