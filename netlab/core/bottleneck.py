@@ -60,7 +60,8 @@ from typing import Any
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import HelperError
 from netlab.core.lab import Lab, last_line, read_line
-from netlab.core.pcapfiles import load_pcap
+from netlab.core.pcapfiles import load_pcap, write_frames
+from netlab.core.sockets import SO_TIMESTAMPNS, recv_stamped
 
 __all__ = [
     "Bottleneck", "BottleneckError", "LinkReport", "TcpInfo", "tcp_info", "send_sampled",
@@ -547,7 +548,6 @@ def _receiver() -> None:
 
 _ETH_P_ALL = 0x0003
 _PACKET_OUTGOING = 4
-_SO_TIMESTAMPNS = 35
 _PACKET_STATISTICS = 6
 _SOL_PACKET = 263
 
@@ -573,7 +573,7 @@ def _delay_line() -> None:
     socks = {}
     for name in ("dl0", "dl1"):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)  # the kernel caps it at rmem_max
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 2**20)  # frames waiting in tbf count here
         sock.bind((name, 0))
@@ -614,7 +614,7 @@ def _delay_line() -> None:
         for sock in (s for s in (a, b) if s in ready):
             for _ in range(_FRAMES_PER_PASS):
                 try:
-                    frame, stamp, addr = _recv_stamped(sock)
+                    frame, stamp, addr = recv_stamped(sock)
                 except BlockingIOError:
                     break
                 if addr[2] == _PACKET_OUTGOING:
@@ -638,7 +638,7 @@ def _delay_line() -> None:
     for sock in (a, b):
         sock.close()
     frames.sort(key=lambda f: f[1])
-    _write_pcap(out / "link.pcap.part", frames)
+    write_frames(out / "link.pcap.part", frames)
     os.replace(out / "link.pcap.part", out / "link.pcap")
     (out / "log.json.part").write_text(json.dumps({"log": log, "capture_drops": missed}))
     os.replace(out / "log.json.part", out / "log.json")
@@ -656,28 +656,6 @@ def _no_checksum_offload(sock: socket.socket, device: str) -> None:
     value = ctypes.create_string_buffer(struct.pack("II", 0x17, 0))  # ETHTOOL_STXCSUM, off
     request = struct.pack("16sP", device.encode(), ctypes.addressof(value)).ljust(40, b"\0")
     fcntl.ioctl(sock.fileno(), 0x8946, request)  # SIOCETHTOOL
-
-
-def _write_pcap(path: Path, frames: list[tuple[bytes, float]]) -> None:
-    """Write Ethernet frames and their times as a classic pcap (microseconds), without parsing them."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for data, stamp in frames:
-            sec = int(stamp)
-            carry, usec = divmod(round((stamp - sec) * 1_000_000), 1_000_000)
-            f.write(struct.pack("<IIII", sec + carry, usec, len(data), len(data)))
-            f.write(data)
-
-
-def _recv_stamped(sock: socket.socket) -> tuple[bytes, float, Any]:
-    """Read one frame with the kernel's receive time (SO_TIMESTAMPNS)."""
-    data, anc, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
-    stamp = time.time()
-    for level, kind, value in anc:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
-            sec, nsec = struct.unpack("qq", value[:16])
-            stamp = sec + nsec / 1e9
-    return data, stamp, addr
 
 
 if __name__ == "__main__":

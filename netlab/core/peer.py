@@ -48,7 +48,6 @@ import random
 import select
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -61,8 +60,8 @@ from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import HelperError
 from netlab.core.experiment import Experiment, live_or_recorded
 from netlab.core.lab import Lab, last_line, read_line
-from netlab.core.pcapfiles import load_pcap
-from netlab.core.sockets import unacknowledged
+from netlab.core.pcapfiles import load_pcap, write_frames
+from netlab.core.sockets import SO_TIMESTAMPNS, recv_stamped, unacknowledged
 
 __all__ = [
     "Script", "Peer", "PeerError", "PeerEvent", "PeerExperiment", "add_link", "transfer", "pattern",
@@ -502,7 +501,6 @@ def _experiment(peer: Peer, script: Script, result: Any, states: list, counters:
 
 _ETH_P_ALL = 0x0003
 _PACKET_OUTGOING = 4
-_SO_TIMESTAMPNS = 35
 
 
 class _Tcp:
@@ -748,7 +746,7 @@ def _serve() -> None:
     sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     sender.bind(("peer0", 0))
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
-    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.bind(("peer0", 0))
     sock.setblocking(False)
     started = time.monotonic()
@@ -760,7 +758,7 @@ def _serve() -> None:
     sock.close()
     sender.close()
     tcp.note(f"peer ends: {why_end}")
-    _write_pcap(out / "link.pcap.part", frames)
+    write_frames(out / "link.pcap.part", frames)
     os.replace(out / "link.pcap.part", out / "link.pcap")
     # The log last, whole or not at all: its presence says the capture is complete too.
     (out / "log.json.part").write_text(json.dumps({"log": tcp.log, "finished": tcp.finished}))
@@ -783,7 +781,7 @@ def _play(tcp: _Tcp, sock: socket.socket, frames: list[tuple[bytes, float]], dea
             if tcp.done or time.monotonic() >= deadline:
                 break
             try:
-                data, stamp, addr = _recv_stamped(sock)
+                data, stamp, addr = recv_stamped(sock)
             except BlockingIOError:
                 break
             frames.append((data, stamp))
@@ -798,38 +796,10 @@ def _collect_last_frames(sock: socket.socket, frames: list[tuple[bytes, float]],
     end = time.monotonic() + wait
     while time.monotonic() < end and select.select([sock], [], [], end - time.monotonic())[0]:
         try:
-            data, stamp, _addr = _recv_stamped(sock)
+            data, stamp, _addr = recv_stamped(sock)
         except BlockingIOError:
             break
         frames.append((data, stamp))
-
-
-def _write_pcap(path: Path, frames: list[tuple[bytes, float]]) -> None:
-    """Write Ethernet frames and their kernel times as a classic pcap, from the bytes as they are.
-
-    scapy's RawPcapWriter, not wrpcap: wrpcap parses every frame first, about 0.2 ms each, so a
-    peer that saw a busy link would spend seconds writing after it was asked to stop, and be
-    killed for it.
-    """
-    from scapy.utils import RawPcapWriter
-
-    with RawPcapWriter(str(path), linktype=1, snaplen=65535) as writer:  # link type 1: Ethernet
-        writer.write_header(None)  # a capture with no frames is still a valid, empty pcap
-        for data, stamp in frames:
-            sec = int(stamp)
-            carry, usec = divmod(round((stamp - sec) * 1_000_000), 1_000_000)  # as wrpcap rounds, 1 s carried
-            writer.write_packet(data, sec=sec + carry, usec=usec)
-
-
-def _recv_stamped(sock: socket.socket) -> tuple[bytes, float, Any]:
-    """Read one frame with the kernel's receive time (SO_TIMESTAMPNS), not the moment Python got to it."""
-    data, anc, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
-    stamp = time.time()
-    for level, kind, value in anc:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
-            sec, nsec = struct.unpack("qq", value[:16])
-            stamp = sec + nsec / 1e9
-    return data, stamp, addr
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EchoServer", "echo_server", "recv_exactly", "recv_until_closed", "hello", "new_socket",
     "MessageTooLarge", "send_message", "recv_message", "MAX_FRAME", "unacknowledged",
-    "RetryError", "connect_with_retry", "listener", "connect_to_unused_port",
+    "RetryError", "connect_with_retry", "listener", "connect_to_unused_port", "SO_TIMESTAMPNS", "recv_stamped",
 ]
 
 
@@ -253,6 +253,22 @@ def connect_to_unused_port(lab: Lab, _address: Any = None) -> str:
     ConnectionRefusedError. Takes the arguments of an experiment's client, for `netlab.run`."""
     with lab.create_connection(lab.unused_port(), timeout=2.0):
         return "connected (unexpected)"
+
+
+# setsockopt(SOL_SOCKET, SO_TIMESTAMPNS, 1): each frame read with recvmsg carries the kernel's time.
+SO_TIMESTAMPNS = 35
+
+
+def recv_stamped(sock: socket.socket) -> tuple[bytes, float, Any]:
+    """Read one frame from a packet socket with the kernel's receive time (SO_TIMESTAMPNS, seconds),
+    not the moment Python got to it; return (frame, time, address)."""
+    data, anc, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
+    stamp = time.time()
+    for level, kind, value in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+            sec, nsec = struct.unpack("qq", value[:16])
+            stamp = sec + nsec / 1e9
+    return data, stamp, addr
 
 
 def unacknowledged(sock: socket.socket) -> int:
