@@ -165,46 +165,6 @@ def _retransmit(args: argparse.Namespace) -> int:
     return 0
 
 
-# The instructor edition: the notebooks of this checkout.
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-
-
-def _mark_exercises(args: argparse.Namespace) -> int:
-    from netlab.classroom.edition import mark_files, series
-
-    paths = [Path(p) for p in args.notebooks] or series(NOTEBOOKS)
-    changed = mark_files(paths)
-    for path in changed:
-        print(f"marked {path}")
-    print(f"{len(changed)} of {len(paths)} notebooks changed" if changed else f"all {len(paths)} notebooks were marked already")
-    return 0
-
-
-def _student_edition(args: argparse.Namespace) -> int:
-    from netlab.classroom.edition import write_student_edition
-
-    for path in write_student_edition(Path(args.out_dir), Path(args.source)):
-        print(f"wrote {path}")
-    return 0
-
-
-def _grade(args: argparse.Namespace) -> int:
-    from netlab.classroom.grading import grade, isolation, progress_bar, summary, write_csv
-
-    if not isolation():
-        print("netlab: no private namespace for the kernels here: students' code runs on the host (rows say so)",
-              file=sys.stderr)
-    try:
-        rows = grade(args.submissions, Path(args.source), workers=args.workers, cell_seconds=args.cell_timeout,
-                     notebook_seconds=args.notebook_timeout, progress=progress_bar())
-    except ValueError as err:
-        print(f"netlab: error: {err}", file=sys.stderr)
-        return 2
-    print(summary(rows))
-    print(f"wrote {write_csv(rows, Path(args.out))}")
-    return 0
-
-
 def _writable_folder(folder: Path) -> None:
     """Make `folder` (and its parents) if needed and make sure files can be written there: before an experiment runs."""
     try:
