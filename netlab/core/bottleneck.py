@@ -314,19 +314,8 @@ class Bottleneck:
         if "snd0" in lab.run("ip", "-o", "link", "show"):
             raise BottleneckError("this lab has a bottleneck already; close it first")
         self._dir = tempfile.mkdtemp(prefix="netlab-bottleneck-")
-        for argv in (
-            ["ip", "link", "add", "snd0", "address", _SND_MAC, "mtu", str(MTU), "type", "veth", "peer", "name", "dl0"],
-            # A veth hands over 64 KB GSO "super-segments"; capped at one MTU, the sender's kernel
-            # cuts them into real segments, which the delay line can pass on one by one.
-            ["ip", "link", "set", "snd0", "gso_max_size", str(MTU)],
-            ["ip", "link", "set", "snd0", "addrgenmode", "none"],
-            ["ip", "link", "set", "dl0", "addrgenmode", "none"],
-            ["ip", "addr", "add", f"{SENDER_ADDRESS}/24", "dev", "snd0"],
-            ["ip", "link", "set", "dl0", "up"],
-            ["ip", "link", "set", "snd0", "up"],
-            ["ip", "neigh", "replace", RECEIVER_ADDRESS, "lladdr", _RCV_MAC, "dev", "snd0", "nud", "permanent"],
-        ):
-            lab.run(*argv)
+        lab.add_veth("snd0", "dl0", address=f"{SENDER_ADDRESS}/24", neighbour=RECEIVER_ADDRESS,
+                     neighbour_mac=_RCV_MAC, mtu=MTU, near_mac=_SND_MAC)
         # The receiver: its own network namespace, a child of the lab's.
         self._receiver = lab.popen(["unshare", "--net", sys.executable, "-m", "netlab.core.bottleneck", "receiver"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -354,6 +354,29 @@ class Lab:
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()
 
+    def add_veth(self, near: str, far: str, *, address: str, neighbour: str, neighbour_mac: str, mtu: int,
+                 near_mac: str | None = None, far_mac: str | None = None) -> None:
+        """Add a veth pair near ⇄ far to the lab: `near` gets `address` (CIDR) and a permanent neighbour
+        entry `neighbour` → `neighbour_mac`; `far` gets no address, for a program that reads and writes
+        its raw frames (the scripted peer, the bottleneck's delay line). Both are up, MTU `mtu` bytes."""
+        add = ["ip", "link", "add", near, *(["address", near_mac] if near_mac else []), "mtu", str(mtu),
+               "type", "veth", "peer", "name", far, *(["address", far_mac] if far_mac else []), "mtu", str(mtu)]
+        for argv in (
+            add,
+            # A veth hands the kernel's 64 KB "super-segments" (GSO) over whole; capped at one MTU,
+            # the kernel cuts them into real MSS-sized segments before they reach the wire.
+            ["ip", "link", "set", near, "gso_max_size", str(mtu)],
+            # No IPv6 link-local addresses: no router solicitations in a capture.
+            ["ip", "link", "set", near, "addrgenmode", "none"],
+            ["ip", "link", "set", far, "addrgenmode", "none"],
+            ["ip", "addr", "add", address, "dev", near],
+            ["ip", "link", "set", far, "up"],
+            ["ip", "link", "set", near, "up"],
+            # The kernel knows the neighbour's Ethernet address without asking: no ARP in a capture.
+            ["ip", "neigh", "replace", neighbour, "lladdr", neighbour_mac, "dev", near, "nud", "permanent"],
+        ):
+            self.run(*argv)
+
     def run(self, *argv: str, timeout: float = 10.0) -> str:
         """Run a command (such as `ss -tan`) inside the lab and return what it printed."""
         out, _ = self.request("run", list(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)

@@ -231,23 +231,8 @@ def add_link(lab: Lab) -> None:
     """Give the lab the veth link lab0 (10.0.0.1, MTU 1500) ⇄ peer0 (the peer's side); once per lab."""
     if "lab0" in lab.run("ip", "-o", "link", "show"):
         return
-    steps = [
-        ["ip", "link", "add", "lab0", "address", _LAB_MAC, "mtu", str(MTU), "type", "veth",
-         "peer", "name", "peer0", "address", _PEER_MAC, "mtu", str(MTU)],
-        # A veth hands the kernel's 64 KB "super-segments" (GSO) over whole; capped at one MTU,
-        # the kernel cuts them into real MSS-sized segments before they reach the wire.
-        ["ip", "link", "set", "lab0", "gso_max_size", str(MTU)],
-        # No IPv6 link-local addresses: no router solicitations in the capture.
-        ["ip", "link", "set", "lab0", "addrgenmode", "none"],
-        ["ip", "link", "set", "peer0", "addrgenmode", "none"],
-        ["ip", "addr", "add", f"{LAB_ADDRESS}/24", "dev", "lab0"],
-        ["ip", "link", "set", "peer0", "up"],
-        ["ip", "link", "set", "lab0", "up"],
-        # The kernel knows 10.0.0.2's Ethernet address without asking: no ARP in the capture.
-        ["ip", "neigh", "replace", PEER_ADDRESS, "lladdr", _PEER_MAC, "dev", "lab0", "nud", "permanent"],
-    ]
-    for argv in steps:
-        lab.run(*argv)
+    lab.add_veth("lab0", "peer0", address=f"{LAB_ADDRESS}/24", neighbour=PEER_ADDRESS, neighbour_mac=_PEER_MAC,
+                 mtu=MTU, near_mac=_LAB_MAC, far_mac=_PEER_MAC)
 
 
 class Peer:
