@@ -9,57 +9,43 @@ The names a notebook uses, one line per idea:
 This module is the face of the package: it gathers the core's names and the lessons' modules
 under one `netlab`, and nothing in netlab imports it back. Importing netlab does nothing else:
 no processes, no sockets, no matplotlib settings. See README, "How it works", for the layers.
+
+Every name is loaded when first used: the lab's helper processes import netlab too (their code
+lives in it), and each `Lab()` would otherwise pay about 0.1 s for modules it never uses.
 """
 
 import importlib
 from typing import Any
 
-from netlab.core.capture import Capture
-from netlab.core.conversation import Conversation, Segment, conversations
-from netlab.core.errors import (
-    CaptureError,
-    ConversationError,
-    HelperError,
-    LabError,
-    LabUnavailable,
-    NetlabError,
-    NoHandshakeError,
-    PcapError,
-    ProtocolError,
-)
-from netlab.core.experiment import Experiment, load_recorded, mode, run
-from netlab.core.explore import explore  # ipywidgets and matplotlib load on first use
-from netlab.core.lab import Lab, SocketState
-from netlab.core.pcapfiles import load_pcap, save_pcap
-from netlab.core.sockets import (
-    EchoServer,
-    MessageTooLarge,
-    RetryError,
-    connect_with_retry,
-    echo_server,
-    hello,
-    recv_exactly,
-    recv_message,
-    recv_until_closed,
-    send_message,
-)
-from netlab.lessons.handshake import handshake, nagle, refused, restart_server
-from netlab.lessons.sockets import (
-    Datagrams,
-    one_send_many_recvs,
-    run_server,
-    short_read,
-    socket_walk,
-    two_clients,
-    two_sends_one_recv,
-    udp_exchange,
-    udp_loss,
-    walk_steps,
-)
+# The names `netlab.NAME` offers, by the module that defines each.
+_NAMES = {
+    "netlab.core.capture": ("Capture",),
+    "netlab.core.conversation": ("Conversation", "Segment", "conversations"),
+    # errors: one family
+    "netlab.core.errors": (
+        "NetlabError", "LabError", "LabUnavailable", "CaptureError", "PcapError", "ConversationError",
+        "NoHandshakeError", "ProtocolError", "HelperError",
+    ),
+    "netlab.core.experiment": ("Experiment", "load_recorded", "mode", "run"),
+    "netlab.core.explore": ("explore",),  # ipywidgets and matplotlib load on first use
+    "netlab.core.lab": ("Lab", "SocketState"),
+    "netlab.core.pcapfiles": ("load_pcap", "save_pcap"),
+    # notebooks 02 and 06: echo servers, framing, a retry that gives up cleanly
+    "netlab.core.sockets": (
+        "EchoServer", "MessageTooLarge", "RetryError", "connect_with_retry", "echo_server", "hello",
+        "recv_exactly", "recv_message", "recv_until_closed", "send_message",
+    ),
+    # notebooks 00 and 03: the handshake, the delayed ACK with Nagle's algorithm, a restart during TIME-WAIT
+    "netlab.lessons.handshake": ("handshake", "nagle", "refused", "restart_server"),
+    # notebook 02: what socket calls put on the wire
+    "netlab.lessons.sockets": (
+        "Datagrams", "one_send_many_recvs", "run_server", "short_read", "socket_walk", "two_clients",
+        "two_sends_one_recv", "udp_exchange", "udp_loss", "walk_steps",
+    ),
+}
+_HOME = {name: module for module, names in _NAMES.items() for name in names}
 
-# Modules a notebook reaches as `netlab.NAME`, loaded when first used (`netlab.http.serve()`): the
-# lab's helper process imports netlab too, and should start without matplotlib, asyncio, ssl or
-# the HTTP server (together about 0.1 s on every Lab()).
+# Modules a notebook reaches as `netlab.NAME` (`netlab.http.serve()`).
 _MODULES = {
     "draw": "netlab.core.draw",  # ladder, state diagram, time-sequence graph, window plot, encapsulation
     "http": "netlab.lessons.http",  # notebook 04: HTTP checked against the standard library, the lab web server
@@ -73,25 +59,19 @@ _MODULES = {
     "checks": "netlab.checks",  # the exercises' checks
 }
 
-__all__ = [
-    "Capture", "Conversation", "EchoServer", "Experiment", "Lab", "Segment", "SocketState",
-    "conversations", "echo_server", "explore", "handshake", "hello", "load_pcap", "load_recorded", "mode",
-    "recv_exactly", "recv_until_closed", "refused", "run", "save_pcap",
-    # notebook 03: the delayed ACK with Nagle's algorithm, a restart during TIME-WAIT
-    "nagle", "restart_server",
-    # errors: one family (netlab.core.errors)
-    "NetlabError", "LabError", "LabUnavailable", "CaptureError", "PcapError", "ConversationError",
-    "NoHandshakeError", "ProtocolError", "HelperError",
-    # notebook 02: framing, and what socket calls put on the wire
-    "Datagrams", "MessageTooLarge", "one_send_many_recvs", "recv_message", "send_message", "socket_walk",
-    "two_sends_one_recv", "udp_exchange", "walk_steps", "short_read", "udp_loss", "two_clients", "run_server",
-    # notebook 06: a retry that gives up cleanly
-    "RetryError", "connect_with_retry",
-    *sorted(_MODULES),
-]
+__all__ = [*_HOME, *sorted(_MODULES)]
 
 
 def __getattr__(name: str) -> Any:
     if name in _MODULES:
-        return importlib.import_module(_MODULES[name])
-    raise AttributeError(f"module 'netlab' has no attribute {name!r}")
+        value = importlib.import_module(_MODULES[name])
+    elif name in _HOME:
+        value = getattr(importlib.import_module(_HOME[name]), name)
+    else:
+        raise AttributeError(f"module 'netlab' has no attribute {name!r}")
+    globals()[name] = value  # the next use is an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

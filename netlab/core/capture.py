@@ -2,11 +2,12 @@
 
 Theory of operation
 -------------------
-A `Capture` asks the lab's helper to start scapy's `AsyncSniffer` and returns only once the
-sniffer is *ready* (its `started_callback` fired): `start()` itself returns long before the
-socket listens, and traffic sent in that gap is lost. On `lo` the kernel shows every packet
-twice (once leaving, once arriving); the sniffer reads with scapy's `L2Socket`, which drops the
-outgoing copy, so each packet is recorded once.
+A `Capture` asks the lab's helper to open a packet socket on the interface and returns once it
+is bound: from then on the kernel queues every frame for it, and a thread in the helper drains
+the queue. On `lo` the kernel shows every packet twice (once leaving, once arriving); the
+outgoing copy is dropped, as scapy's `L2Socket` does, so each packet is recorded once. The
+helper does not dissect (scapy does that on the notebook side) and imports scapy only to compile
+a capture filter, which keeps the lab quick to start.
 
 Stopping is the other race: a sniffer stopped right after the last packet may not have read it
 yet. So the helper sends itself one UDP "end marker" datagram on the same interface (on a link
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterable
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING
 from netlab.core.conversation import Conversation
 from netlab.core.errors import CaptureError, LabError
 from netlab.core.pcapfiles import save_pcap
+from netlab.core.sockets import SO_TIMESTAMPNS, recv_stamped
 
 if TYPE_CHECKING:
     from netlab.core.lab import Lab
@@ -39,6 +42,14 @@ __all__ = ["Capture", "CaptureError", "Sniffer"]
 
 _MARKER = b"netlab end-of-capture marker"
 _MARKER_ETHERTYPE = 0x88B5  # IEEE 802 "local experimental" EtherType
+
+# From <linux/if_ether.h>, <linux/if_packet.h> and <linux/if_arp.h>: what the socket module lacks.
+_ETH_P_ALL = 0x0003
+_SOL_PACKET = 263
+_PACKET_ADD_MEMBERSHIP = 1
+_PACKET_MR_PROMISC = 1
+# A link's ARPHRD type -> the pcap link type its frames are: lo and veths carry Ethernet frames.
+_LINKTYPES = {1: 1, 772: 1}  # ARPHRD_ETHER, ARPHRD_LOOPBACK -> LINKTYPE_ETHERNET
 
 
 # ---------------------------------------------------------------------------
@@ -103,19 +114,44 @@ def _rebuild(frames: Iterable[tuple[int, bytes, float]]) -> list:
 
 
 class Sniffer:
+    """Read every frame on one lab interface, as raw bytes with the kernel's receive time.
+
+    A plain packet socket (AF_PACKET, every protocol) bound to the interface: once bound, the
+    kernel queues every frame for it, so the capture is ready as soon as `start()` returns, and
+    nothing is dissected here (the notebook side does that with scapy). Only a capture filter
+    needs scapy (its compiler, through libpcap), so a lab that never filters never imports it:
+    that keeps a lab's start at a tenth of a second. On lo each packet passes twice, leaving and
+    arriving; the leaving copy is dropped, as scapy's own L2Socket does.
+    """
+
+    BUFFER = 4 * 1024 * 1024  # the socket's queue: a burst of 64 KB frames on lo fits (capped by net.core.rmem_max)
+    LARGEST = 256 * 1024  # one frame: lo's MTU is 64 KiB, and GSO hands the socket larger ones
+
     def __init__(self, iface: str, filter: str | None, timeout: float) -> None:
         self.iface = iface
         self.filter = filter
         self.timeout = timeout
-        self._sniffer = None
+        self._sock: socket.socket | None = None
         self._marker_sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._frames: list[tuple[int, bytes, float]] = []
+        self._failure: str | None = None
 
     def start(self) -> float:
-        from scapy.arch.common import compile_filter
-        from scapy.arch.linux import L2ListenSocket, L2Socket
-        from scapy.error import Scapy_Exception
-        from scapy.sendrecv import AsyncSniffer
+        t0 = time.perf_counter()
+        try:
+            self._open()
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._thread = threading.Thread(target=self._read, name=f"netlab capture on {self.iface}", daemon=True)
+        self._thread.start()
+        return time.perf_counter() - t0
 
+    def _open(self) -> None:
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUFFER)
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         # The end marker: on lo a datagram from this socket to itself; on any other interface
         # (a veth, say) an Ethernet frame of the local experimental type sent straight out of it.
         if self.iface == "lo":
@@ -124,44 +160,61 @@ class Sniffer:
             marker_filter = f"udp port {self._marker_sock.getsockname()[1]}"
         else:
             self._marker_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            try:
-                self._marker_sock.bind((self.iface, 0))
-            except OSError as err:
-                self._close_marker()
-                raise CaptureError(f"cannot capture on {self.iface!r}: {err.strerror}") from None
             marker_filter = f"ether proto {_MARKER_ETHERTYPE:#x}"
-        bpf = self.filter
-        if bpf:
-            # Compile first: a filter that cannot compile would otherwise fail only at stop(),
-            # after the started callback silently never fired.
-            bpf = f"({bpf}) or ({marker_filter})"
-            try:
-                compile_filter(bpf, iface=self.iface)
-            except (ImportError, Scapy_Exception, OSError) as err:
-                self._close_marker()
-                raise CaptureError(f"the capture filter {self.filter!r} cannot be used: {err}") from None
-        ready = threading.Event()
-        sniff_socket = L2Socket if self.iface == "lo" else L2ListenSocket
-        self._sniffer = AsyncSniffer(
-            iface=self.iface, filter=bpf, L2socket=sniff_socket, store=True,
-            started_callback=ready.set, stop_filter=self._is_marker,
-        )
-        t0 = time.perf_counter()
-        self._sniffer.start()
-        if not ready.wait(self.timeout):
-            self._force_stop()
-            raise CaptureError(f"the capture on {self.iface} was not ready within {self.timeout:g} s")
-        return time.perf_counter() - t0
+        try:
+            if self.iface != "lo":
+                self._marker_sock.bind((self.iface, 0))
+            self._sock.bind((self.iface, 0))
+        except OSError as err:
+            raise CaptureError(f"cannot capture on {self.iface!r}: {err.strerror}") from None
+        if self.filter:
+            self._attach_filter(f"({self.filter}) or ({marker_filter})")
+        if self.iface != "lo":
+            # Every frame the link carries, as scapy's sniffer does (a veth has no MAC filter, but
+            # another kind of link might).
+            index = socket.if_nametoindex(self.iface)
+            self._sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, struct.pack("IHH8s", index, _PACKET_MR_PROMISC, 0, b""))
 
-    @staticmethod
-    def _is_marker(pkt) -> bool:
-        return bytes(pkt).endswith(_MARKER)
+    def _attach_filter(self, bpf: str) -> None:
+        """Compile `bpf` with scapy (libpcap) and attach it: a filter that cannot compile fails here, at once."""
+        try:
+            from scapy.arch.linux import attach_filter
+            from scapy.error import Scapy_Exception
+
+            attach_filter(self._sock, bpf, self.iface)
+        except (ImportError, OSError) as err:
+            raise CaptureError(f"the capture filter {self.filter!r} cannot be used: {err}") from None
+        except Scapy_Exception as err:
+            raise CaptureError(f"the capture filter {self.filter!r} cannot be used: {err}") from None
+
+    def _read(self) -> None:
+        """Read frames until the end marker arrives (the reading thread); a failure is kept for stop()."""
+        sock = self._sock
+        sock.settimeout(0.1)  # so that a closed socket ends this loop
+        try:
+            while True:
+                try:
+                    frame, stamp, address = recv_stamped(sock, self.LARGEST)
+                except TimeoutError:
+                    continue
+                if self.iface == "lo" and address[2] == socket.PACKET_OUTGOING:
+                    continue
+                if frame.endswith(_MARKER):
+                    return
+                linktype = _LINKTYPES.get(address[3])
+                if linktype is None:
+                    self._failure = f"cannot capture on {self.iface!r}: its link type (ARPHRD {address[3]}) is not Ethernet"
+                    return
+                self._frames.append((linktype, frame, stamp))
+        except OSError as err:
+            if self._sock is not None:  # not closed by stop()
+                self._failure = f"the capture on {self.iface} failed: {err.strerror or err}"
 
     def stop(self) -> list[tuple[int, bytes, float]]:
-        if self._sniffer is None:
+        thread, self._thread = self._thread, None
+        if thread is None:
             return []
-        sniffer, self._sniffer = self._sniffer, None
-        if self._marker_sock is not None and sniffer.thread is not None and sniffer.thread.is_alive():
+        if thread.is_alive() and self._marker_sock is not None:
             if self._marker_sock.family == socket.AF_INET:
                 self._marker_sock.sendto(_MARKER, self._marker_sock.getsockname())
             else:
@@ -169,38 +222,20 @@ class Sniffer:
                 # so that the frame still ends with the marker.
                 header = b"\xff" * 6 + b"\x00" * 6 + _MARKER_ETHERTYPE.to_bytes(2, "big")
                 self._marker_sock.send(header + b"\x00" * max(0, 46 - len(_MARKER)) + _MARKER)
-            sniffer.thread.join(self.timeout)  # returns when the marker is seen
-        self._close_marker()
-        if sniffer.thread is not None and sniffer.thread.is_alive():
-            self._sniffer = sniffer
-            self._force_stop()
+            thread.join(self.timeout)  # returns when the marker is read
+        seen = not thread.is_alive()
+        self._close_sockets()
+        thread.join(1.0)  # a closed socket ends the reading loop within its 0.1 s timeout
+        if self._failure:
+            raise CaptureError(self._failure)
+        if not seen:
             raise CaptureError(f"the capture on {self.iface} did not see its end marker within {self.timeout:g} s")
-        results = sniffer.results or []
-        from scapy.config import conf
-
-        frames = []
-        for pkt in results:
-            if self._is_marker(pkt):
-                continue
-            linktype = conf.l2types.layer2num.get(type(pkt), 1)
-            frames.append((linktype, bytes(pkt), float(pkt.time)))
+        frames, self._frames = self._frames, []
         return frames
 
-    def _force_stop(self) -> None:
-        sniffer, self._sniffer = self._sniffer, None
-        self._close_marker()
-        if sniffer is None:
-            return
-        try:
-            sniffer.stop(join=False)
-        except Exception:
-            pass  # not running any more: nothing to stop
-        if sniffer.thread is not None:
-            sniffer.thread.join(2.0)
-
-    def _close_marker(self) -> None:
-        if self._marker_sock is not None:
-            self._marker_sock.close()
-            self._marker_sock = None
-
-
+    def _close_sockets(self) -> None:
+        for name in ("_sock", "_marker_sock"):
+            sock = getattr(self, name)
+            setattr(self, name, None)
+            if sock is not None:
+                sock.close()

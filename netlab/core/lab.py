@@ -610,19 +610,6 @@ class _Helper:
 
 def _start_helper() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
-    # Imported now so the first capture starts quickly: only what the sniffer uses (the
-    # layers that name lo's and a veth's frames), 0.2 s where `scapy.all` takes 0.5 s.
-    import scapy.layers.inet  # noqa: F401
-    import scapy.layers.inet6  # noqa: F401
-    import scapy.layers.l2  # noqa: F401
-    import scapy.sendrecv  # noqa: F401
-    from scapy.config import conf
-
-    # The sniffer's socket buffer (scapy's default: 64 KiB, which the kernel doubles). On lo
-    # a bulk write leaves as 32-64 KB frames, so two of them filled it and the rest of the
-    # burst was lost before the sniffer read it. 4 MiB holds a 100 KB transfer and more
-    # (the kernel caps it at net.core.rmem_max).
-    conf.bufsize = 4 * 1024 * 1024
 
 
 def _answer(chan: socket.socket, helper: _Helper, op: str, args: tuple) -> None:

@@ -259,10 +259,10 @@ def connect_to_unused_port(lab: Lab, _address: Any = None) -> str:
 SO_TIMESTAMPNS = 35
 
 
-def recv_stamped(sock: socket.socket) -> tuple[bytes, float, Any]:
-    """Read one frame from a packet socket with the kernel's receive time (SO_TIMESTAMPNS, seconds),
-    not the moment Python got to it; return (frame, time, address)."""
-    data, anc, _flags, addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
+def recv_stamped(sock: socket.socket, size: int = 65535) -> tuple[bytes, float, Any]:
+    """Read one frame (up to `size` bytes) from a packet socket with the kernel's receive time
+    (SO_TIMESTAMPNS, seconds), not the moment Python got to it; return (frame, time, address)."""
+    data, anc, _flags, addr = sock.recvmsg(size, socket.CMSG_SPACE(16))
     stamp = time.time()
     for level, kind, value in anc:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
