@@ -9,6 +9,7 @@ call, so every call's segments are its own and the counts are the same on every 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import select
 import shutil
@@ -496,23 +497,24 @@ def against_script(client: Callable[[socket.socket], Any], scripts: Sequence[Seq
     unless the script ends with KEEP_OPEN: then it stays silent until the client is done. The
     server runs in one fresh lab (this host's loopback, 127.0.0.1, where labs are refused);
     `client` runs on a thread of its own and counts as hung after `timeout` seconds, when its
-    socket is shut down to free it.
+    socket is shut down to free it. The scripts play at the same time, each on its own
+    connection, so a check takes as long as its longest script, not their sum.
     """
-    runs = []
-    with lab_or_host() as (lab, where, _why):
-        listener = lab.create_server() if lab else socket.create_server(("127.0.0.1", 0))
-        with listener:
-            listener.settimeout(timeout)
-            address = listener.getsockname()
-            for script in scripts:
-                sock = lab.create_connection(address, timeout=timeout) if lab else socket.create_connection(address, timeout)
-                with sock:
-                    conn, _ = listener.accept()
-                    with conn:
-                        steps = list(script)
-                        close = not (steps and steps[-1] == KEEP_OPEN)
-                        runs.append(_play(client, sock, conn, steps if close else steps[:-1], close, timeout, where))
-    return runs
+    with lab_or_host() as (lab, where, _why), contextlib.ExitStack() as stack:
+        listener = stack.enter_context(lab.create_server() if lab else socket.create_server(("127.0.0.1", 0)))
+        listener.settimeout(timeout)
+        address = listener.getsockname()
+        plays = []
+        for script in scripts:
+            sock = stack.enter_context(
+                lab.create_connection(address, timeout=timeout) if lab else socket.create_connection(address, timeout))
+            conn = stack.enter_context(listener.accept()[0])  # connections are accepted in the order made
+            steps = list(script)
+            close = not (steps and steps[-1] == KEEP_OPEN)
+            plays.append((client, sock, conn, steps if close else steps[:-1], close, timeout, where))
+        with concurrent.futures.ThreadPoolExecutor(len(plays) or 1, thread_name_prefix="netlab script") as pool:
+            futures = [pool.submit(_play, *play) for play in plays]
+        return [future.result() for future in futures]
 
 
 def _play(client: Callable[[socket.socket], Any], sock: socket.socket, conn: socket.socket,
