@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EchoServer", "echo_server", "recv_exactly", "recv_until_closed", "hello", "new_socket",
     "MessageTooLarge", "send_message", "recv_message", "MAX_FRAME", "unacknowledged",
-    "RetryError", "connect_with_retry", "listener", "connect_to_unused_port", "SO_TIMESTAMPNS", "recv_stamped",
+    "RetryError", "connect_with_retry", "listener", "connect_to_unused_port", "SO_TIMESTAMPNS", "recv_stamped", "kernel_time",
 ]
 
 
@@ -263,12 +263,16 @@ def recv_stamped(sock: socket.socket, size: int = 65535) -> tuple[bytes, float, 
     """Read one frame (up to `size` bytes) from a packet socket with the kernel's receive time
     (SO_TIMESTAMPNS, seconds), not the moment Python got to it; return (frame, time, address)."""
     data, anc, _flags, addr = sock.recvmsg(size, socket.CMSG_SPACE(16))
-    stamp = time.time()
-    for level, kind, value in anc:
+    return data, kernel_time(anc), addr
+
+
+def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """The kernel's time (Unix seconds) in a recvmsg's ancillary data (SO_TIMESTAMPNS); now if it has none."""
+    for level, kind, value in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
             sec, nsec = struct.unpack("qq", value[:16])
-            stamp = sec + nsec / 1e9
-    return data, stamp, addr
+            return sec + nsec / 1e9
+    return time.time()
 
 
 def unacknowledged(sock: socket.socket) -> int:

@@ -35,6 +35,7 @@ from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import LabUnavailable
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
 from netlab.core.lab import Lab
+from netlab.core.sockets import SO_TIMESTAMPNS, kernel_time
 from netlab.core.topology import INTERFACES, Topology
 
 __all__ = [
@@ -63,7 +64,6 @@ BLOCK_FRAG_NEEDED = """table inet netlab_blackhole {
 # Linux's IP_RECVERR (include/uapi/linux/in.h) and struct sock_extended_err (linux/errqueue.h).
 _IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 _MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
-_SO_TIMESTAMPNS = 35
 _SO_EE_ORIGIN_ICMP = 2
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # errno, origin, ICMP type, ICMP code, pad, info, data
 _ICMP_NAMES = {(11, 0): "time exceeded", (3, 3): "port unreachable", (3, 0): "network unreachable",
@@ -400,7 +400,7 @@ def probe(sock: socket.socket, destination: str, ttl: int, *, port: int = TRACE_
     whose datagram caused it, with the address of who sent it (tracepath works this way too).
     """
     sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
     sent = time.time()
     sock.sendto(b"netlab traceroute probe", (destination, port + ttl))  # the port says which probe an answer is for
@@ -436,13 +436,10 @@ def icmp_error(sock: socket.socket, timeout: float, sent: float | None = None) -
             _, ancillary, _, _ = sock.recvmsg(512, socket.CMSG_SPACE(512) * 2, _MSG_ERRQUEUE)
         except BlockingIOError:
             continue
-        stamp = time.time()
+        stamp = kernel_time(ancillary)
         found = None
         for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-                sec, nsec = struct.unpack("qq", data[:16])
-                stamp = sec + nsec / 1e9
-            elif level == socket.IPPROTO_IP and kind == _IP_RECVERR and len(data) >= _EXTENDED_ERR.size + 8:
+            if level == socket.IPPROTO_IP and kind == _IP_RECVERR and len(data) >= _EXTENDED_ERR.size + 8:
                 _errno, origin, icmp_type, icmp_code, _pad, _info, _data = _EXTENDED_ERR.unpack_from(data)
                 if origin == _SO_EE_ORIGIN_ICMP:
                     # After the struct: the address of the host that sent the ICMP error (a sockaddr_in).
