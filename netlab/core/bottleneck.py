@@ -78,7 +78,7 @@ MSS = MTU - 20 - 20 - 12  # bytes of payload: Linux adds a 12-byte timestamp opt
 _SND_MAC = "02:09:00:00:00:01"
 _RCV_MAC = "02:09:00:00:00:02"
 START_TIMEOUT = 15.0  # seconds for each program to start
-STOP_TIMEOUT = 3.0  # seconds for each program to end once asked, before it is killed
+STOP_TIMEOUT = 10.0  # seconds for each program to end once asked (the delay line writes its capture), before it is killed
 MAX_DURATION = 30.0  # seconds: no delay line runs longer
 _FRAMES_PER_PASS = 256
 
@@ -233,12 +233,14 @@ class Bottleneck:
     `drops` are data segments to the sink (port 9) the delay line loses, counted from 1,
     retransmissions included; `outage=(N, seconds)` loses everything to the sink for `seconds`
     from data segment N on. `rcvbuf` (bytes) sets the receiver's socket buffer, hence its window.
-    After the block, `report` holds the capture and what the queue did.
+    After the block, `report` holds the capture and what the queue did. With `capture=False` the
+    delay line keeps no frames (a run of many seconds would make a capture of tens of MB that
+    takes scapy longer to read than the run took): `report.packets` is then empty.
     """
 
     def __init__(self, lab: Lab, *, rate: float = 10e6, queue: int = 50, rtt: float = 0.04,
                  drops: tuple[int, ...] = (), outage: tuple[int, float] | None = None,
-                 rcvbuf: int | None = None, duration: float = 15.0) -> None:
+                 rcvbuf: int | None = None, duration: float = 15.0, capture: bool = True) -> None:
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 100e3 <= rate <= 1e9:
             raise ValueError(f"rate must be in bits/s, from 100e3 to 1e9, not {rate!r}")
         check_int("queue", queue, 2, 2000)
@@ -253,10 +255,12 @@ class Bottleneck:
         check_seconds("duration", duration, MAX_DURATION)
         self.lab, self.rate, self.queue, self.rtt = lab, float(rate), queue, float(rtt)
         self.drops, self.outage, self.rcvbuf, self.duration = tuple(drops), outage, rcvbuf, float(duration)
+        self.capture = bool(capture)
         self.report = LinkReport()
         self._receiver: subprocess.Popen | None = None
         self._delay: subprocess.Popen | None = None
         self._dir: str | None = None
+        self._delay_ready = False  # the delay line has its order: it will write a capture when it ends
 
     @property
     def sink(self) -> tuple[str, int]:
@@ -319,6 +323,10 @@ class Bottleneck:
         # The receiver: its own network namespace, a child of the lab's.
         self._receiver = lab.popen(["unshare", "--net", sys.executable, "-m", "netlab.core.bottleneck", "receiver"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The delay line starts (Python and its imports, a few hundred ms) while the receiver
+        # does; it opens its sockets only when its order comes, once dl1 exists.
+        self._delay = lab.popen([sys.executable, "-m", "netlab.core.bottleneck", "delay"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         pid = self._expect(self._receiver, "pid ", "receiver")
         for argv in (
             ["ip", "link", "add", "dl1", "mtu", str(MTU), "type", "veth", "peer", "name", "rcv0", "address", _RCV_MAC,
@@ -333,11 +341,10 @@ class Bottleneck:
             lab.run(*argv)
         self._order(self._receiver, {"rcvbuf": self.rcvbuf, "sender": SENDER_ADDRESS, "mac": _SND_MAC})
         self._expect(self._receiver, "ready", "receiver")
-        self._delay = lab.popen([sys.executable, "-m", "netlab.core.bottleneck", "delay"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._order(self._delay, {"rtt": self.rtt, "drops": list(self.drops), "outage": self.outage,
-                                  "duration": self.duration, "out": self._dir})
+                                  "duration": self.duration, "out": self._dir, "capture": self.capture})
         self._expect(self._delay, "ready", "delay line")
+        self._delay_ready = True
 
     @staticmethod
     def _order(proc: subprocess.Popen, order: dict[str, Any]) -> None:
@@ -372,7 +379,11 @@ class Bottleneck:
                 except Exception:  # noqa: BLE001  (the lab may be gone; the capture matters more)
                     pass
                 killed = _stop(self._delay)
-                self._collect(killed)
+                if self._receiver is not None:
+                    _stop(self._receiver)  # before reading the capture, which may fail
+                    self._receiver = None
+                if self._delay_ready:
+                    self._collect(killed)
             if self._receiver is not None:
                 _stop(self._receiver)
         finally:
@@ -395,7 +406,7 @@ class Bottleneck:
         data = json.loads(log.read_text())
         self.report.log = [tuple(e) for e in data["log"]]
         self.report.capture_drops = data["capture_drops"]
-        self.report.packets = load_pcap(out / "link.pcap")
+        self.report.packets = load_pcap(out / "link.pcap") if self.capture else []
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
@@ -554,11 +565,15 @@ def _data_to_sink(frame: bytes) -> bool:
 
 def _delay_line() -> None:
     """Hold every frame rtt/2 each way between dl0 and dl1; drop as ordered; record dl0; until told to stop."""
-    order = json.loads(sys.stdin.buffer.readline())
+    line = sys.stdin.buffer.readline()
+    if not line:  # closed before any order: the bottleneck did not open
+        return
+    order = json.loads(line)
     out = Path(order["out"])
     half = float(order["rtt"]) / 2
     drops = set(order["drops"])
     outage = order["outage"]
+    keep = order.get("capture", True)
     socks = {}
     for name in ("dl0", "dl1"):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
@@ -591,7 +606,7 @@ def _delay_line() -> None:
                 out_sock.send(frame)
             except OSError:
                 pass  # the tbf queue is full (ENOBUFS): a drop at the bottleneck, counted by tc
-            if out_sock is a:
+            if out_sock is a and keep:
                 frames.append((frame, time.time()))
         if now >= deadline:
             note("time bound reached")
@@ -609,7 +624,8 @@ def _delay_line() -> None:
                 if addr[2] == _PACKET_OUTGOING:
                     continue
                 if sock is a:
-                    frames.append((frame, stamp))
+                    if keep:
+                        frames.append((frame, stamp))
                     if _data_to_sink(frame):
                         count += 1
                         if outage and count == outage[0]:
@@ -626,9 +642,10 @@ def _delay_line() -> None:
     missed = struct.unpack("II", stats)[1]
     for sock in (a, b):
         sock.close()
-    frames.sort(key=lambda f: f[1])
-    write_frames(out / "link.pcap.part", frames)
-    os.replace(out / "link.pcap.part", out / "link.pcap")
+    if keep:
+        frames.sort(key=lambda f: f[1])
+        write_frames(out / "link.pcap.part", frames)
+        os.replace(out / "link.pcap.part", out / "link.pcap")
     (out / "log.json.part").write_text(json.dumps({"log": log, "capture_drops": missed}))
     os.replace(out / "log.json.part", out / "log.json")
 

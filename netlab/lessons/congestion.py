@@ -6,17 +6,23 @@ congestion control it names, and samples that socket's TCP_INFO every 2 ms. What
 `CongestionExperiment`: the capture at the sender's side of the link, the samples, and what
 the queue did. `rounds()` and `reductions()` read the samples the way a textbook draws them:
 cwnd at the end of each round trip, and each cut with its cause.
+
+A run is mostly waiting (round trips, a queue draining), so `at_once` runs several at the same
+time, each in its own lab, and a notebook cell takes about as long as its longest run. The long
+runs of congestion avoidance (`growth`, 15 s) keep the samples only, no capture, and ship as
+recordings made from one live run.
 """
 
 from __future__ import annotations
 
+import platform
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.bottleneck import (
@@ -29,13 +35,14 @@ from netlab.core.bottleneck import (
     send_sampled,
 )
 from netlab.core.conversation import CLIENT_TO_SERVER, Conversation
-from netlab.core.experiment import Experiment, live_or_recorded
+from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
 from netlab.core.lab import Lab
 
 __all__ = [
     "CongestionExperiment", "Round", "Reduction", "run", "slow_start", "after_loss", "timeout", "window_limits",
     "bufferbloat", "rounds", "reductions", "capture_check", "kernel_facts", "available_algorithms",
-    "default_algorithm", "figure", "window_estimate", "WindowEstimate", "RECORDINGS", "MSS",
+    "default_algorithm", "figure", "window_estimate", "WindowEstimate", "RECORDINGS", "MSS", "at_once",
+    "growth", "growth_recorded", "growth_figure", "increments", "Stretch", "slow_start_end", "SlowStartEnd",
 ]
 
 WHY = ("live: sent just now through a bottleneck in a private network namespace that netlab created "
@@ -90,6 +97,7 @@ class CongestionExperiment(Experiment):
     capture_drops: int = 0  # frames the capturing socket missed
     queue_drops: int = 0  # packets the bottleneck's queue dropped
     log: list[tuple[float, str]] = field(default_factory=list)
+    kernel: str = ""  # the sender's kernel: "Linux 6.1.0-…" (uname)
 
     @cached_property
     def conversation(self) -> Conversation:
@@ -124,6 +132,7 @@ class CongestionExperiment(Experiment):
 
     def recording_fields(self) -> dict[str, Any]:
         return {"algorithm": self.algorithm, "path": self.path, "rtt": self.rtt, "rate": self.rate, "sent": self.sent,
+                "recorded_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.start)) if self.samples else "",
                 "samples": _table(self.samples), "probes": self.probes,
                 "capture_drops": self.capture_drops, "queue_drops": self.queue_drops, "log": self.log}
 
@@ -133,7 +142,8 @@ class CongestionExperiment(Experiment):
                 "rate": meta.get("rate", 0.0), "sent": meta.get("sent", 0),
                 "samples": _untable(meta.get("samples", {})),
                 "probes": [tuple(p) for p in meta.get("probes", [])], "capture_drops": meta.get("capture_drops", 0),
-                "queue_drops": meta.get("queue_drops", 0), "log": [tuple(e) for e in meta.get("log", [])]}
+                "queue_drops": meta.get("queue_drops", 0), "log": [tuple(e) for e in meta.get("log", [])],
+                "kernel": meta.get("kernel", "")}
 
 
 def _table(samples: list[TcpInfo]) -> dict[str, list]:
@@ -226,14 +236,15 @@ def kernel_facts() -> dict[str, Any]:
 def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rtt: float = 0.04,
         seconds: float = 1.5, size: int | None = None, drops: tuple[int, ...] = (),
         outage: tuple[int, float] | None = None, rcvbuf: int | None = None, probe: float | None = None,
-        recorded: str | None = None) -> CongestionExperiment:
+        every: float = 0.002, capture: bool = True, recorded: str | None = None) -> CongestionExperiment:
     """Send for `seconds` (or `size` bytes) with congestion control `algorithm` through a bottleneck.
 
     The path: `rate` bits/s, a queue of `queue` packets, `rtt` seconds round trip; `drops` are
     data segments the path loses (1 = the first), `outage` = (N, s) loses everything from
     segment N for s seconds, `rcvbuf` is the receiver's buffer in bytes. With `probe` (seconds),
-    a second, small connection sends one byte that often and times its echo. `recorded` names
-    the recording shown where this machine refuses the lab.
+    a second, small connection sends one byte that often and times its echo. TCP_INFO is read
+    every `every` seconds; `capture=False` keeps the samples only, no packets (for long runs).
+    `recorded` names the recording shown where this machine refuses the lab.
     """
     if algorithm is not None:
         if not isinstance(algorithm, str):
@@ -241,7 +252,8 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
         offered = available_algorithms()
         if offered and algorithm not in offered:
             raise ValueError(f"this kernel has no congestion control {algorithm!r}; it offers {', '.join(offered)}")
-    check_seconds("seconds", seconds, 10.0)
+    check_seconds("seconds", seconds, 20.0)
+    check_int("queue", queue, 2, 2000)  # here as well as in Bottleneck: before a lab is made for nothing
     if size is not None:
         check_int("size", size, 1, 50_000_000)
     if probe is not None:
@@ -249,7 +261,7 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
 
     def live(lab: Lab) -> CongestionExperiment:
         with Bottleneck(lab, rate=rate, queue=queue, rtt=rtt, drops=drops, outage=outage, rcvbuf=rcvbuf,
-                        duration=seconds + 10) as path:
+                        duration=seconds + 10, capture=capture) as path:
             pings: list[tuple[float, float]] = []
             stop = threading.Event()
             prober = None
@@ -260,7 +272,7 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
             with path.connect(algorithm) as sock:
                 if prober is not None:
                     prober.start()
-                sent, samples = send_sampled(sock, seconds=seconds, size=size)
+                sent, samples = send_sampled(sock, seconds=seconds, size=size, every=every)
                 stop.set()
                 if prober is not None:
                     prober.join(3.0)
@@ -269,7 +281,8 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
         return CongestionExperiment(
             path.report.packets, "live", WHY, result=sent, algorithm=samples[0].algorithm, path=path.describe(),
             rtt=rtt, rate=rate, sent=sent, samples=samples, probes=[(t - first, r) for t, r in pings],
-            capture_drops=path.report.capture_drops, queue_drops=path.report.queue_drops, log=path.report.log)
+            capture_drops=path.report.capture_drops, queue_drops=path.report.queue_drops, log=path.report.log,
+            kernel=f"{platform.system()} {platform.release()}")
 
     return live_or_recorded(live, recorded, kind=CongestionExperiment)
 
@@ -291,43 +304,229 @@ def _probe(sock: socket.socket, every: float, stop: threading.Event, out: list[t
         stop.wait(every)
 
 
-def slow_start(algorithm: str = "reno", *, recorded: str | None = "congestion-slow-start") -> CongestionExperiment:
-    """Slow start alone: a pipe wide enough (20 Mbit/s, 50 ms, a 200-packet queue) that 400 kB cross without a loss."""
-    return run(algorithm, rate=20e6, queue=200, rtt=0.05, seconds=2.0, size=400_000, recorded=recorded)
+def slow_start(algorithm: str = "reno", *, capture: bool = True,
+               recorded: str | None = "congestion-slow-start") -> CongestionExperiment:
+    """Slow start alone: a pipe wide enough (20 Mbit/s, 50 ms, a 200-packet queue) that 400 kB cross without a loss.
 
-
-def after_loss(algorithm: str, loss: int = 150, *, recorded: str | None = "") -> CongestionExperiment:
-    """One loss (data segment `loss`) on a 10 Mbit/s, 40 ms path: how far `algorithm` cuts cwnd.
-
-    Where the lab is refused, the recording `congestion-ALGORITHM` is shown (`recorded=""`).
+    400 kB is 277 segments: rounds 1 to 4 send 10 + 20 + 40 + 80 = 150 of them, and the fifth
+    still has data to send, so cwnd is the limit (Linux grows cwnd only then) through round 4.
+    `capture=False` keeps the kernel's samples only (enough for `rounds`).
     """
-    check_int("loss", loss, 1, 100_000)
+    return run(algorithm, rate=20e6, queue=200, rtt=0.05, seconds=2.0, size=400_000, capture=capture,
+               recorded=recorded)
+
+
+def after_loss(algorithm: str, loss: int = 150, queue: int = 100, *, capture: bool = True,
+               recorded: str | None = "") -> CongestionExperiment:
+    """One loss (data segment `loss`, 0 for none) on a 10 Mbit/s, 40 ms path with a `queue`-packet queue.
+
+    How far `algorithm` cuts cwnd. 0.8 s of sending: segment 150 leaves in the fourth round trip
+    (at about 0.2 s), recovery is over by about 0.5 s, and congestion avoidance follows; the
+    samples go on until the last byte is acknowledged. With
+    `capture=False` only the kernel's samples are kept (reading a capture costs about a second
+    of CPU). Where the lab is refused, the recording `congestion-ALGORITHM` is shown (`recorded=""`).
+    """
+    check_int("loss", loss, 0, 100_000)
     if recorded == "":
         recorded = f"congestion-{algorithm}"
-    return run(algorithm, rate=10e6, queue=100, rtt=0.04, seconds=1.5, drops=(loss,), recorded=recorded)
+    return run(algorithm, rate=10e6, queue=queue, rtt=0.04, seconds=0.8, drops=(loss,) if loss else (),
+               capture=capture, recorded=recorded)
 
 
 def timeout(algorithm: str = "cubic", *, recorded: str | None = "congestion-timeout") -> CongestionExperiment:
-    """An outage of 0.4 s from data segment 100: no duplicate ACKs come back, so the kernel's timer fires."""
-    return run(algorithm, rate=10e6, queue=100, rtt=0.04, seconds=1.5, outage=(100, 0.4), recorded=recorded)
+    """An outage of 0.8 s from data segment 100: no duplicate ACKs come back, so the kernel's timer fires.
+
+    The outage outlasts the first timeout, so its retransmission is lost too and the timer
+    doubles (backoff): cwnd stays at 1 segment for about half a second, long enough for the
+    samples to see it even on a loaded machine (a shorter outage let cwnd grow past 1 in
+    a few ms, which a starved sampler could miss).
+    """
+    return run(algorithm, rate=10e6, queue=100, rtt=0.04, seconds=1.2, outage=(100, 0.8), recorded=recorded)
+
+
+# The small receive buffer of window_limits("rwnd"), bytes. Linux doubles it and advertises about
+# half of that as its window: about 4 kB, three segments. The initial cwnd is 10 segments
+# (14.5 kB) and cwnd never falls below it without a loss, so the receiver's window is the
+# smaller one however the CPU load delays the first round trips. (A 16 kB buffer advertised
+# 18.8 kB, close enough to the initial window that a loaded machine made the run cwnd-limited.)
+SMALL_RCVBUF = 4096
 
 
 def window_limits(limit: str, *, recorded: str | None = "") -> CongestionExperiment:
-    """The same 1 s transfer limited by the receiver's window (`limit="rwnd"`: a 16 kB buffer) or by the path ("cwnd")."""
+    """The same 1 s transfer limited by the receiver's window (`limit="rwnd"`: a 4 kB buffer) or by the path ("cwnd")."""
     if limit not in ("rwnd", "cwnd"):
         raise ValueError(f"limit is 'rwnd' or 'cwnd', not {limit!r}")
     if recorded == "":
         recorded = f"congestion-{limit}"
-    return run("reno", rate=10e6, queue=30, rtt=0.04, seconds=1.0, rcvbuf=16_384 if limit == "rwnd" else None,
+    return run("reno", rate=10e6, queue=30, rtt=0.04, seconds=1.0, rcvbuf=SMALL_RCVBUF if limit == "rwnd" else None,
                recorded=recorded)
 
 
+E = TypeVar("E")
+
+
+def at_once(*experiments: Callable[[], E], timeout: float = 60.0) -> list[E]:
+    """Run experiments at the same time, each in its own thread and its own lab; return their results in order.
+
+    Each lab has its own namespaces, links, queue and delay line: the runs share nothing but
+    the machine's CPUs. A run's time is mostly waiting (round trips, a queue draining), so two
+    take about as long as one. The first failure is raised once all have ended; no run takes
+    longer than `timeout` seconds (each is bounded far below it by its own time bounds).
+    """
+    results: list[Any] = [None] * len(experiments)
+    errors: list[BaseException | None] = [None] * len(experiments)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = experiments[i]()
+        except BaseException as err:  # noqa: BLE001  (raised in the caller's thread below)
+            errors[i] = err
+
+    threads = [threading.Thread(target=one, args=(i,), name=f"netlab-experiment-{i}", daemon=True)
+               for i in range(len(experiments))]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        raise TimeoutError(f"experiments still running after {timeout:g} s")
+    for err in errors:
+        if err is not None:
+            raise err
+    return results
+
+
 def bufferbloat(queue: int, *, recorded: str | None = "") -> CongestionExperiment:
-    """A bulk transfer (CUBIC) fills a `queue`-packet queue while a small connection times its round trip every 20 ms."""
+    """A bulk transfer (CUBIC) fills a `queue`-packet queue while a small connection times its round trip every 20 ms.
+
+    Only the kernel's samples and the small connection's round trips are kept, no capture:
+    the lesson is in the round trips, and reading a capture would hold the notebook's CPU while
+    the small connection is being timed.
+    """
     check_int("queue", queue, 2, 1000)
     if recorded == "":
         recorded = "congestion-bloat-long" if queue > 50 else "congestion-bloat-short"
-    return run("cubic", rate=5e6, queue=queue, rtt=0.03, seconds=1.5, probe=0.02, recorded=recorded)
+    return run("cubic", rate=5e6, queue=queue, rtt=0.03, seconds=1.5, probe=0.02, capture=False, recorded=recorded)
+
+
+# ---------------------------------------------------------------------------
+# Congestion avoidance over many rounds: Reno's line against CUBIC's curve.
+
+# The long runs' path: a pipe of 166 segments plus a 50-packet queue. CUBIC's cycle after a cut
+# at W_max ≈ 216 lasts K = cbrt(W_max × 0.3 / 0.4) ≈ 5.5 s, and its curve stays above the
+# Reno-friendly line of Linux's CUBIC, so the curve is CUBIC's own; Reno needs about 100 round
+# trips to climb back from half of it.
+GROWTH_PATH = {"rate": 20e6, "queue": 50, "rtt": 0.1}
+GROWTH_SAMPLE = 0.02  # seconds between TCP_INFO samples: several per round trip of 100 ms or more
+
+
+def _long_run(algorithm: str, seconds: float, *, recorded: str | None) -> CongestionExperiment:
+    return run(algorithm, seconds=seconds, every=GROWTH_SAMPLE, capture=False, recorded=recorded, **GROWTH_PATH)
+
+
+def growth(seconds: float = 15.0) -> tuple[CongestionExperiment, CongestionExperiment]:
+    """Reno and CUBIC, each sending for `seconds` (at most 20) through 20 Mbit/s, 100 ms, a 50-packet queue.
+
+    The two run at the same time, each in its own lab, so this takes about `seconds` + 3 s.
+    Only the kernel's samples are kept (every 20 ms), no capture: 15 s at 20 Mbit/s would be a
+    capture of 40 MB. Where the lab is refused, the recordings are shown (`growth_recorded`).
+    """
+    check_seconds("seconds", seconds, 20.0)
+    reno, cubic = at_once(lambda: _long_run("reno", seconds, recorded="congestion-growth-reno"),
+                          lambda: _long_run("cubic", seconds, recorded="congestion-growth-cubic"))
+    return reno, cubic
+
+
+def growth_recorded() -> tuple[CongestionExperiment, CongestionExperiment]:
+    """The recordings of `growth(15)` shipped with netlab, each labelled with when and on which kernel it ran."""
+    found = []
+    for algorithm in ("reno", "cubic"):
+        exp = load_recorded(f"congestion-growth-{algorithm}", kind=CongestionExperiment)
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(exp.start))
+        seconds = exp.samples[-1].time - exp.start if exp.samples else 0.0
+        exp.why = (f"recorded: a live run of {seconds:.0f} s on {when}, on {exp.kernel or 'a kernel it did not name'} "
+                   f"(netlab/data/congestion-growth-{algorithm}.json); not run just now")
+        found.append(exp)
+    return found[0], found[1]
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Congestion avoidance between two cuts: cwnd at the end of each round, from the end of one recovery."""
+
+    w_max: int | None  # cwnd just before the cut that began this stretch (segments)
+    cwnds: list[int]  # cwnd at the end of each round of the stretch
+
+    @property
+    def steps(self) -> list[int]:
+        """cwnd's increment per round, in segments."""
+        return [b - a for a, b in zip(self.cwnds, self.cwnds[1:])]
+
+
+def increments(exp: CongestionExperiment) -> list[Stretch]:
+    """The stretches of congestion avoidance between cuts: rounds after slow start ended, split where cwnd fell.
+
+    `w_max` of a stretch is cwnd just before the cut that began it (the kernel's samples, see
+    `reductions`). Stretches of fewer than 3 rounds are left out.
+    """
+    end = slow_start_end(exp)
+    if end is None:
+        return []
+    cuts = exp.reductions
+    stretches: list[Stretch] = []
+    current: list[int] = []
+    w_max: int | None = None
+    for r in exp.rounds:
+        if r.time < end.time:
+            continue
+        if current and r.cwnd < current[-1]:  # a cut: this round begins the next stretch
+            stretches.append(Stretch(w_max, current))
+            current = []
+        if not current:
+            done = [c for c in cuts if c.time <= r.time]
+            w_max = done[-1].before if done else None
+        current.append(r.cwnd)
+    if current:
+        stretches.append(Stretch(w_max, current))
+    return [s for s in stretches if len(s.cwnds) >= 3]
+
+
+@dataclass(frozen=True)
+class SlowStartEnd:
+    """Where slow start ended, from the kernel's samples: the first sample with a finite ssthresh."""
+
+    time: float  # seconds after the first data left
+    cwnd: int  # segments, at that sample
+    ssthresh: int
+    retransmitted: int  # segments retransmitted up to then (total_retrans)
+    ca_state: str
+
+    @property
+    def without_loss(self) -> bool:
+        """True when ssthresh became finite with nothing retransmitted: HyStart, not a loss, ended slow start."""
+        return self.retransmitted == 0 and self.ca_state == "Open"
+
+
+def slow_start_end(exp: CongestionExperiment) -> SlowStartEnd | None:
+    """The first sample where ssthresh is finite (None if slow start never ended in this run)."""
+    for s in exp.samples:
+        if s.ssthresh is not None:
+            return SlowStartEnd(s.time - exp.start, s.cwnd, s.ssthresh, s.total_retrans, s.ca_state)
+    return None
+
+
+def growth_figure(reno: CongestionExperiment, cubic: CongestionExperiment) -> Any:
+    """cwnd against time for the long Reno and CUBIC runs, one above the other, in seconds."""
+    from netlab.core.draw import NotebookFigure, cwnd_plot
+
+    fig = NotebookFigure(figsize=(8.6, 7.0))
+    for exp, box in ((reno, (0.09, 0.56, 0.88, 0.37)), (cubic, (0.09, 0.07, 0.88, 0.37))):
+        ax = fig.add_axes(box)
+        source = "recorded" if not exp.live else "live"
+        cwnd_plot(exp.samples, start=exp.start, ax=ax, unit="s",
+                  title=f"{exp.algorithm} ({source}): cwnd over {exp.samples[-1].time - exp.start:.0f} s")
+    return fig
 
 
 # The recordings shipped in netlab/data, re-recorded by `python -m netlab record`.
@@ -341,6 +540,8 @@ RECORDINGS: dict[str, Callable[[], Experiment]] = {
     "congestion-cwnd": lambda: window_limits("cwnd", recorded=None),
     "congestion-bloat-long": lambda: bufferbloat(300, recorded=None),
     "congestion-bloat-short": lambda: bufferbloat(10, recorded=None),
+    "congestion-growth-reno": lambda: _long_run("reno", 15.0, recorded=None),
+    "congestion-growth-cubic": lambda: _long_run("cubic", 15.0, recorded=None),
 }
 
 
