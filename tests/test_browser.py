@@ -55,7 +55,8 @@ def test_notebook_runs_clean_in_jupyterlab(page, lab, name):
     assert run.unrun == [], f"{name}: code cells left unrun (index among code cells): {run.unrun}"
 
 
-# The explorers of tests/data/explorer.ipynb, in order: a 1,001-segment conversation, a Run panel, a failing panel.
+# The explorers of tests/data/explorer.ipynb, in order: a 1,001-segment conversation, a Run panel (03's close
+# delay), a failing panel, and notebook 09's loss and queue panel.
 _CURRENT = """(index) => {
     const root = document.querySelectorAll('.netlab-explorer')[index];
     const svg = root.querySelector('svg.netlab-ladder');
@@ -91,7 +92,7 @@ _TIMED_NEXT = """(index) => new Promise((resolve, reject) => {
 def explorers(page, lab):
     run = labdriver.run_all(page, lab, "explorer.ipynb")
     assert run.errors == [] and run.unrun == []
-    page.locator(".netlab-explorer").nth(2).wait_for()
+    page.locator(".netlab-explorer").nth(3).wait_for()
     yield page
     lab.shut_down_kernels()
 
@@ -134,25 +135,40 @@ def test_a_click_on_next_shows_the_next_of_1000_segments_within_100_ms(explorers
     assert p90 <= CLICK_BUDGET, f"90th percentile {p90 * 1000:.0f} ms"
 
 
-def test_run_re_runs_the_experiment_and_updates_the_explorer(explorers):
+@pytest.mark.parametrize(("index", "parameter", "value"), [(1, "close_delay", "0.3"), (3, "queue", "20")],
+                         ids=["03-close-delay", "09-loss-and-queue"])
+def test_run_re_runs_the_experiment_and_updates_the_explorer(explorers, index, parameter, value):
     page = explorers
-    panel = page.locator(".netlab-explorer").nth(1)
+    panel = page.locator(".netlab-explorer").nth(index)
     status = panel.locator(".netlab-status")
     assert "✔" in status.inner_text() and "live" in status.inner_text()
     panel.get_by_role("button", name="Next").click()
-    page.wait_for_function("() => document.querySelectorAll('.netlab-explorer')[1]"
+    page.wait_for_function(f"() => document.querySelectorAll('.netlab-explorer')[{index}]"
                            ".querySelector('svg.netlab-ladder').dataset.current === '2'")
-    delay = panel.get_by_label("close_delay")
-    delay.fill("0.3")
-    delay.press("Enter")
+    control = panel.get_by_label(parameter)
+    control.fill(value)
+    control.press("Enter")
     assert status.inner_text().startswith("✔ run 1:")
     panel.get_by_role("button", name="Run").click()
-    page.wait_for_function("() => document.querySelectorAll('.netlab-explorer')[1]"
+    page.wait_for_function(f"() => document.querySelectorAll('.netlab-explorer')[{index}]"
                            ".querySelector('.netlab-status').textContent.includes('✔ run 2:')", timeout=60_000)
-    assert page.evaluate(_CURRENT, 1)["current"] == 1  # a new run starts at its first segment
+    assert page.evaluate(_CURRENT, index)["current"] == 1  # a new run starts at its first segment
 
 
 def test_a_failed_run_shows_its_error_in_the_panel(explorers):
     page = explorers
     status = page.locator(".netlab-explorer").nth(2).locator(".netlab-status")
     assert status.inner_text() == "✘ run 1 failed: ValueError: window must be 1..65535 bytes, not 0"
+
+
+def test_a_failed_run_of_09s_panel_shows_its_error_in_the_panel(explorers):
+    page = explorers
+    panel = page.locator(".netlab-explorer").nth(3)
+    status = panel.locator(".netlab-status")
+    queue = panel.get_by_label("queue")
+    queue.fill("1")  # the bottleneck holds 2 to 2000 packets
+    queue.press("Enter")
+    panel.get_by_role("button", name="Run").click()
+    page.wait_for_function("() => document.querySelectorAll('.netlab-explorer')[3]"
+                           ".querySelector('.netlab-status').textContent.includes('failed')", timeout=60_000)
+    assert "ValueError: queue must be a whole number from 2 to 2000, not 1" in status.inner_text()
