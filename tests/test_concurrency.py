@@ -22,7 +22,7 @@ import pytest
 import netlab
 from netlab.lessons.bulk import BulkError, iperf3, transfer
 from netlab.lessons.bulk import compare as bulk_compare
-from netlab.lessons.concurrency import MODELS, ConcurrencyError, compare, idle_cost, load, raise_fd_limit
+from netlab.lessons.concurrency import MODELS, ConcurrencyError, _Generators, _load, compare, idle_cost, load, raise_fd_limit
 from netlab.lessons.concurrency import model_server as echo_server
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
@@ -51,6 +51,36 @@ def test_thread_model_runs_one_thread_per_connection_and_event_loops_one_in_all(
         with echo_server(model, lab=lab) as server:
             threads[model] = load(server, clients=40, messages=2, lab=lab).server_threads
     assert threads == {"threads": 40 + 1, "selectors": 1, "asyncio": 1}  # + 1: the accepting thread
+
+
+def _listen_overflows(lab) -> dict[str, int]:
+    """The lab kernel's counts of connections its listeners had no room for (TcpExt, /proc/net/netstat)."""
+    names, values = [line.split()[1:] for line in lab.run("cat", "/proc/net/netstat").splitlines()
+                     if line.startswith("TcpExt:")]
+    counts = dict(zip(names, map(int, values), strict=True))
+    return {name: counts[name] for name in ("ListenOverflows", "ListenDrops")}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_each_model_queues_500_clients_connecting_at_once_without_dropping_a_syn(model, lab):
+    # A dropped SYN costs its client a 1 s retransmission timeout before the load can start.
+    # asyncio.start_server listens again with a backlog of its own (100) unless told BACKLOG.
+    with echo_server(model, lab=lab) as server:
+        point = load(server, clients=500, messages=1, lab=lab)
+    assert point.correct
+    assert _listen_overflows(lab) == {"ListenOverflows": 0, "ListenDrops": 0}
+
+
+def test_one_set_of_generator_processes_serves_run_after_run(lab):
+    with _Generators(lab, 2, timeout=30) as gens:
+        started = [proc.pid for proc in gens.procs]
+        points = []
+        for model in MODELS:
+            with echo_server(model, lab=lab) as server:
+                points += [_load(server, 30, 5, 32, gens), _load(server, 1, 5, 32, gens)]
+        assert [proc.pid for proc in gens.procs] == started and all(proc.poll() is None for proc in gens.procs)
+    assert all(p.correct for p in points)
+    assert [p.generators for p in points] == [2, 1] * len(MODELS)  # one client needs one generator
 
 
 @pytest.mark.parametrize("model", list(MODELS))

@@ -18,6 +18,7 @@ has been accepted. The load comes from separate processes (`lab.popen`, or plain
 the host's loopback where the lab is refused): C clients split over a few generator processes,
 each client sending M small messages one at a time and timing each echo. Each generator reports
 its latencies and its own CPU time, so a run shows whether the generator or the server was busy.
+A comparison starts its generator processes once and gives them one run after another.
 
 Rules for this file:
 1. Servers run in the calling process (their threads and memory are what a notebook measures);
@@ -380,7 +381,9 @@ class AsyncioEchoServer(_EchoServer):
                 handlers.discard(asyncio.current_task())
                 self._ended(err)
 
-        server = await asyncio.start_server(handle, sock=self._listener)
+        # start_server calls listen() again, with a backlog of 100 unless told otherwise: 500 clients
+        # connecting at once would overflow it, and those dropped would wait 1 s to retransmit their SYN.
+        server = await asyncio.start_server(handle, sock=self._listener, backlog=BACKLOG)
         self._ready.set()
         async with server:
             await self._stopping.wait()
@@ -471,9 +474,18 @@ def _need_fds(needed: int, what: str) -> FdLimit:
 
 
 def generator_main() -> None:
-    """A load generator's main (a separate process started by `load`, never by hand)."""
-    """Entry point of a generator process; argv[1] is its JSON settings. Prints JSON lines."""
-    cfg = json.loads(sys.argv[1])
+    """A load generator's main (a separate process started by `_Generators`, never by hand).
+
+    One process serves one run after another, so a comparison of twelve runs starts its
+    generators once: each line on stdin is a run's JSON settings, each reply a JSON line on
+    stdout. End of input ends the process.
+    """
+    while line := sys.stdin.readline():
+        _serve_run(json.loads(line))
+
+
+def _serve_run(cfg: dict) -> None:
+    """Connect the run's clients, say ready, then run the load on "go" (or hold idle connections until told)."""
     address, clients, messages, size = tuple(cfg["address"]), cfg["clients"], cfg["messages"], cfg["size"]
     tag = cfg["tag"]
     socks: list[socket.socket] = []
@@ -491,6 +503,7 @@ def generator_main() -> None:
             return  # the parent gave up
         print(json.dumps(_generate(socks, messages, size, tag, cfg["deadline"])), flush=True)
     finally:
+        # After the report, so that the server's work on these closes is not counted in the run.
         for sock in socks:
             sock.close()
 
@@ -557,23 +570,35 @@ def _generate(socks: list[socket.socket], messages: int, size: int, tag: int, de
 
 
 class _Generators:
-    """Start generator processes (in the lab, or on the host), wait until connected, release them."""
+    """Generator processes (in the lab, or on the host): started once, then given one run after another."""
 
-    def __init__(self, lab: Lab | None, settings: list[dict], timeout: float) -> None:
+    def __init__(self, lab: Lab | None, count: int, timeout: float) -> None:
+        # Starting a Python process that imports this module takes about 0.2 s: a comparison
+        # starts its generators once, not once per run.
         self.procs: list[subprocess.Popen] = []
+        self.active: list[subprocess.Popen] = []  # those taking part in the current run
         self.timeout = timeout
         code = "from netlab.lessons.concurrency import generator_main; generator_main()"
         env = dict(os.environ, PYTHONPATH=package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
-            for cfg in settings:
-                argv = [sys.executable, "-c", code, json.dumps(cfg)]
+            for _ in range(count):
+                argv = [sys.executable, "-c", code]
                 kwargs = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 self.procs.append(lab.popen(argv, **kwargs) if lab is not None else subprocess.Popen(argv, env=env, **kwargs))
-            for proc in self.procs:
-                self._expect(proc, "ready")
         except BaseException:
             self.close()
             raise
+
+    def connect(self, settings: list[dict]) -> None:
+        """Give the first len(settings) generators a run's settings; wait until each has connected its clients."""
+        if len(settings) > len(self.procs):
+            raise ValueError(f"a run for {len(settings)} generator processes, but {len(self.procs)} were started")
+        self.active = self.procs[:len(settings)]
+        for proc, cfg in zip(self.active, settings):
+            proc.stdin.write(json.dumps(cfg) + "\n")
+            proc.stdin.flush()
+        for proc in self.active:
+            self._expect(proc, "ready")
 
     def _expect(self, proc: subprocess.Popen, key: str) -> dict:
         # A line with a deadline: a generator that never answers must not hang the notebook.
@@ -596,10 +621,10 @@ class _Generators:
 
     def release(self, word: str = "go", key: str = "latencies_us") -> list[dict]:
         """Tell every generator to start (all within microseconds), then collect what each reports."""
-        for proc in self.procs:
+        for proc in self.active:
             proc.stdin.write(word + "\n")
             proc.stdin.flush()
-        return [self._expect(proc, key) for proc in self.procs]
+        return [self._expect(proc, key) for proc in self.active]
 
     def close(self) -> None:
         for proc in self.procs:
@@ -700,17 +725,23 @@ def load(server: _EchoServer, clients: int, messages: int = 50, *, size: int = 3
         raise ConcurrencyError(f"the {server.model} server listens {where}, so its load cannot run in the lab "
                                f"given: leave out lab= to load it where it listens")
     _need_fds(2 * clients + 64, f"a load of {clients} clients")
-    generators = min(generators, clients)
+    with _Generators(lab, min(generators, clients), timeout=timeout) as gens:
+        return _load(server, clients, messages, size, gens)
+
+
+def _load(server: _EchoServer, clients: int, messages: int, size: int, gens: _Generators) -> LoadPoint:
+    """`load` with generator processes already started (in the server's lab): they may serve many runs."""
+    generators = min(len(gens.procs), clients)
     shares = [clients // generators + (i < clients % generators) for i in range(generators)]
     settings = [{"address": list(server.address), "clients": n, "messages": messages, "size": size, "tag": i,
-                 "deadline": timeout} for i, n in enumerate(shares)]
-    with _Generators(lab, settings, timeout=timeout) as gens:
-        server.wait_for_connections(clients)
-        threads = server.threads
-        cpu0, wall0, switches0 = time.process_time(), time.monotonic(), _switches()
-        reports = gens.release()
-        server_cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-        switches = _switches() - switches0
+                 "deadline": gens.timeout} for i, n in enumerate(shares)]
+    gens.connect(settings)
+    server.wait_for_connections(clients)
+    threads = server.threads
+    cpu0, wall0, switches0 = time.process_time(), time.monotonic(), _switches()
+    reports = gens.release()
+    server_cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    switches = _switches() - switches0
     server.wait_for_connections(0)  # every connection closed again before the next run
     errors = [r["error"] for r in reports if r["error"]]
     if errors:
@@ -855,13 +886,13 @@ def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 
     with lab_or_host() as (lab, where, why):
         points: list[LoadPoint] = []
         bar = _Progress(len(models) * len(clients)) if progress else None
-        for model in models:
-            with model_server(model, lab=lab) as server:
-                for c in clients:
-                    if bar:
-                        bar.show(len(points), f"{model}, {c} clients")
-                    points.append(load(server, c, messages, size=size, generators=generators, lab=lab,
-                                       timeout=timeout))
+        with _Generators(lab, min(generators, max(clients)), timeout=timeout) as gens:  # one set for every run
+            for model in models:
+                with model_server(model, lab=lab) as server:
+                    for c in clients:
+                        if bar:
+                            bar.show(len(points), f"{model}, {c} clients")
+                        points.append(_load(server, c, messages, size, gens))
         if bar:
             bar.show(len(points), "done")
     return LoadComparison(points, where, why)
@@ -919,18 +950,17 @@ def idle_cost(models: Iterable[str] = ("threads", "asyncio"), connections: int =
             raise ValueError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
     _need_fds(2 * connections + 64, f"holding {connections} idle connections")
     costs = []
-    with lab_or_host() as (lab, _where, _why):
+    with lab_or_host() as (lab, _where, _why), _Generators(lab, 1, timeout=timeout) as gens:
         for model in models:
             threads0 = threading.active_count()
             mem0 = _memory() if os.path.exists("/proc/self/statm") else (0, 0)
             with model_server(model, lab=lab) as server:
-                settings = [{"address": list(server.address), "clients": connections, "messages": 0, "size": 32,
-                             "tag": 0, "deadline": timeout, "hold": True}]
-                with _Generators(lab, settings, timeout=timeout) as gens:
-                    server.wait_for_connections(connections)
-                    threads = threading.active_count() - threads0
-                    mem = _memory() if mem0 != (0, 0) else (0, 0)
-                    gens.release("close", key="done")
+                gens.connect([{"address": list(server.address), "clients": connections, "messages": 0, "size": 32,
+                               "tag": 0, "deadline": timeout, "hold": True}])
+                server.wait_for_connections(connections)
+                threads = threading.active_count() - threads0
+                mem = _memory() if mem0 != (0, 0) else (0, 0)
+                gens.release("close", key="done")
                 server.wait_for_connections(0)
             costs.append(IdleCost(model, connections, threads, mem[0] - mem0[0], mem[1] - mem0[1]))
     return costs
@@ -967,7 +997,7 @@ def _blocking_selectors(listen: socket.socket, work: float, stop: threading.Even
         while not stop.is_set():
             for key, _ in sel.select(0.1):
                 if key.fileobj is listen:
-                    with contextlib.suppress(BlockingIOError):
+                    with contextlib.suppress(OSError):  # BlockingIOError, or the listener shut down: stop is set
                         conn, _ = listen.accept()
                         sel.register(conn, selectors.EVENT_READ)
                     continue
@@ -1034,6 +1064,8 @@ def _blocking_run(lab: Lab | None, serve: Any, clients: int, messages: int, work
             for s in socks:
                 s.close()
             stop.set()
+            with contextlib.suppress(OSError):
+                listen.shutdown(socket.SHUT_RDWR)  # wakes the server's accept() or select() at once
             server.join(STOP_TIMEOUT)
         if failures:
             raise ConcurrencyError(f"a blocking-work client failed: {failures[0]!r}")
