@@ -22,7 +22,7 @@ live = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux ne
 
 @live
 def test_connect_timeout_retransmits_the_unanswered_syn_then_raises_timeout(nothing_left_behind):
-    exp = failures.connect_timeout(timeout=2.5)
+    exp = failures.connect_timeout()  # notebook 06's: 2.2 s
     assert exp.live, exp.why
     assert isinstance(exp.result, TimeoutError)
     conv = exp.conversation
@@ -30,7 +30,7 @@ def test_connect_timeout_retransmits_the_unanswered_syn_then_raises_timeout(noth
     assert conv.retransmissions() == conv.segments[1:]
     # The first retransmission waits the initial RTO of a SYN: 1 s (RFC 6298 2.1).
     assert 0.9 < conv.segments[1].time < 1.5, conv.table()
-    assert conv.segments[-1].time < 2.5
+    assert conv.segments[-1].time < 2.2
 
 
 @live

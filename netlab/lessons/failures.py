@@ -101,10 +101,13 @@ def _fill_accept_queue(lab: Lab, stack: contextlib.ExitStack) -> tuple[str, int]
     return listener.getsockname()
 
 
-def connect_timeout(timeout: float = 3.5) -> Experiment:
+def connect_timeout(timeout: float = 2.2) -> Experiment:
     """Connect to a server whose accept queue is full: its kernel drops the SYNs, the client's
     kernel sends them again (after 1 s; then every 1 s on kernels with linear SYN timeouts, else
-    doubling), and `connect` gives up after `timeout` seconds with `TimeoutError`."""
+    doubling), and `connect` gives up after `timeout` seconds with `TimeoutError`.
+
+    The default 2.2 s sees the SYN resent twice with linear timeouts (at 1 s and 2 s), once
+    where they double (the next would leave at 3 s: `connect_timeout(3.5)` shows it)."""
     check_seconds("timeout", timeout, 10.0)
     def client(lab: Lab, address: tuple[str, int]) -> Any:
         try:
@@ -116,7 +119,7 @@ def connect_timeout(timeout: float = 3.5) -> Experiment:
     return _run("connect-timeout", client, setup=_fill_accept_queue, capture_timeout=timeout + _STEP)
 
 
-def read_timeout(timeout: float = 0.5) -> Experiment:
+def read_timeout(timeout: float = 0.3) -> Experiment:
     """Send a request to a server that never answers; `recv` gives up after `timeout` seconds with `TimeoutError`."""
     check_seconds("timeout", timeout, 10.0)
     def client(lab: Lab, _: Any) -> Any:
@@ -233,11 +236,12 @@ def half_close() -> Experiment:
     return _run("half-close", client)
 
 
-def blocked_send(timeout: float = 1.0) -> Experiment:
+def blocked_send(timeout: float = 0.8) -> Experiment:
     """Flow control felt by the program: a receiver with a 4 KB buffer that does not read. Its
     window falls to zero, the sender's kernel probes it, and `sendall` blocks until it times
     out after `timeout` seconds (`TimeoutError`); then the receiver reads everything and the
-    window opens again."""
+    window opens again. The default 0.8 s holds two probes: on loopback the probe timer starts
+    at the minimum retransmission timeout (200 ms) and doubles, so they leave at about 0.25 and 0.7 s."""
     check_seconds("timeout", timeout, 10.0)
     def setup(lab: Lab, stack: contextlib.ExitStack) -> socket.socket:
         listener = stack.enter_context(lab.socket())
