@@ -1062,11 +1062,13 @@ def blocking_prediction(predictions: Any) -> Feedback:
                                "positive numbers.")
     from netlab.lessons.concurrency import blocking_work
 
-    measured = blocking_work(clients=10, messages=10, work=0.005)
+    clients, work = 10, 0.005
+    measured = blocking_work(clients=clients, messages=10, work=work)
     threads, selectors = predictions["threads"], predictions["selectors"]
-    # Wide margins: on a busy machine the threads' rate falls well below the ideal 10 / 5 ms.
-    sel_ok = 0.6 * measured["selectors"] <= selectors <= 1.5 * measured["selectors"]
-    thr_ok = 0.5 * measured["threads"] <= threads <= 4 * measured["threads"]
+    # Wide margins: on a busy machine every sleep overshoots while its thread waits for a core, so
+    # both rates fall below the ideal ones (clients / work, 1 / work); a prediction of the ideal is right.
+    sel_ok = 0.6 * measured["selectors"] <= selectors <= 1.5 * max(measured["selectors"], 1 / work)
+    thr_ok = 0.5 * measured["threads"] <= threads <= max(4 * measured["threads"], 1.5 * clients / work)
     if sel_ok and thr_ok and threads >= 4 * selectors:
         return Feedback(True, f"Measured just now: threads {measured['threads']:.0f}/s, selectors "
                               f"{measured['selectors']:.0f}/s. A blocking call stops only its own thread, but it "
@@ -1339,6 +1341,9 @@ def reset_raw_seq(exp: Any, answer: Any) -> Feedback:
 
 
 _RETRY_HELPERS = {"connect_with_retry", "retry_refused", "RetryError"}
+# Attempts against the port where nothing listens: three show the doubling (0.05 s, then 0.1 s)
+# and the give-up; a fourth would only add a 0.2 s wait to every check.
+_NEVER_ATTEMPTS = 3
 
 
 def _bounded_call(func: Any, timeout: float) -> dict[str, Any]:
@@ -1395,7 +1400,7 @@ def _retry_cases(func: Any, lab: Any) -> dict[str, Any]:
             return results
         calls = []
         start = time.monotonic()
-        out = _bounded_call(lambda: func(connector(never.getsockname(), calls), 4, 0.05), 4.0)
+        out = _bounded_call(lambda: func(connector(never.getsockname(), calls), _NEVER_ATTEMPTS, 0.05), 4.0)
         results["never"] = (start, calls, out)
     if out["hung"]:
         _close_returned(results)
@@ -1450,10 +1455,10 @@ def retrying_connect(func: Any) -> Feedback:
         return Feedback(False, f"Against {what}, the pauses between your attempts were not first_delay, then double "
                                "the one before.")
     start, calls, out = runs["never"]
-    what = "a port where nothing ever listens (attempts=4, first_delay=0.05)"
+    what = f"a port where nothing ever listens (attempts={_NEVER_ATTEMPTS}, first_delay=0.05)"
     if out["hung"]:
         return Feedback(False, f"Against {what}, your function was still busy after 4 s: does it stop after `attempts`?")
-    if len(calls) != 4:
+    if len(calls) != _NEVER_ATTEMPTS:
         return Feedback(False, f"Against {what}, your function called connect {len(calls)} times, not `attempts` times.")
     if not _waits_double(calls, 0.05):
         return Feedback(False, f"Against {what}, the pauses between your attempts were not first_delay, then double "

@@ -992,6 +992,17 @@ def test_blocking_prediction_live():
     assert "for threads" in assert_wrong(checks.blocking_prediction({"threads": 200, "selectors": 200}))
 
 
+def test_blocking_prediction_accepts_the_ideal_rates_when_a_busy_machine_measures_less(monkeypatch):
+    from netlab.lessons import concurrency
+
+    # Under CPU load every 5 ms sleep overshoots: measured rates well below 10 / 5 ms and 1 / 5 ms.
+    monkeypatch.setattr(concurrency, "blocking_work", lambda **_: {"threads": 600.0, "selectors": 100.0})
+    assert_right(checks.blocking_prediction({"threads": 2000, "selectors": 200}))
+    assert_right(checks.blocking_prediction({"threads": 600, "selectors": 100}))
+    assert "same for both" in assert_wrong(checks.blocking_prediction({"threads": 2000, "selectors": 2000}))
+    assert "for threads" in assert_wrong(checks.blocking_prediction({"threads": 200, "selectors": 200}))
+
+
 def test_blocking_prediction_wants_two_numbers():
     for answer in ([2000, 200], {"threads": 2000}, {"threads": "2000", "selectors": 200}, {"threads": 0, "selectors": 1}):
         assert "dict" in assert_wrong(checks.blocking_prediction(answer))
