@@ -574,28 +574,42 @@ def fast_retransmit() -> Conversation:
     return Conversation.from_packets(packets, source="recorded")
 
 
+def bars_by_kind(fig: Figure) -> dict[str, list[tuple[float, float, float]]]:
+    """The bars drawn, by kind ("data", "retransmission"): (time, first byte, byte after) each, in drawing order."""
+    (ax,) = fig.axes
+    found = {}
+    for collection in ax.collections:
+        gid = collection.get_gid() or ""
+        if gid.endswith(" bars"):
+            found[gid.removesuffix(" bars")] = [(a[0], a[1], b[1]) for a, b in collection.get_segments()]
+    return found
+
+
 def test_time_sequence_draws_one_bar_per_data_segment_over_its_bytes(fast_retransmit):
     fig = time_sequence(fast_retransmit)
-    bars = lines_by_gid(fig, "segment ")
+    bars = bars_by_kind(fig)
     data = [s for s in fast_retransmit.segments if s.direction == "C→S" and s.length]
-    assert sorted(bars) == sorted(f"segment {s.number}" for s in data)
-    for s in data:
-        x, y = bars[f"segment {s.number}"].get_data()
-        assert list(x) == [s.time * 1000] * 2, "a vertical bar at the segment's time, in ms"
-        assert list(y) == [s.seq, s.seq + s.length]
+    drawn = sorted(bars["data"] + bars["retransmission"])
+    # a vertical bar at the segment's time, in ms, over its bytes
+    assert drawn == sorted((s.time * 1000, s.seq, s.seq + s.length) for s in data)
+    (caps,) = lines_by_gid(fig, "data caps").values()
+    assert len(caps.get_xdata()) == 2 * len(bars["data"]), "a cap at each end of each bar"
     assert plt.get_fignums() == []
 
 
 def test_time_sequence_marks_each_retransmission_in_its_own_colour(fast_retransmit):
     fig = time_sequence(fast_retransmit)
-    marks = lines_by_gid(fig, "retransmission ")
-    assert len(marks) == len(fast_retransmit.retransmissions()) == 1
+    (marks,) = lines_by_gid(fig, "retransmissions").values()
     (resent,) = fast_retransmit.retransmissions()
-    bars = lines_by_gid(fig, "segment ")
-    assert to_hex(bars[f"segment {resent.number}"].get_color()) == TIME_SEQUENCE_COLOURS["retransmission"].lower()
+    assert list(marks.get_xdata()) == [resent.time * 1000]
+    bars = bars_by_kind(fig)
+    assert bars["retransmission"] == [(resent.time * 1000, resent.seq, resent.seq + resent.length)]
     first_sent = [s for s in fast_retransmit.segments if s.length and not s.retransmission]
-    assert {to_hex(bars[f"segment {s.number}"].get_color()) for s in first_sent} == {TIME_SEQUENCE_COLOURS["data"].lower()}
+    assert bars["data"] == [(s.time * 1000, s.seq, s.seq + s.length) for s in first_sent]
     (ax,) = fig.axes
+    colour = {c.get_gid(): to_hex(c.get_color()[0]) for c in ax.collections}
+    assert colour == {"data bars": TIME_SEQUENCE_COLOURS["data"].lower(),
+                      "retransmission bars": TIME_SEQUENCE_COLOURS["retransmission"].lower()}
     assert "retransmission" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
@@ -607,21 +621,27 @@ def test_time_sequence_ack_line_steps_through_the_other_sides_acks(fast_retransm
     assert list(ack_line.get_ydata()) == [s.ack for s in answers]
     assert list(window_line.get_ydata()) == [s.ack + s.window for s in answers]
     assert ack_line.get_drawstyle() == "steps-post"
-    assert len(lines_by_gid(fig, "dup ack ")) == len(fast_retransmit.dup_acks()) == 3
+    (dups,) = lines_by_gid(fig, "dup acks").values()
+    assert list(dups.get_ydata()) == [s.ack for s in fast_retransmit.dup_acks()] and len(dups.get_ydata()) == 3
 
 
 def test_time_sequence_marks_syn_and_fin(fast_retransmit):
     fig = time_sequence(fast_retransmit)
-    assert sorted(lines_by_gid(fig, "syn ")) == ["syn 1"]
+    (syns,) = lines_by_gid(fig, "SYNs").values()
+    assert list(syns.get_xdata()) == [fast_retransmit.segments[0].time * 1000]
     fin = [s for s in fast_retransmit.segments if s.has("FIN")][0]
-    assert list(lines_by_gid(fig, "fin ")) == [f"fin {fin.number}"]
+    (fins,) = lines_by_gid(fig, "FINs").values()
+    assert list(fins.get_data()[1]) == [fin.seq + fin.length], "a FIN's number follows its data"
+    (ax,) = fig.axes
+    labels = sorted(t.get_gid() for t in ax.texts if "label" in (t.get_gid() or ""))
+    assert labels == [f"fin label {fin.number}", "syn label 1"]
 
 
 def test_time_sequence_of_the_other_direction_uses_the_clients_acks(blocked_send):
     fig = time_sequence(blocked_send, "S→C")
     (ack_line,) = lines_by_gid(fig, "ack line").values()
     assert list(ack_line.get_ydata()) == [s.ack for s in blocked_send.segments if s.direction == "C→S" and s.ack is not None]
-    assert lines_by_gid(fig, "segment ") == {}, "the server sent no data in this capture"
+    assert bars_by_kind(fig) == {}, "the server sent no data in this capture"
 
 
 def test_time_sequence_window_line_meets_the_ack_line_at_a_zero_window(blocked_send):
@@ -630,7 +650,8 @@ def test_time_sequence_window_line_meets_the_ack_line_at_a_zero_window(blocked_s
     (window_line,) = lines_by_gid(fig, "window line").values()
     gaps = [w - a for a, w in zip(ack_line.get_ydata(), window_line.get_ydata())]
     assert 0 in gaps and gaps.count(0) == len(blocked_send.zero_windows())
-    assert len(lines_by_gid(fig, "window probe ")) == len(blocked_send.window_probes()) >= 1
+    (probes,) = lines_by_gid(fig, "window probes").values()
+    assert len(probes.get_xdata()) == len(blocked_send.window_probes()) >= 1
 
 
 def test_time_sequence_in_seconds_for_a_long_conversation():
@@ -638,7 +659,8 @@ def test_time_sequence_in_seconds_for_a_long_conversation():
     fig = time_sequence(conv)
     (ax,) = fig.axes
     assert ax.get_xlabel() == "time (s)"
-    assert len(lines_by_gid(fig, "retransmission ")) == len(conv.retransmissions()) >= 2
+    (marks,) = lines_by_gid(fig, "retransmissions").values()
+    assert len(marks.get_xdata()) == len(conv.retransmissions()) >= 2
 
 
 def test_time_sequence_refuses_an_unknown_direction(hello):

@@ -35,6 +35,7 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
@@ -682,8 +683,7 @@ def time_sequence(conv: Conversation, direction: str = CLIENT_TO_SERVER, *, ax: 
 
     sent = [s for s in conv.segments if s.direction == direction]
     answers = [s for s in conv.segments if s.direction != direction and s.ack is not None and not s.has("RST")]
-    for s in sent:
-        _draw_sent(ax, s, s.time * scale)
+    _draw_sent(ax, sent, scale)
     if answers:
         _draw_answers(ax, answers, scale)
     ax.set_xlabel(f"time ({unit})", fontsize=10)
@@ -695,26 +695,39 @@ def time_sequence(conv: Conversation, direction: str = CLIENT_TO_SERVER, *, ax: 
     return fig
 
 
-def _draw_sent(ax: Axes, s: Segment, x: float) -> None:
-    """One segment of the drawn direction: its bytes as a bar, and marks for what it repeats or opens."""
+# Each kind of mark is one artist for all the segments that have it (a thousand segments drew in
+# 1.4 s as a line each, in 0.2 s this way). Their gids say what they hold, for tests and stylesheets.
+def _draw_sent(ax: Axes, sent: list[Segment], scale: float) -> None:
+    """The drawn direction's segments: its bytes as bars, and marks for what each repeats or opens."""
     colours = TIME_SEQUENCE_COLOURS
-    if s.length:
-        kind = "retransmission" if s.retransmission else "data"
+    for kind, repeated in (("data", False), ("retransmission", True)):
+        bars = [s for s in sent if s.length and s.retransmission == repeated]
+        if not bars:
+            continue
         # tcptrace's I-beam: a bar over the bytes, with short caps at its ends.
-        ax.plot([x, x], [s.seq, s.seq + s.length], color=colours[kind], lw=2.2, marker="_", markersize=7,
-                gid=f"segment {s.number}", zorder=3)
-    if s.retransmission:
-        ax.plot([x], [s.seq + s.length / 2], linestyle="none", marker="x", markersize=10, markeredgewidth=2,
-                color=colours["retransmission"], gid=f"retransmission {s.number}", zorder=5)
-    if s.window_probe:
-        ax.plot([x], [s.seq], linestyle="none", marker="D", markersize=6, color=colours["window probe"],
-                gid=f"window probe {s.number}", zorder=4)
-    for flag in ("SYN", "FIN", "RST"):
-        if s.has(flag):
-            y = s.seq + s.length if flag == "FIN" else s.seq  # a FIN's number follows its data
-            ax.plot([x], [y], linestyle="none", marker=">" if flag != "RST" else "s", markersize=7,
-                    color=colours["syn/fin"], gid=f"{flag.lower()} {s.number}", zorder=4)
-            ax.annotate(flag, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=9,
+        ends = [[(s.time * scale, s.seq), (s.time * scale, s.seq + s.length)] for s in bars]
+        ax.add_collection(LineCollection(ends, colors=colours[kind], linewidths=2.2, gid=f"{kind} bars", zorder=3))
+        ax.plot([x for end in ends for x, _ in end], [y for end in ends for _, y in end], linestyle="none",
+                marker="_", markersize=7, color=colours[kind], gid=f"{kind} caps", zorder=3)
+    marks = {  # kind: (which segments, where on each, the marker's look)
+        "retransmissions": ([s for s in sent if s.retransmission], lambda s: s.seq + s.length / 2,
+                            dict(marker="x", markersize=10, markeredgewidth=2, color=colours["retransmission"], zorder=5)),
+        "window probes": ([s for s in sent if s.window_probe], lambda s: s.seq,
+                          dict(marker="D", markersize=6, color=colours["window probe"], zorder=4)),
+        "SYNs": ([s for s in sent if s.has("SYN")], lambda s: s.seq,
+                 dict(marker=">", markersize=7, color=colours["syn/fin"], zorder=4)),
+        "FINs": ([s for s in sent if s.has("FIN")], lambda s: s.seq + s.length,  # a FIN's number follows its data
+                 dict(marker=">", markersize=7, color=colours["syn/fin"], zorder=4)),
+        "RSTs": ([s for s in sent if s.has("RST")], lambda s: s.seq,
+                 dict(marker="s", markersize=7, color=colours["syn/fin"], zorder=4)),
+    }
+    for gid, (which, y, look) in marks.items():
+        if which:
+            ax.plot([s.time * scale for s in which], [y(s) for s in which], linestyle="none", gid=gid, **look)
+    for gid, flag in (("SYNs", "SYN"), ("FINs", "FIN"), ("RSTs", "RST")):
+        which, y, _ = marks[gid]
+        for s in which:
+            ax.annotate(flag, (s.time * scale, y(s)), xytext=(4, 4), textcoords="offset points", fontsize=9,
                         color=colours["syn/fin"], gid=f"{flag.lower()} label {s.number}")
 
 
@@ -726,10 +739,10 @@ def _draw_answers(ax: Axes, answers: list[Segment], scale: float) -> None:
     ax.step(times, [s.ack for s in answers], where="post", color=colours["ack"], lw=1.5, gid="ack line", zorder=2)
     ax.step(times, [s.ack + s.window for s in answers], where="post", color=colours["window"], lw=1.5,
             linestyle="--", gid="window line", zorder=2)
-    for s in answers:
-        if s.dup_ack:
-            ax.plot([s.time * scale], [s.ack], linestyle="none", marker="|", markersize=10, markeredgewidth=2,
-                    color=colours["dup ack"], gid=f"dup ack {s.number}", zorder=4)
+    dups = [s for s in answers if s.dup_ack]
+    if dups:
+        ax.plot([s.time * scale for s in dups], [s.ack for s in dups], linestyle="none", marker="|", markersize=10,
+                markeredgewidth=2, color=colours["dup ack"], gid="dup acks", zorder=4)
 
 
 def _time_sequence_legend(ax: Axes, sent: list[Segment], answers: list[Segment]) -> None:
