@@ -96,7 +96,12 @@ class Capture:
 
 
 def _rebuild(frames: Iterable[tuple[int, bytes, float]]) -> list:
-    import scapy.layers.all  # noqa: F401  (registers the link types: Ethernet, Linux SLL, ...)
+    # A lab's links carry Ethernet frames with ARP, IPv4, IPv6, ICMP, TCP and UDP: these three
+    # modules dissect them all, in 0.4 s where `scapy.layers.all` takes 1.2 s, which the first
+    # capture of every notebook paid. A lesson that needs more (TLS, DNS) loads it itself.
+    import scapy.layers.inet  # noqa: F401
+    import scapy.layers.inet6  # noqa: F401
+    import scapy.layers.l2  # noqa: F401
     from scapy.config import conf
     from scapy.packet import Raw
 
