@@ -67,6 +67,28 @@ def test_slow_start_doubles_cwnd_each_round_from_the_initial_window(nothing_left
     assert exp.samples[-1].data_segs_out == sum(1 for s in exp.conversation.segments if s.direction == "C→S" and s.length)
 
 
+def test_slow_start_from_the_routes_initial_window(nothing_left_behind):
+    exp = congestion.slow_start(initial_window=3, capture=False)  # RFC 3390's 3 segments of 1448 bytes
+    assert exp.live and exp.samples[0].cwnd == 3
+    assert [r.cwnd for r in exp.rounds[:4]] == [6, 12, 24, 48]
+    assert "initial window 3 segments" in exp.path
+
+
+def test_slow_start_from_another_initial_window_has_no_recording_to_stand_in(monkeypatch):
+    from netlab.core.errors import LabUnavailable
+
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    assert congestion.slow_start().samples[0].cwnd == 10  # the recording starts from Linux's 10
+    with pytest.raises(LabUnavailable):
+        congestion.slow_start(initial_window=3)
+
+
+@pytest.mark.parametrize("initial_window", [0, 101, 2.5, "4"])
+def test_a_bad_initial_window_is_refused_before_a_lab_is_made(initial_window):
+    with pytest.raises((TypeError, ValueError), match="initial_window"):
+        congestion.slow_start(initial_window=initial_window)
+
+
 @pytest.mark.parametrize(("algorithm", "low", "high"), [("reno", 0.45, 0.55), ("cubic", 0.65, 0.75)])
 def test_one_loss_cuts_cwnd_by_the_algorithms_factor(algorithm, low, high):
     exp = congestion.after_loss(algorithm, recorded=None)

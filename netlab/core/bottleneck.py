@@ -71,6 +71,7 @@ __all__ = [
 
 SENDER_ADDRESS = "10.9.0.1"  # snd0, in the lab
 RECEIVER_ADDRESS = "10.9.0.2"  # rcv0, in the receiver's namespace
+_NETWORK = "10.9.0.0/24"  # the sender's route to the receiver (the kernel adds it with snd0's address)
 SINK_PORT = 9  # the discard service (RFC 863): the receiver reads and throws away
 ECHO_PORT = 7  # the echo service (RFC 862): a small connection whose round trip we time
 MTU = 1500
@@ -233,6 +234,8 @@ class Bottleneck:
     `drops` are data segments to the sink (port 9) the delay line loses, counted from 1,
     retransmissions included; `outage=(N, seconds)` loses everything to the sink for `seconds`
     from data segment N on. `rcvbuf` (bytes) sets the receiver's socket buffer, hence its window.
+    `initial_window` (segments) replaces the sender's initial cwnd of 10 (RFC 6928) on the route
+    to the receiver, as an administrator would (`ip route change ... initcwnd N`).
     After the block, `report` holds the capture and what the queue did. With `capture=False` the
     delay line keeps no frames (a run of many seconds would make a capture of tens of MB that
     takes scapy longer to read than the run took): `report.packets` is then empty.
@@ -240,7 +243,8 @@ class Bottleneck:
 
     def __init__(self, lab: Lab, *, rate: float = 10e6, queue: int = 50, rtt: float = 0.04,
                  drops: tuple[int, ...] = (), outage: tuple[int, float] | None = None,
-                 rcvbuf: int | None = None, duration: float = 15.0, capture: bool = True) -> None:
+                 rcvbuf: int | None = None, initial_window: int | None = None, duration: float = 15.0,
+                 capture: bool = True) -> None:
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 100e3 <= rate <= 1e9:
             raise ValueError(f"rate must be in bits/s, from 100e3 to 1e9, not {rate!r}")
         check_int("queue", queue, 2, 2000)
@@ -252,9 +256,12 @@ class Bottleneck:
             check_seconds("outage's length", outage[1], 5.0)
         if rcvbuf is not None:
             check_int("rcvbuf", rcvbuf, 1024, 64 * 2**20)
+        if initial_window is not None:
+            check_int("initial_window", initial_window, 1, 100)
         check_seconds("duration", duration, MAX_DURATION)
         self.lab, self.rate, self.queue, self.rtt = lab, float(rate), queue, float(rtt)
         self.drops, self.outage, self.rcvbuf, self.duration = tuple(drops), outage, rcvbuf, float(duration)
+        self.initial_window = initial_window
         self.capture = bool(capture)
         self.report = LinkReport()
         self._receiver: subprocess.Popen | None = None
@@ -284,8 +291,9 @@ class Bottleneck:
             loss += f", data segment{'s' if len(self.drops) > 1 else ''} {', '.join(map(str, self.drops))} lost"
         if self.outage:
             loss += f", an outage of {self.outage[1]:g} s from data segment {self.outage[0]}"
+        start = f", initial window {self.initial_window} segments" if self.initial_window is not None else ""
         return (f"bottleneck {self.rate / 1e6:g} Mbit/s, queue {self.queue} packets, RTT {self.rtt * 1000:g} ms"
-                f" (a pipe of {self.bdp:.0f} segments){loss}")
+                f" (a pipe of {self.bdp:.0f} segments){start}{loss}")
 
     def connect(self, algorithm: str | None = None, *, address: tuple[str, int] | None = None,
                 timeout: float = 5.0) -> socket.socket:
@@ -320,6 +328,10 @@ class Bottleneck:
         self._dir = tempfile.mkdtemp(prefix="netlab-bottleneck-")
         lab.add_veth("snd0", "dl0", address=f"{SENDER_ADDRESS}/24", neighbour=RECEIVER_ADDRESS,
                      neighbour_mac=_RCV_MAC, mtu=MTU, near_mac=_SND_MAC)
+        if self.initial_window is not None:
+            # The kernel reads a route's initcwnd when a connection starts: set before any connect.
+            lab.run("ip", "route", "change", _NETWORK, "dev", "snd0", "proto", "kernel", "scope", "link",
+                    "src", SENDER_ADDRESS, "initcwnd", str(self.initial_window))
         # The receiver: its own network namespace, a child of the lab's.
         self._receiver = lab.popen(["unshare", "--net", sys.executable, "-m", "netlab.core.bottleneck", "receiver"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -235,13 +235,15 @@ def kernel_facts() -> dict[str, Any]:
 
 def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rtt: float = 0.04,
         seconds: float = 1.5, size: int | None = None, drops: tuple[int, ...] = (),
-        outage: tuple[int, float] | None = None, rcvbuf: int | None = None, probe: float | None = None,
-        every: float = 0.002, capture: bool = True, recorded: str | None = None) -> CongestionExperiment:
+        outage: tuple[int, float] | None = None, rcvbuf: int | None = None, initial_window: int | None = None,
+        probe: float | None = None, every: float = 0.002, capture: bool = True,
+        recorded: str | None = None) -> CongestionExperiment:
     """Send for `seconds` (or `size` bytes) with congestion control `algorithm` through a bottleneck.
 
     The path: `rate` bits/s, a queue of `queue` packets, `rtt` seconds round trip; `drops` are
     data segments the path loses (1 = the first), `outage` = (N, s) loses everything from
-    segment N for s seconds, `rcvbuf` is the receiver's buffer in bytes. With `probe` (seconds),
+    segment N for s seconds, `rcvbuf` is the receiver's buffer in bytes, `initial_window` the
+    sender's initial cwnd in segments (its route's initcwnd; Linux's own is 10). With `probe` (seconds),
     a second, small connection sends one byte that often and times its echo. TCP_INFO is read
     every `every` seconds; `capture=False` keeps the samples only, no packets (for long runs).
     `recorded` names the recording shown where this machine refuses the lab.
@@ -261,7 +263,7 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
 
     def live(lab: Lab) -> CongestionExperiment:
         with Bottleneck(lab, rate=rate, queue=queue, rtt=rtt, drops=drops, outage=outage, rcvbuf=rcvbuf,
-                        duration=seconds + 10, capture=capture) as path:
+                        initial_window=initial_window, duration=seconds + 10, capture=capture) as path:
             pings: list[tuple[float, float]] = []
             stop = threading.Event()
             prober = None
@@ -304,16 +306,22 @@ def _probe(sock: socket.socket, every: float, stop: threading.Event, out: list[t
         stop.wait(every)
 
 
-def slow_start(algorithm: str = "reno", *, capture: bool = True,
+def slow_start(algorithm: str = "reno", *, initial_window: int | None = None, capture: bool = True,
                recorded: str | None = "congestion-slow-start") -> CongestionExperiment:
     """Slow start alone: a pipe wide enough (20 Mbit/s, 50 ms, a 200-packet queue) that 400 kB cross without a loss.
 
     400 kB is 277 segments: rounds 1 to 4 send 10 + 20 + 40 + 80 = 150 of them, and the fifth
     still has data to send, so cwnd is the limit (Linux grows cwnd only then) through round 4.
-    `capture=False` keeps the kernel's samples only (enough for `rounds`).
+    `initial_window` (segments) starts from another window than Linux's 10, set on the sender's
+    route; the recording was made with 10, so it cannot stand in for such a run: where the lab
+    is refused, that raises LabUnavailable. `capture=False` keeps the kernel's samples only
+    (enough for `rounds`).
     """
-    return run(algorithm, rate=20e6, queue=200, rtt=0.05, seconds=2.0, size=400_000, capture=capture,
-               recorded=recorded)
+    if initial_window is not None:
+        check_int("initial_window", initial_window, 1, 100)
+        recorded = None
+    return run(algorithm, rate=20e6, queue=200, rtt=0.05, seconds=2.0, size=400_000, initial_window=initial_window,
+               capture=capture, recorded=recorded)
 
 
 def after_loss(algorithm: str, loss: int = 150, queue: int = 100, *, capture: bool = True,
