@@ -1146,3 +1146,143 @@ def test_tls_records(tls_recorded):
     assert "list of pairs" in assert_wrong(checks.tls_records(lambda s: 5, tls_recorded.https))
     assert "function" in assert_wrong(checks.tls_records(b"records", tls_recorded.https))
     assert NOT_ANSWERED in checks.tls_records(..., tls_recorded.https).message
+
+
+# --- notebook 09: slow start from an initial window the notebook never ran, the student's own
+# recovery, and a function that tells which window limits the sender ---
+
+
+def test_slow_start_prediction_live_runs_slow_start_from_three_segments():
+    fb = checks.slow_start_prediction([6, 12, 24, 48])
+    assert_right(fb)
+    assert "initial window of 3" in fb.message and "measured" in fb.message
+    assert "One round behind" in assert_wrong(checks.slow_start_prediction([3, 6, 12, 24]))
+
+
+@pytest.mark.parametrize("answer, words", [
+    ([3, 6, 12, 24], "One round behind"),
+    ([20, 40, 80, 160], "section 2's rounds"),  # the rounds the notebook printed, from 10 segments
+    ([4, 5, 6, 7], "same amount each round"),
+    ([6, 9, 12, 15], "same amount each round"),
+    ([4, 8, 16, 32], "wrong start"),
+    ([6 * 1448, 12 * 1448, 24 * 1448, 48 * 1448], "segments, not bytes"),
+    ([6, 11, 30, 50], "initial window of 3"),
+])
+def test_slow_start_prediction_hints_without_the_answer(recorded_only, answer, words):
+    msg = assert_wrong(checks.slow_start_prediction(answer))
+    assert words in msg
+    for n in (12, 24, 48):
+        assert str(n) not in msg
+
+
+def test_slow_start_prediction_without_the_lab_grades_the_rule_and_says_so(recorded_only):
+    fb = checks.slow_start_prediction([6.0, 12, 24, 48])
+    assert_right(fb)
+    assert "needs the live lab" in fb.message
+    assert "four numbers" in assert_wrong(checks.slow_start_prediction([6, 12, 24]))
+    assert "four numbers" in assert_wrong(checks.slow_start_prediction("6 12 24 48"))
+    assert NOT_ANSWERED in checks.slow_start_prediction(...).message
+
+
+def _recovery_run():
+    """A run's samples every 2 ms: Open, Disorder at 96 ms, Recovery from 100 ms, Open again at 220 ms.
+
+    Recovery lasts 120 ms; srtt grows from 60 ms (when it begins) to 80 ms (when it ends) as the queue
+    fills, over a path of 40 ms: 1.5 round trips by the rule, 2.0 by srtt at its start, 3.0 by the path.
+    """
+    from types import SimpleNamespace
+
+    samples = []
+    for k in range(150):
+        t = k * 0.002
+        state = "Open" if t < 0.095 else "Disorder" if t < 0.099 else "Recovery" if t < 0.219 else "Open"
+        srtt = 0.06 if t < 0.101 else 0.08
+        samples.append(SimpleNamespace(time=1000.0 + t, ca_state=state, cwnd=90 if t < 0.1 else 63, srtt=srtt,
+                                       min_rtt=0.04))
+    return SimpleNamespace(samples=samples, rtt=0.04, algorithm="cubic")
+
+
+def test_recovery_duration_right_with_rounding():
+    run = _recovery_run()
+    assert_right(checks.recovery_duration(run, 120.0, 1.5))
+    fb = checks.recovery_duration(run, 120, 1.49)
+    assert_right(fb)
+    assert "one round trip" in fb.message
+
+
+@pytest.mark.parametrize("ms, trips, words", [
+    (0.12, 1.5, "seconds"),
+    (124.0, 1.5, "Disorder"),  # from the first sample out of Open
+    (118.0, 1.5, "last \"Recovery\" sample"),
+    (-100.0, 1.5, "positive"),
+    (150.0, 1.5, "Find the first sample"),
+    (120.0, 3.0, "without a queue"),  # over the path's 40 ms
+    (120.0, 2.0, "where recovery began"),
+    (120.0, 1500.0, "mixes units"),
+    (120.0, 0.667, "upside down"),
+    (120.0, 1.2, "divide the same duration"),
+])
+def test_recovery_duration_hints_without_the_answer(ms, trips, words):
+    msg = assert_wrong(checks.recovery_duration(_recovery_run(), ms, trips))
+    assert words in msg
+    assert "120" not in msg and "1.5" not in msg
+
+
+def test_recovery_duration_on_a_recorded_cubic_run():
+    from netlab.core.experiment import load_recorded
+    from netlab.lessons.congestion import CongestionExperiment
+
+    run = load_recorded("congestion-cubic", kind=CongestionExperiment)
+    samples = run.samples
+    begin = next(i for i, s in enumerate(samples) if s.ca_state == "Recovery")
+    end = next(j for j in range(begin, len(samples)) if samples[j].ca_state == "Open")
+    seconds = samples[end].time - samples[begin].time
+    fb = checks.recovery_duration(run, round(seconds * 1000, 1), round(seconds / samples[end].srtt, 2))
+    assert_right(fb)
+    assert "recorded run" in fb.message
+    assert 0.7 <= seconds / samples[end].srtt <= 1.3  # about one round trip, as the ✔ says
+    assert "seconds" in assert_wrong(checks.recovery_duration(run, seconds, seconds / samples[end].srtt))
+
+
+def test_recovery_duration_bad_answers():
+    run = _recovery_run()
+    assert NOT_ANSWERED in checks.recovery_duration(run, ..., 1.5).message
+    assert NOT_ANSWERED in checks.recovery_duration(run, 120.0, ...).message
+    assert "two numbers" in assert_wrong(checks.recovery_duration(run, "120", 1.5))
+    assert "two numbers" in assert_wrong(checks.recovery_duration(run, 120.0, [1.5]))
+    run.samples = [s for s in run.samples if s.ca_state != "Recovery"]
+    assert "no fast recovery" in assert_wrong(checks.recovery_duration(run, 120.0, 1.5))
+
+
+@pytest.fixture(scope="module")
+def window_runs():
+    from netlab.core.experiment import load_recorded
+    from netlab.lessons.congestion import CongestionExperiment
+
+    return (load_recorded("congestion-rwnd", kind=CongestionExperiment),
+            load_recorded("congestion-cwnd", kind=CongestionExperiment))
+
+
+def _limited_by(samples):
+    middle = samples[len(samples) // 2]
+    return "rwnd" if middle.snd_wnd < middle.cwnd * middle.mss else "cwnd"
+
+
+def test_window_limit_right_by_the_windows_or_by_the_kernels_counter(window_runs):
+    assert_right(checks.window_limit(_limited_by, *window_runs))
+    by_counter = lambda samples: "rwnd" if samples[-1].rwnd_limited > samples[-1].busy_time / 2 else "cwnd"  # noqa: E731
+    assert_right(checks.window_limit(by_counter, *window_runs))
+
+
+@pytest.mark.parametrize("func, words", [
+    # recognises section 5's runs instead of comparing the windows: right on both, wrong once cwnd moves
+    (lambda samples: "rwnd" if samples[-1].data_segs_out < 600 else "cwnd", "moved"),
+    (lambda samples: "rwnd" if samples[0].snd_wnd < 30_000 else "cwnd", "moved"),
+    (lambda samples: "rwnd" if samples[len(samples) // 2].cwnd < 40 else "cwnd", "moved"),
+    (lambda samples: "rwnd" if samples[len(samples) // 2].snd_wnd < samples[len(samples) // 2].cwnd else "cwnd",
+     "same unit"),
+    (lambda samples: "cwnd" if _limited_by(samples) == "rwnd" else "rwnd", "backwards"),
+    (lambda samples: "both", "return"),
+])
+def test_window_limit_wrong(window_runs, func, words):
+    assert words in assert_wrong(checks.window_limit(func, *window_runs))
