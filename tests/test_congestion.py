@@ -191,6 +191,14 @@ def test_the_small_buffer_run_is_limited_by_the_receivers_window():
     assert abs(est.predicted - est.measured) <= 0.2 * est.measured, str(est)
 
 
+def test_the_path_limited_run_is_predicted_by_cwnd_over_the_rtt_of_the_same_moment():
+    exp = congestion.window_limits("cwnd", recorded=None)
+    est = congestion.window_estimate(exp)
+    assert est.limit == "cwnd", str(est)
+    assert est.predicted == pytest.approx(est.cwnd_bytes / est.srtt), "cwnd, rwnd and srtt of one sample"
+    assert abs(est.predicted - est.measured) <= 0.2 * est.measured, str(est)
+
+
 def test_the_growth_recording_shows_renos_line_and_cubics_curve():
     reno, cubic = congestion.growth_recorded()
     assert not reno.live and reno.why.startswith("recorded: a live run of 15 s on ")

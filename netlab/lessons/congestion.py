@@ -576,10 +576,10 @@ def figure(exp: CongestionExperiment, title: str | None = None) -> Any:
 class WindowEstimate:
     """min(cwnd, rwnd) / RTT from the kernel's own samples, against the throughput measured."""
 
-    cwnd_bytes: float  # cwnd × MSS, the median over the middle of the run
-    rwnd_bytes: float  # the receiver's advertised window (snd_wnd), likewise
-    srtt: float  # seconds, likewise
-    predicted: float  # bytes/s: min(cwnd, rwnd) / srtt
+    cwnd_bytes: float  # cwnd × MSS, at the typical moment (see window_estimate)
+    rwnd_bytes: float  # the receiver's advertised window (snd_wnd), at the same moment
+    srtt: float  # seconds, at the same moment
+    predicted: float  # bytes/s: min(cwnd, rwnd) / srtt, at the same moment
     measured: float  # bytes/s: acknowledged bytes over the transfer's time
 
     @property
@@ -592,16 +592,20 @@ class WindowEstimate:
 
 
 def window_estimate(exp: CongestionExperiment) -> WindowEstimate:
-    """Throughput as min(cwnd, rwnd)/RTT predicts it, from the samples of the middle half of the sending."""
+    """Throughput as min(cwnd, rwnd)/RTT predicts it, at a typical moment of the middle half of the sending.
+
+    Each sample gives its own min(cwnd, rwnd)/srtt; the typical moment is the sample with the
+    median of these. Its cwnd, rwnd and srtt belong together: while a queue fills, cwnd and the
+    round trip grow at once, so medians taken of each apart (a large cwnd's time with a small
+    cwnd's RTT) under-predicted by 20 % and more.
+    """
     busy = [s for s in exp.samples if s.bytes_sent and s.in_flight]
     middle = busy[len(busy) // 4: 3 * len(busy) // 4] or busy
     if not middle:
         raise ValueError("this run has no samples with data in flight")
 
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
+    def predicted(s: TcpInfo) -> float:
+        return min(s.cwnd * s.mss, s.snd_wnd) / s.srtt
 
-    cwnd = median([s.cwnd * s.mss for s in middle])
-    rwnd = median([s.snd_wnd for s in middle])
-    srtt = median([s.srtt for s in middle])
-    return WindowEstimate(cwnd, rwnd, srtt, min(cwnd, rwnd) / srtt, exp.throughput)
+    typical = sorted(middle, key=predicted)[len(middle) // 2]
+    return WindowEstimate(typical.cwnd * typical.mss, typical.snd_wnd, typical.srtt, predicted(typical), exp.throughput)
