@@ -182,14 +182,13 @@ class Sniffer:
 
     def _attach_filter(self, bpf: str) -> None:
         """Compile `bpf` with scapy (libpcap) and attach it: a filter that cannot compile fails here, at once."""
+        from scapy.error import Scapy_Exception
+
         try:
             from scapy.arch.linux import attach_filter
-            from scapy.error import Scapy_Exception
 
             attach_filter(self._sock, bpf, self.iface)
-        except (ImportError, OSError) as err:
-            raise CaptureError(f"the capture filter {self.filter!r} cannot be used: {err}") from None
-        except Scapy_Exception as err:
+        except (ImportError, OSError, Scapy_Exception) as err:
             raise CaptureError(f"the capture filter {self.filter!r} cannot be used: {err}") from None
 
     def _read(self) -> None:
