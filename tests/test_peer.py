@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import select
 import shutil
 import subprocess
@@ -295,16 +296,36 @@ def test_transfer_waits_at_most_its_timeout_for_a_peer_that_never_acknowledges(n
     assert took < timeout + 3, f"transfer(timeout={timeout:g}) took {took:.1f} s"
 
 
+def peers_in(lab):
+    """Command lines of scripted peers (`python -m netlab.core.peer`) in this lab's network namespace.
+
+    A lab has no PID namespace of its own, so `ps` in it would list the whole machine,
+    another test run's peers included; a process is the lab's when its network namespace is.
+    """
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            netns = os.stat(f"/proc/{pid}/ns/net").st_ino
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if netns == lab.netns and core_peer.__name__ in args:
+            found.append(" ".join(args))
+    return found
+
+
 def test_peer_stops_and_leaves_nothing_when_the_socket_side_fails(nothing_left_behind):
     start = time.monotonic()
     with netlab.Lab() as lab:
         with pytest.raises(ValueError, match="the student's bug"):
             with peer.Peer(lab, Script()) as p:
+                assert len(peers_in(lab)) == 1  # the check below sees a running peer
                 with lab.create_connection(p.address, timeout=2) as sock:
                     sock.sendall(b"half a message")
                     raise ValueError("the student's bug")
         assert not p.running
-        assert [line for line in lab.run("ps", "-eo", "args").splitlines() if "netlab.peer" in line] == []
+        assert peers_in(lab) == []
     assert time.monotonic() - start < 5
     # At once: told to stop, or done with the connection the kernel closed; never at its 10 s bound.
     assert p.log[-1].what in ("peer ends: told to stop", "peer ends: the connection is over")
