@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -97,6 +98,36 @@ def test_one_loss_cuts_cwnd_by_the_algorithms_factor(algorithm, low, high):
     assert low <= cut.factor <= high, str(cut)
     assert exp.samples[-1].total_retrans >= 1
     assert "data segment 150: dropped" in [what for _, what in exp.log]
+
+
+def _samples(recording, *states):
+    """Samples shaped by hand from one recorded sample: (ca_state, cwnd, ssthresh) each, 2 ms apart."""
+    first = load_recorded(recording, kind=congestion.CongestionExperiment).samples[0]
+    return [replace(first, time=first.time + 0.002 * k, ca_state=state, cwnd=cwnd, ssthresh=ssthresh, bytes_sent=1)
+            for k, (state, cwnd, ssthresh) in enumerate(states)]
+
+
+def test_reductions_reads_one_recovery_as_one_cut():
+    samples = _samples("congestion-reno", ("Open", 150, None), ("Disorder", 159, None), ("Recovery", 156, 79),
+                       ("Recovery", 100, 79), ("Recovery", 79, 79), ("Open", 79, 79), ("Open", 80, 79))
+    assert [(r.before, r.after, r.cause, r.ssthresh) for r in congestion.reductions(samples)] == [
+        (159, 79, "fast-retransmit", 79)]
+
+
+def test_reductions_tells_two_cuts_apart_when_the_samples_missed_the_exit_between_them():
+    # Seen on a busy machine: a sample 95 ms late, with Reno back in Recovery under a new ssthresh.
+    # Read as one cut it was 159 → 39 (× 0.25); the kernel made two, each × 0.5.
+    samples = _samples("congestion-reno", ("Open", 150, None), ("Disorder", 159, None), ("Recovery", 156, 79),
+                       ("Recovery", 90, 79), ("Recovery", 78, 39), ("Recovery", 50, 39), ("Open", 39, 39))
+    cuts = congestion.reductions(samples)
+    assert [(r.before, r.after, r.ssthresh) for r in cuts] == [(159, 79, 79), (79, 39, 39)]
+    assert [r.cause for r in cuts] == ["fast-retransmit"] * 2
+    assert cuts[1].time > cuts[0].time
+
+
+def test_reductions_of_a_timeout_keep_cwnd_at_its_lowest():
+    samples = _samples("congestion-timeout", ("Open", 60, None), ("Loss", 1, 30), ("Loss", 2, 30), ("Open", 3, 30))
+    assert [(r.before, r.after, r.cause) for r in congestion.reductions(samples)] == [(60, 1, "timeout")]
 
 
 def test_an_outage_ends_in_a_timeout_and_cwnd_of_one():

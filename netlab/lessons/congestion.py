@@ -185,29 +185,50 @@ def reductions(samples: list[TcpInfo]) -> list[Reduction]:
 
     `before` is cwnd just before the cut; `after` is cwnd when the state ends (Linux's PRR brings
     it down step by step during recovery, to ssthresh), or its lowest in the Loss state (1).
+
+    A new ssthresh inside one state is a new cut: the kernel entered the state again between
+    two samples. It can end a recovery and begin the next on the same ACK, and a busy machine
+    can delay a sample by tens of ms, so that the Open state between them is never seen.
+    Ending a recovery sets cwnd to ssthresh (Linux's tcp_end_cwnd_reduction): the first cut's
+    `after` is its ssthresh, and the next cut's `before` is at least that.
     """
     found: list[Reduction] = []
     start = next((s.time for s in samples if s.bytes_sent), samples[0].time if samples else 0.0)
     i = 1
     while i < len(samples):
         prev, s = samples[i - 1], samples[i]
-        if s.ca_state in ("Recovery", "Loss") and prev.ca_state not in ("Recovery", "Loss"):
-            state, before = s.ca_state, max(prev.cwnd, s.cwnd if s.ca_state == "Recovery" else prev.cwnd)
-            j = i
+        again = _new_cut(prev, s)
+        if s.ca_state in ("Recovery", "Loss") and (prev.ca_state not in ("Recovery", "Loss") or again):
+            state = s.ca_state
+            if state == "Loss":
+                before = prev.cwnd
+            else:
+                before = max(prev.ssthresh if again else prev.cwnd, s.cwnd)
+            j = i + 1
             lowest = s.cwnd
-            while j < len(samples) and samples[j].ca_state == state:
+            while j < len(samples) and samples[j].ca_state == state and not _new_cut(samples[j - 1], samples[j]):
                 lowest = min(lowest, samples[j].cwnd)
                 j += 1
-            end = samples[min(j, len(samples) - 1)]
-            after = lowest if state == "Loss" else end.cwnd
+            if j < len(samples) and samples[j].ca_state == state:  # cut again: this cut ended between j - 1 and j
+                end = samples[j - 1]
+                after = lowest if state == "Loss" else end.ssthresh
+                i = j
+            else:
+                end = samples[min(j, len(samples) - 1)]
+                after = lowest if state == "Loss" else end.cwnd
+                i = j + 1
             found.append(Reduction(before, after, "timeout" if state == "Loss" else "fast-retransmit",
                                    s.time - start, end.ssthresh))
-            i = j + 1
             continue
         if s.ca_state in ("Open", "CWR") and prev.ca_state in ("Open", "CWR") and s.cwnd < 0.7 * prev.cwnd and prev.cwnd > 4:
             found.append(Reduction(prev.cwnd, s.cwnd, "other", s.time - start, s.ssthresh))
         i += 1
     return found
+
+
+def _new_cut(prev: TcpInfo, s: TcpInfo) -> bool:
+    """Whether the kernel set a new ssthresh between two samples in the same state."""
+    return s.ca_state == prev.ca_state and None not in (prev.ssthresh, s.ssthresh) and s.ssthresh != prev.ssthresh
 
 
 def capture_check(exp: CongestionExperiment) -> str:
