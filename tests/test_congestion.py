@@ -107,6 +107,33 @@ def _samples(recording, *states):
             for k, (state, cwnd, ssthresh) in enumerate(states)]
 
 
+def _slow_start(*points, ssthresh=None, state="Open"):
+    """Samples (cwnd, bytes acknowledged, bytes sent) of a slow start, shaped by hand from a recorded one."""
+    first = load_recorded("congestion-slow-start", kind=congestion.CongestionExperiment).samples[0]
+    return [replace(first, time=first.time + 0.002 * k, ca_state=state, cwnd=cwnd, ssthresh=ssthresh,
+                    bytes_acked=acked + 1, bytes_sent=sent, bytes_retrans=0)
+            for k, (cwnd, acked, sent) in enumerate(points)]
+
+
+MSS_ = 1448
+
+
+def test_rounds_in_slow_start_read_cwnd_where_the_round_ended_not_where_a_late_sample_was_taken():
+    # cwnd-limited slow start: sent = acknowledged + cwnd, and cwnd = 10 + segments acknowledged.
+    # Round 3 ends when the 70 segments sent by the end of round 2 are acknowledged: cwnd 80. The
+    # sample after it came late, at 118 acknowledged and cwnd 128 (a fresh-clone run under load
+    # read [20, 40, 128, 185, 286]); the rounds after it were shifted too.
+    points = [(10, 0), (20, 10), (40, 30), (60, 50), (128, 118), (200, 190), (330, 320)]
+    samples = _slow_start(*[(cwnd, acked * MSS_, (acked + cwnd) * MSS_) for cwnd, acked in points])
+    assert [r.cwnd for r in congestion.rounds(samples)] == [20, 40, 80, 160, 320]
+
+
+def test_rounds_outside_slow_start_keep_the_sample_after_the_end():
+    points = [(10, 0), (20, 10), (40, 30), (60, 50), (128, 118), (128, 246)]
+    samples = _slow_start(*[(cwnd, acked * MSS_, (acked + cwnd) * MSS_) for cwnd, acked in points], ssthresh=500)
+    assert [r.cwnd for r in congestion.rounds(samples)][:3] == [20, 40, 128]
+
+
 def test_reductions_reads_one_recovery_as_one_cut():
     samples = _samples("congestion-reno", ("Open", 150, None), ("Disorder", 159, None), ("Recovery", 156, 79),
                        ("Recovery", 100, 79), ("Recovery", 79, 79), ("Open", 79, 79), ("Open", 80, 79))

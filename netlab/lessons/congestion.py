@@ -162,21 +162,37 @@ def _untable(table: dict[str, list]) -> list[TcpInfo]:
 
 
 def rounds(samples: list[TcpInfo]) -> list[Round]:
-    """cwnd at the end of each round trip: a round ends when every byte sent before it began is acknowledged."""
+    """cwnd at the end of each round trip: a round ends when every byte sent before it began is acknowledged.
+
+    The end falls between two samples. In slow start (no ssthresh yet, state Open) cwnd grows by
+    one segment per segment acknowledged, so its value at the end (and the bytes sent by then,
+    where the next round begins) is read off the line between the two samples at the round's
+    last byte: a sample that a busy machine delayed by tens of ms would otherwise give cwnd well
+    into the next round (128 for 80). Elsewhere cwnd grows about one segment per round, and the
+    first sample after the end is kept.
+    """
     first = next((i for i, s in enumerate(samples) if s.bytes_sent), None)
     if first is None:
         return []
     start = samples[first].time
     mark = samples[first].bytes_sent - samples[first].bytes_retrans  # new bytes out when round 1 began
     found: list[Round] = []
+    prev = samples[first]
     for s in samples[first + 1:]:
         acked = s.bytes_acked - 1  # bytes_acked counts the SYN's sequence number too
         if acked >= mark:
+            cwnd, sent = s.cwnd, s.bytes_sent - s.bytes_retrans
+            before = prev.bytes_acked - 1
+            if prev.ssthresh is None and s.ssthresh is None and prev.ca_state == s.ca_state == "Open" and acked > before:
+                share = (mark - before) / (acked - before)  # how far between the two samples the round ended
+                cwnd = round(prev.cwnd + (s.cwnd - prev.cwnd) * share)
+                sent = round(prev.bytes_sent + (s.bytes_sent - prev.bytes_sent) * share)  # no retransmission yet
             previous = found[-1].cwnd if found else None
-            found.append(Round(len(found) + 1, s.cwnd, s.time - start, s.cwnd / previous if previous else None))
-            mark = s.bytes_sent - s.bytes_retrans
+            found.append(Round(len(found) + 1, cwnd, s.time - start, cwnd / previous if previous else None))
+            mark = sent
             if mark <= acked:  # nothing new in flight: the transfer is over
                 break
+        prev = s
     return found
 
 
