@@ -186,7 +186,8 @@ def rounds(samples: list[TcpInfo]) -> list[Round]:
             if prev.ssthresh is None and s.ssthresh is None and prev.ca_state == s.ca_state == "Open" and acked > before:
                 share = (mark - before) / (acked - before)  # how far between the two samples the round ended
                 cwnd = round(prev.cwnd + (s.cwnd - prev.cwnd) * share)
-                sent = round(prev.bytes_sent + (s.bytes_sent - prev.bytes_sent) * share)  # no retransmission yet
+                sent_before = prev.bytes_sent - prev.bytes_retrans
+                sent = round(sent_before + (sent - sent_before) * share)
             previous = found[-1].cwnd if found else None
             found.append(Round(len(found) + 1, cwnd, s.time - start, cwnd / previous if previous else None))
             mark = sent
