@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 
-from netlab.core.bottleneck import Bottleneck, available_algorithms, send_sampled, tcp_info
+from netlab.core.bottleneck import MSS, Bottleneck, available_algorithms, send_sampled, tcp_info
 from netlab.core.experiment import load_recorded
 from netlab.core.lab import Lab
 from netlab.lessons import congestion
@@ -100,22 +100,22 @@ def test_one_loss_cuts_cwnd_by_the_algorithms_factor(algorithm, low, high):
     assert "data segment 150: dropped" in [what for _, what in exp.log]
 
 
-def _samples(recording, *states):
-    """Samples shaped by hand from one recorded sample: (ca_state, cwnd, ssthresh) each, 2 ms apart."""
+def _shaped(recording, fields, rows, **same):
+    """Samples shaped by hand from one recorded sample, 2 ms apart: `fields` set from each row, `same` in all."""
     first = load_recorded(recording, kind=congestion.CongestionExperiment).samples[0]
-    return [replace(first, time=first.time + 0.002 * k, ca_state=state, cwnd=cwnd, ssthresh=ssthresh, bytes_sent=1)
-            for k, (state, cwnd, ssthresh) in enumerate(states)]
+    return [replace(first, time=first.time + 0.002 * k, **dict(zip(fields, row)), **same) for k, row in enumerate(rows)]
 
 
-def _slow_start(*points, ssthresh=None, state="Open"):
-    """Samples (cwnd, bytes acknowledged, bytes sent) of a slow start, shaped by hand from a recorded one."""
-    first = load_recorded("congestion-slow-start", kind=congestion.CongestionExperiment).samples[0]
-    return [replace(first, time=first.time + 0.002 * k, ca_state=state, cwnd=cwnd, ssthresh=ssthresh,
-                    bytes_acked=acked + 1, bytes_sent=sent, bytes_retrans=0)
-            for k, (cwnd, acked, sent) in enumerate(points)]
+def _samples(recording, *states):
+    """(ca_state, cwnd, ssthresh) per sample."""
+    return _shaped(recording, ("ca_state", "cwnd", "ssthresh"), states, bytes_sent=1)
 
 
-MSS_ = 1448
+def _slow_start(points, ssthresh=None):
+    """(cwnd, segments acknowledged) per sample of a cwnd-limited sender: it has sent acknowledged + cwnd."""
+    rows = [(cwnd, acked * MSS + 1, (acked + cwnd) * MSS) for cwnd, acked in points]  # bytes_acked counts the SYN
+    return _shaped("congestion-slow-start", ("cwnd", "bytes_acked", "bytes_sent"), rows,
+                   ca_state="Open", ssthresh=ssthresh, bytes_retrans=0)
 
 
 def test_rounds_in_slow_start_read_cwnd_where_the_round_ended_not_where_a_late_sample_was_taken():
@@ -124,13 +124,13 @@ def test_rounds_in_slow_start_read_cwnd_where_the_round_ended_not_where_a_late_s
     # sample after it came late, at 118 acknowledged and cwnd 128 (a fresh-clone run under load
     # read [20, 40, 128, 185, 286]); the rounds after it were shifted too.
     points = [(10, 0), (20, 10), (40, 30), (60, 50), (128, 118), (200, 190), (330, 320)]
-    samples = _slow_start(*[(cwnd, acked * MSS_, (acked + cwnd) * MSS_) for cwnd, acked in points])
+    samples = _slow_start(points)
     assert [r.cwnd for r in congestion.rounds(samples)] == [20, 40, 80, 160, 320]
 
 
 def test_rounds_outside_slow_start_keep_the_sample_after_the_end():
     points = [(10, 0), (20, 10), (40, 30), (60, 50), (128, 118), (128, 246)]
-    samples = _slow_start(*[(cwnd, acked * MSS_, (acked + cwnd) * MSS_) for cwnd, acked in points], ssthresh=500)
+    samples = _slow_start(points, ssthresh=500)
     assert [r.cwnd for r in congestion.rounds(samples)][:3] == [20, 40, 128]
 
 
