@@ -886,6 +886,29 @@ def test_window_transfer_time_live_grades_round_trips_not_a_fraction_of_one():
     assert "Too long" in assert_wrong(checks.window_transfer_time(4 * 1460, 2.0))
 
 
+@pytest.mark.parametrize("segments", [2, 3, 5, 10])
+def test_round_trips_are_counted_from_the_captures_order_not_its_clock(segments):
+    from netlab.core.peer import Script, transfer
+
+    for delay in (0.04, 0.16):  # a quick peer, and one as slow as a busy machine's (run 55 below)
+        run = transfer(Script(port=80).accept(window=segments * 1460).ack_late(delay), data=30_000)
+        assert run.live
+        assert checks._round_trips_taken(run.conversation) == checks._rounds(segments * 1460)
+
+
+def test_window_transfer_time_passes_a_right_answer_when_a_busy_machine_slows_the_round_trips(monkeypatch):
+    # A fresh-clone test run beside a second one and a busy loop took 0.956 s for 6 round trips
+    # (159 ms each), and the check failed a right answer. The peer here waits 160 ms to be as slow.
+    import netlab.core.peer as peer
+
+    real = peer.transfer
+    monkeypatch.setattr(peer, "transfer", lambda script, data: real(
+        peer.Script(port=80).accept(window=4 * 1460).ack_late(0.16), data=data))
+    fb = checks.window_transfer_time(4 * 1460, 0.6)
+    assert_right(fb)
+    assert re.search(r"6 round trips of 1[6-9]\d ms each", fb.message), fb.message
+
+
 def test_window_transfer_time_without_the_lab_grades_the_reasoning(recorded_only):
     fb = checks.window_transfer_time(3 * 1460, 0.7)
     assert_right(fb)
