@@ -99,6 +99,7 @@ class _EchoServer:
         self.accepted = 0  # connections accepted since the server started
         self.errors: list[str] = []  # one line per connection that ended with an error, or accept() failure
         self.accept_error: str | None = None  # why the last accept() failed, until one succeeds again
+        self.accept_failures = 0  # accept() calls that failed since the server started (EMFILE and the like)
         self.lab = lab  # the lab the server listens in (None: the host), where its load must run too
         self._closed = False
         self._closing = threading.Event()  # set by close(): ends an accept back-off at once
@@ -120,6 +121,7 @@ class _EchoServer:
             soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
             line += f" (this process may open {soft} files; see netlab.concurrency.raise_fd_limit)"
         with self._count_lock:
+            self.accept_failures += 1
             if line != self.accept_error:
                 self.errors.append(line)
             self.accept_error = line
@@ -334,6 +336,34 @@ class SelectorEchoServer(_EchoServer):
             sock.close()
 
 
+_SHORTAGES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class _OneShortagePerWakeUp(socket.socket):
+    """A listening socket whose `accept()`, after failing for want of a resource, next says "nothing queued".
+
+    asyncio's server handles EMFILE itself: it stops watching the listener and tries again a second
+    later. In Python 3.11 it then goes on calling `accept()` anyway, up to `backlog` times (1,024
+    here), and schedules one more retry for each failure (CPython gh-151615, fixed upstream in 2026).
+    Those retries re-arm the listener in turn, so they multiply: 7,000 to 12,000 failed accepts in a 3 s
+    shortage, and, once the server closes, one traceback for each retry still pending. Answering the
+    call after a failure with EAGAIN ends that loop, as the upstream fix does; on a Python with the
+    fix, that call never comes.
+    """
+
+    _short = False  # the last accept() failed for want of a resource
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        if self._short:
+            self._short = False
+            raise BlockingIOError(errno.EAGAIN, "accept() just ran out of a resource; wait for the retry")
+        try:
+            return super().accept()
+        except OSError as err:
+            self._short = err.errno in _SHORTAGES
+            raise
+
+
 class AsyncioEchoServer(_EchoServer):
     """Echo with `asyncio.start_server` and streams, on an event loop in one thread."""
 
@@ -341,6 +371,7 @@ class AsyncioEchoServer(_EchoServer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._listener = _OneShortagePerWakeUp(fileno=self._listener.detach())
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
