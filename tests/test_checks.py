@@ -890,7 +890,7 @@ def test_window_transfer_time_live_grades_round_trips_not_a_fraction_of_one():
 def test_round_trips_are_counted_from_the_captures_order_not_its_clock(segments):
     from netlab.core.peer import Script, transfer
 
-    for delay in (0.04, 0.16):  # a quick peer, and one as slow as a busy machine's (run 55 below)
+    for delay in (0.04, 0.16):  # a quick peer, and one as slow as a busy machine's (see the next test)
         run = transfer(Script(port=80).accept(window=segments * 1460).ack_late(delay), data=30_000)
         assert run.live
         assert checks._round_trips_taken(run.conversation) == checks._rounds(segments * 1460)

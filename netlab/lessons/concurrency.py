@@ -343,13 +343,14 @@ class _OneShortagePerWakeUp(socket.socket):
     """A listening socket whose `accept()`, after failing for want of a resource, next says "nothing queued".
 
     asyncio's server handles EMFILE itself: it stops watching the listener and tries again a second
-    later. In Python 3.11 it then goes on calling `accept()` anyway, up to `backlog` times (1,024
-    here), and schedules one more retry for each failure (CPython gh-151615, fixed upstream in 2026).
-    Those retries re-arm the listener in turn, so they multiply: 7,000 to 12,000 failed accepts in a 3 s
-    shortage, and, once the server closes, one traceback for each retry still pending. Answering the
-    call after a failure with EAGAIN ends that loop, as the upstream fix does. Where no call follows
-    in the same loop (a Python with the fix, or a failure on the last turn), the first call after
-    the retry gets that EAGAIN instead, and the listener is read one loop turn later.
+    later. It then goes on calling `accept()` anyway, up to `backlog` times (1,024 here), and schedules
+    one more retry for each failure (CPython gh-151615, fixed upstream in 2026; 3.11.7, 3.12.1 and
+    3.13.0 all do it). Those retries re-arm the listener in turn, so they multiply: 7,000 to 12,000
+    failed accepts in a 3 s shortage, and, once the server closes, one traceback for each retry still
+    pending. Answering the call after a failure with EAGAIN ends that loop, as the upstream fix does.
+    Where no call follows in the same loop (a Python with the fix, or a failure on the last turn),
+    the first call after the retry gets that EAGAIN instead, and the listener is read one loop turn
+    later.
     """
 
     _short = False  # the last accept() failed for want of a resource
