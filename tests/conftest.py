@@ -99,3 +99,16 @@ def interrupt_in():
     yield lambda seconds: signal.setitimer(signal.ITIMER_REAL, seconds)
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def without_programs(monkeypatch):
+    """Call without_programs("nft", ...): netlab's lookup (netlab.core.programs) finds none of them, anywhere."""
+    from netlab.core import programs
+
+    found = programs.find
+
+    def hide(*names: str) -> None:
+        monkeypatch.setattr(programs, "find", lambda name: None if name in names else found(name))
+
+    return hide

@@ -292,9 +292,8 @@ def test_an_ordinary_user_builds_the_path_and_runs_its_experiments():
                       "hops": ["10.1.0.1", "10.2.0.2"], "mss_after": 1228, "peer": ["10.2.0.2", 80]}
 
 
-def test_the_black_hole_without_nft_shows_the_recording(monkeypatch):
-    which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None if name == "nft" else which(name, *args, **kwargs))
+def test_the_black_hole_without_nft_shows_the_recording(without_programs):
+    without_programs("nft")
     exp = below.path_mtu(blocked=True)
     assert exp.source == "recorded" and "nftables" in exp.why
     assert exp.result["received"] == 0

@@ -31,6 +31,7 @@ from conftest import _children, _gone, _open_fds
 import netlab
 import netlab.core.experiment
 from netlab import CaptureError, LabError, LabUnavailable
+from netlab.core import programs
 from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
@@ -326,7 +327,9 @@ def test_netlab_recorded_forces_the_recorded_capture(monkeypatch):
 
 
 def test_without_unshare_the_lab_is_unavailable_and_handshake_is_recorded(monkeypatch, tmp_path, nothing_left_behind):
-    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no `unshare` anywhere
+    # No `unshare` anywhere netlab looks: PATH is an empty directory, and no system folders.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(programs, "SYSTEM_DIRS", ())
     with pytest.raises(LabUnavailable) as err:
         netlab.Lab()
     assert _one_sentence(str(err.value)) and "unshare" in str(err.value), err.value
@@ -383,7 +386,8 @@ def test_capture_filter_without_libpcap_fails_at_once_naming_libpcap(monkeypatch
         "_find = ctypes.util.find_library\n"
         "ctypes.util.find_library = lambda name: None if name == 'pcap' else _find(name)\n"
     )
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    # In front of what is there: a run whose packages come by PYTHONPATH (tests/test_ordinary_user.py) keeps them.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]))
     with netlab.Lab() as lab:
         start = time.monotonic()
         with pytest.raises(CaptureError, match="libpcap"):

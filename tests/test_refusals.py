@@ -112,11 +112,18 @@ def test_seccomp_refuses_unshare(errno_name, tmp_path):
     assert_mode(run(under_seccomp("unshare", errno_name, sys.executable, "-c", MODE)), why)
 
 
+# Where netlab looks for its programs (netlab.core.programs) is emptied before it starts: PATH
+# alone would not do, since the lookup goes on in /usr/sbin, /usr/bin and the other system folders.
+NOWHERE = "import netlab.core.programs as p; p.SYSTEM_DIRS = (); "
+
+
 def test_without_unshare(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
-    why = assert_recorded_handshake(run(handshake(tmp_path), env={"PATH": str(empty)}), "unshare")
-    assert_mode(run([sys.executable, "-c", MODE], env={"PATH": str(empty)}), why)
+    cli = [sys.executable, "-c", NOWHERE + "import runpy; runpy.run_module('netlab', run_name='__main__', alter_sys=True)",
+           *handshake(tmp_path)[3:]]
+    why = assert_recorded_handshake(run(cli, env={"PATH": str(empty)}), "unshare", "util-linux")
+    assert_mode(run([sys.executable, "-c", NOWHERE + MODE], env={"PATH": str(empty)}), why)
 
 
 def test_seccomp_refuses_setns_retransmit_shows_the_recording():

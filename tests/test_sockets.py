@@ -512,12 +512,9 @@ def test_the_new_experiments_refuse_bad_arguments_naming_them(call, named):
         call()
 
 
-def test_udp_loss_without_nftables_shows_the_recording_and_says_why(monkeypatch):
-    import netlab.lessons.sockets as lesson
-
-    which = lesson.shutil.which
-    monkeypatch.setattr(lesson.shutil, "which", lambda name, *args, **kw: None if name == "nft" else which(name, *args, **kw))
+def test_udp_loss_without_nftables_shows_the_recording_and_says_why(without_programs):
+    without_programs("nft")
     exp = netlab.udp_loss()
     assert exp.source == "recorded"
-    assert "nftables" in exp.why
+    assert exp.why.startswith("recorded: ") and "`nft`" in exp.why and "nftables" in exp.why, exp.why
     assert exp.result["received"] == ["one", "three"]

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.classroom.edition import exercises, read_notebook, series
+from netlab.core.programs import find, program
 
 # netlab.checks.CHECK_MIME and GRADING_ENV: the contract with the checks (tests/test_classroom.py keeps them equal).
 CHECK_MIME = "application/vnd.netlab.check+json"
@@ -78,10 +79,11 @@ def students(folders: Iterable[Path]) -> dict[str, Path]:
 @cache
 def isolation() -> bool:
     """True when a kernel can run in a user and network namespace of its own here (with `lo` up)."""
-    if not shutil.which("unshare"):
+    unshare, ip = find("unshare"), find("ip")
+    if unshare is None or ip is None:
         return False
     try:
-        done = subprocess.run(["unshare", "-Urn", "--", "sh", "-c", "ip link set lo up"],
+        done = subprocess.run([unshare, "-Urn", "--", ip, "link", "set", "lo", "up"],
                               capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -93,7 +95,8 @@ def _kernel_argv(isolated: bool) -> list[str]:
     if not isolated:
         return kernel
     # --kill-child: when the kernel manager kills `unshare`, the kernel inside dies with it.
-    return ["unshare", "-Urn", "--kill-child", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *kernel]
+    unshare, ip = program("unshare"), program("ip")
+    return [unshare, "-Urn", "--kill-child", "--", "sh", "-c", f'{ip} link set lo up && exec "$0" "$@"', *kernel]
 
 
 def _check_cells(nb: dict[str, Any], stem: str) -> dict[str, int]:

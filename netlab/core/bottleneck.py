@@ -61,6 +61,7 @@ from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import HelperError
 from netlab.core.lab import Lab, last_line, read_line
 from netlab.core.pcapfiles import load_pcap, write_frames
+from netlab.core.programs import command
 from netlab.core.sockets import SO_TIMESTAMPNS, recv_stamped
 
 __all__ = [
@@ -506,7 +507,7 @@ def _receiver() -> None:
     """The receiver's namespace: configure rcv0, discard port 9, echo port 7, until stdin closes."""
     import threading
 
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
+    subprocess.run(command(["ip", "link", "set", "lo", "up"]), check=True, capture_output=True, timeout=5)
     print(f"pid {os.getpid()}", flush=True)
     order = json.loads(sys.stdin.buffer.readline())
     for argv in (
@@ -515,7 +516,7 @@ def _receiver() -> None:
         ["ip", "link", "set", "rcv0", "up"],
         ["ip", "neigh", "replace", order["sender"], "lladdr", order["mac"], "dev", "rcv0", "nud", "permanent"],
     ):
-        subprocess.run(argv, check=True, capture_output=True, timeout=5)
+        subprocess.run(command(argv), check=True, capture_output=True, timeout=5)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as any_socket:
         _no_checksum_offload(any_socket, "rcv0")  # its ACKs cross the delay line too
 

@@ -35,7 +35,6 @@ import os
 import pickle
 import re
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.core.errors import LabError, LabUnavailable
+from netlab.core.programs import command, program
 from netlab.core.sockets import recv_exactly
 
 __all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available", "refusal_sentence", "join_refusal_sentence",
@@ -101,13 +101,7 @@ def _recv_msg(sock: socket.socket) -> tuple[Any, list[int]]:
 
 
 def _unshare_command() -> list[str]:
-    tool = shutil.which("unshare")
-    if tool is None:
-        raise LabUnavailable(
-            "This system has no `unshare` tool (it is Linux-only), so netlab cannot create a "
-            "private lab network and shows recorded captures instead."
-        )
-    return [tool, "--user", "--map-root-user", "--net"]
+    return [program("unshare", "to create a private lab network"), "--user", "--map-root-user", "--net"]
 
 
 # The helper's first act inside the namespace is one byte, INSIDE, on its channel: proof that the
@@ -229,11 +223,11 @@ class Lab:
         self._joined = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._chan = ours
-        command = [*unshare, sys.executable, "-c", _HELPER, str(theirs.fileno())]
+        argv = [*unshare, sys.executable, "-c", _HELPER, str(theirs.fileno())]
         env = dict(os.environ, PYTHONPATH=package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
             self._proc = subprocess.Popen(
-                command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                argv, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
             )
         except PermissionError as err:
@@ -379,8 +373,18 @@ class Lab:
 
     def run(self, *argv: str, timeout: float = 10.0) -> str:
         """Run a command (such as `ss -tan`) inside the lab and return what it printed."""
-        out, _ = self.request("run", list(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)
+        out, _ = self.request("run", command(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)
         return out
+
+    def sysctl(self, name: str, value: str) -> None:
+        """Set kernel parameter `name` (such as `net.ipv4.ip_local_reserved_ports`) in the lab's network namespace.
+
+        Written to /proc/sys by the helper, as `sysctl -w` would: no program needed, so it works
+        where procps is missing or its `sysctl` is not on the user's PATH.
+        """
+        if not re.fullmatch(r"net(\.[A-Za-z0-9_-]+)+", name):
+            raise ValueError(f"name must be a network kernel parameter such as net.ipv4.ip_forward, not {name!r}")
+        self.request("sysctl", name, str(value))
 
     def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         """Start a program (an iperf3 server, load-generating clients) in the lab's network.
@@ -398,9 +402,9 @@ class Lab:
         nsenter = self.check_join()
         env = dict(kwargs.pop("env", None) or os.environ)
         env["PYTHONPATH"] = package_parent() + os.pathsep + env.get("PYTHONPATH", "")
-        command = [nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", *argv]
+        joined = [nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", *command(argv)]
         kwargs.setdefault("stdin", subprocess.DEVNULL)
-        proc = subprocess.Popen(command, env=env, **kwargs)
+        proc = subprocess.Popen(joined, env=env, **kwargs)
         self._children = [p for p in self._children if p.poll() is None] + [proc]
         return proc
 
@@ -410,9 +414,7 @@ class Lab:
         Tried once per lab, by joining it with `true` (3 ms). Raises LabUnavailable with one
         sentence when joining is refused, so that callers fall back to a recording or the host.
         """
-        nsenter = shutil.which("nsenter")
-        if nsenter is None:
-            raise LabError("this system has no `nsenter` tool (util-linux), so no program can join the lab")
+        nsenter = program("nsenter", "to start programs in the lab")
         if self._join_refused is None and not self._joined:
             try:
                 done = subprocess.run([nsenter, f"--target={self.pid}", "--user", "--net", "--preserve-credentials", "true"],
@@ -586,6 +588,15 @@ class _Helper:
             raise LabError(f"{' '.join(argv)} failed in the lab: {done.stderr.strip()}")
         return done.stdout, []
 
+    def sysctl(self, name: str, value: str) -> tuple[None, list]:
+        path = os.path.join("/proc/sys", *name.split("."))
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as err:
+            raise LabError(f"could not set {name} = {value} in the lab: {err.strerror}") from None
+        return None, []
+
     def sniff_start(self, *args: Any) -> tuple[float, list]:
         from netlab.core.capture import Sniffer
 
@@ -604,12 +615,12 @@ class _Helper:
             self.sniffer = None
 
     REQUESTS: dict[str, Callable[..., tuple[Any, list]]] = {
-        "socket": socket, "run": run, "sniff_start": sniff_start, "sniff_stop": sniff_stop,
+        "socket": socket, "run": run, "sysctl": sysctl, "sniff_start": sniff_start, "sniff_stop": sniff_stop,
     }
 
 
 def _start_helper() -> None:
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
+    subprocess.run([program("ip"), "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
 
 
 def _answer(chan: socket.socket, helper: _Helper, op: str, args: tuple) -> None:

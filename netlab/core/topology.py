@@ -49,6 +49,7 @@ from typing import Any
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import HelperError, LabError
 from netlab.core.lab import Lab, last_line
+from netlab.core.programs import command, program
 from netlab.core.topology_agent import FRAME
 
 __all__ = ["Topology", "TopologyError", "Host", "LinkCapture", "HOSTS", "INTERFACES", "MIN_MTU", "MAX_MTU"]
@@ -214,7 +215,8 @@ class Topology:
         for host in HOSTS:  # in this order: each link is made by the host at its first end
             steps.append({"host": host, "ip": "\n".join(batches[host]) + "\n",
                           "no_offload": [i.name for i in INTERFACES.values() if i.host == host]})
-        return {"first": "client", "hosts": ["router", "server"], "steps": steps,
+        # The agent imports nothing of netlab, so it gets `ip`'s path, found where the system keeps it.
+        return {"first": "client", "hosts": ["router", "server"], "steps": steps, "ip": program("ip"),
                 "interfaces": {i.name: i.host for i in INTERFACES.values()}, "settle": 2.0 if v6 else 0.0}
 
     def close(self) -> None:
@@ -288,7 +290,7 @@ class Topology:
         """Run a command in `host`'s namespace; `timeout` in seconds. With check, a failure raises TopologyError."""
         self.host(host)
         check_seconds("timeout", timeout, 60.0)
-        reply, _ = self._request({"op": "run", "host": host, "argv": list(argv), "timeout": timeout},
+        reply, _ = self._request({"op": "run", "host": host, "argv": command(argv), "timeout": timeout},
                                  timeout=timeout + REQUEST_TIMEOUT)
         if check and reply["code"] != 0:
             raise TopologyError(f"{' '.join(argv)} failed on the {host}: {last_line(reply['err']) or reply['code']}")

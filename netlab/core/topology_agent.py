@@ -49,6 +49,7 @@ class Agent:
         self.hosts_of: dict[str, str] = {}  # interface name -> host
         self.captures: dict[socket.socket, str] = {}
         self.frames: list[tuple[str, float, bytes]] = []
+        self.ip = "ip"  # until `build` names its path
 
     def enter(self, host: str) -> None:
         if self.here != host:
@@ -59,7 +60,8 @@ class Agent:
             self.here = host
 
     def build(self, first: str, hosts: list[str], steps: list[dict[str, Any]], interfaces: dict[str, str],
-              settle: float = 0.0) -> dict[str, Any]:
+              ip: str, settle: float = 0.0) -> dict[str, Any]:
+        self.ip = ip  # the absolute path of `ip`: this program imports no netlab to look it up
         os.close(self.spaces.pop(self.first))
         self.first = self.here = first
         self.spaces = {first: os.open("/proc/self/ns/net", os.O_RDONLY)}
@@ -84,7 +86,7 @@ class Agent:
                 text = step["ip"]
                 for other, fd in self.spaces.items():
                     text = text.replace(f"ns:{other}", f"/proc/self/fd/{fd}")
-                done = subprocess.run(["ip", "-batch", "-"], input=text, capture_output=True, text=True, timeout=10,
+                done = subprocess.run([self.ip, "-batch", "-"], input=text, capture_output=True, text=True, timeout=10,
                                       pass_fds=list(self.spaces.values()))
                 if done.returncode != 0:
                     raise OSError(f"ip on the {host}: {done.stderr.strip()}")
@@ -107,7 +109,7 @@ class Agent:
         while waiting and time.monotonic() < deadline:
             for name, host in list(waiting.items()):
                 self.enter(host)
-                done = subprocess.run(["ip", "-6", "-o", "addr", "show", "dev", name, "scope", "link"],
+                done = subprocess.run([self.ip, "-6", "-o", "addr", "show", "dev", name, "scope", "link"],
                                       capture_output=True, text=True, timeout=5)
                 if "fe80" in done.stdout and "tentative" not in done.stdout:
                     del waiting[name]

@@ -19,7 +19,6 @@ settings are never read.
 from __future__ import annotations
 
 import select
-import shutil
 import socket
 import struct
 import sys
@@ -35,6 +34,7 @@ from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import LabUnavailable
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
 from netlab.core.lab import Lab
+from netlab.core.programs import ProgramMissing, program
 from netlab.core.sockets import SO_TIMESTAMPNS, kernel_time
 from netlab.core.topology import INTERFACES, Topology
 
@@ -558,10 +558,11 @@ def path_mtu(path: LabPath | None = None, *, mtu: int = 1280, blocked: bool = Fa
                                  "retransmitted": after.total_retrans})
 
     name = "below-blackhole" if blocked else "below-pmtu"
-    if blocked and shutil.which("nft") is None:
-        return load_recorded(name, kind=PathExperiment,
-                             why="recorded: this machine has no `nft` program (Debian's nftables package), "
-                                 "which the lab needs to block the router's ICMP")
+    if blocked:
+        try:
+            program("nft", "to block the router's ICMP")
+        except ProgramMissing as err:
+            return load_recorded(name, kind=PathExperiment, why=f"recorded: {err}")
     return _run(path, live, name if mtu == 1280 else f"{name}-{mtu}")
 
 
@@ -655,7 +656,8 @@ def resolve(path: LabPath | None = None, *, name: str = NAME) -> PathExperiment:
             (etc / "nsswitch.conf").write_text("hosts: files dns\n")
             script = etc / "resolve.py"
             script.write_text(_RESOLVE)
-            binds = " && ".join(f"mount --bind {etc / f} /etc/{f}" for f in ("resolv.conf", "hosts", "nsswitch.conf"))
+            mount = program("mount")  # run by the shell below, which searches only the user's PATH
+            binds = " && ".join(f"{mount} --bind {etc / f} /etc/{f}" for f in ("resolv.conf", "hosts", "nsswitch.conf"))
             dns = _NameServer(net, {NAME: SERVER})
             try:
                 with _Sink(net, socket.SOCK_STREAM, (SERVER, WEB_PORT)), net.capture("c0") as cap:

@@ -20,7 +20,6 @@ Rules for this file:
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -33,6 +32,7 @@ from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import HelperError
 from netlab.core.experiment import lab_or_host
 from netlab.core.lab import Lab, read_line
+from netlab.core.programs import find
 from netlab.core.sockets import listener
 
 __all__ = ["BulkError", "BulkComparison", "Iperf3Result", "Transfer", "compare", "iperf3", "transfer"]
@@ -213,7 +213,7 @@ def iperf3(nbytes: int = 200_000_000, *, length: int | None = None, lab: Lab | N
     if length is not None:
         check_int("length", length, 1)
     check_seconds("timeout", timeout)
-    tool = shutil.which("iperf3")
+    tool = find("iperf3")
     if tool is None:
         return None
     if lab is None:
@@ -265,7 +265,7 @@ def compare(nbytes: int = 1_000_000_000, *, buffer: int = 1 << 20, same_writes: 
         transfers, perfs = [], []
         for _ in range(runs):
             transfers.append(_transfer(nbytes, buffer, lab, False, timeout, where))
-            if (tool := shutil.which("iperf3")) is not None:
+            if (tool := find("iperf3")) is not None:
                 perfs.append(_iperf3(tool, nbytes, length, lab, timeout, where))
     return BulkComparison(max(transfers, key=lambda t: t.gbit_per_second),
                       max(perfs, key=lambda p: p.gbit_per_second) if perfs else None, runs, length)
@@ -280,7 +280,7 @@ IPERF3_PORT = 5201
 
 def _iperf3_port(lab: Lab | None) -> int:
     if lab is not None:
-        lab.run("sysctl", "-qw", f"net.ipv4.ip_local_reserved_ports={IPERF3_PORT}")
+        lab.sysctl("net.ipv4.ip_local_reserved_ports", str(IPERF3_PORT))
         return IPERF3_PORT
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import select
-import shutil
 import socket
 import threading
 import time
@@ -25,6 +24,7 @@ from netlab.core.conversation import Segment
 from netlab.core.errors import LabError
 from netlab.core.experiment import LIVE, Experiment, lab_or_host, live_or_recorded, load_recorded, run
 from netlab.core.lab import Lab
+from netlab.core.programs import ProgramMissing, program
 from netlab.core.sockets import unacknowledged
 
 __all__ = ["socket_walk", "walk_steps", "two_sends_one_recv", "one_send_many_recvs", "udp_exchange", "Datagrams",
@@ -297,10 +297,10 @@ def udp_loss(messages: tuple[bytes, ...] = (b"one", b"two", b"three"), drop: byt
         raise ValueError(f"drop={drop!r} is none of the messages {messages!r}")
 
     def live(lab: Lab) -> Datagrams:
-        if shutil.which("nft") is None:
-            return load_recorded("udp-loss", kind=Datagrams,
-                                 why="recorded: this machine has no `nft` program (Debian's nftables package), "
-                                     "which the lab needs to drop a datagram")
+        try:
+            program("nft", "to drop a datagram in the lab")
+        except ProgramMissing as err:
+            return load_recorded("udp-loss", kind=Datagrams, why=f"recorded: {err}")
         try:
             _drop_rule(lab, drop)
         except LabError as err:  # a kernel without nf_tables, say: the rest of the lab still works
