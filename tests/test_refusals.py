@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,69 @@ def test_a_lab_that_joins_says_so_once():
         assert lab.check_join() == lab.check_join()
         with lab.popen(["true"]) as proc:
             assert proc.wait(timeout=10) == 0
+
+
+# A profile that lets the lab be made but no namespace inside it: unshare allowed with flags exactly
+# CLONE_NEWUSER|CLONE_NEWNET (the profile netlab shipped before issue 24), or one refusing unshare(CLONE_NEWNS) alone.
+INNER = """
+import errno, os, sys
+import pyseccomp
+op = {"only-the-lab": pyseccomp.NE, "no-mount-namespace": pyseccomp.EQ}[sys.argv[1]]
+flags = {"only-the-lab": 0x50000000, "no-mount-namespace": 0x20000}[sys.argv[1]]
+f = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+f.add_rule(pyseccomp.ERRNO(errno.EPERM), "unshare", pyseccomp.Arg(0, op, flags))
+f.load()
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+INNER_SECONDS = 5.0  # python, the lab's start and the recording: at once, never the 15 s the receiver once waited
+
+
+def under_inner_refusal(kind: str, *argv: str) -> list[str]:
+    pytest.importorskip("pyseccomp", reason="pyseccomp (the test extra) installs the seccomp filters")
+    return [sys.executable, "-c", INNER, kind, *argv]
+
+
+def assert_inner_refusal(result: subprocess.CompletedProcess, seconds: float, what: str, call: str) -> str:
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    why = result.stdout.splitlines()[0].removeprefix("recorded: ")
+    if why.startswith("This system refuses to create"):
+        pytest.skip(f"this machine refuses the lab itself: {why}")
+    assert one_sentence(why), why
+    assert why.startswith(f"This system lets netlab create a private network but refuses {what} inside it"), why
+    assert f"seccomp filter, a container's security profile, forbids {call}: EPERM" in why, why
+    assert why.endswith(f"so netlab shows recorded captures instead; {README_HINT}."), why
+    assert seconds < INNER_SECONDS, f"{seconds:.1f} s"
+    return why
+
+
+def timed(argv: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    result = run(argv, timeout=60)
+    return result, time.monotonic() - start
+
+
+def test_a_refused_receiver_namespace_shows_the_recording_at_once():
+    """Notebook 09: the bottleneck's receiver cannot make its network namespace; the recording, not a 15 s wait."""
+    result, seconds = timed(under_inner_refusal("only-the-lab", sys.executable, "-m", "netlab", "cwnd"))
+    assert_inner_refusal(result, seconds, "a network namespace for the bottleneck's receiver", "unshare(CLONE_NEWNET)")
+    assert "round  1: cwnd" in result.stdout
+
+
+def test_refused_router_namespaces_show_the_recording_at_once():
+    """Notebook 10: the topology's agent cannot make the router's namespace; LabUnavailable, not TopologyError."""
+    result, seconds = timed(under_inner_refusal("only-the-lab", sys.executable, "-m", "netlab", "traceroute"))
+    assert_inner_refusal(result, seconds, "network namespaces for the router and the server", "unshare(CLONE_NEWNET)")
+    assert "ICMP time exceeded" in result.stdout
+
+
+def test_a_refused_mount_namespace_shows_the_dns_recording_and_keeps_the_path_live():
+    """Notebook 10's resolver: its mount namespace refused, the lookup shows its recording; a kept path stays live."""
+    code = ("from netlab.lessons.below import LabPath, resolve\n"
+            "exp = resolve()\n"
+            "print(exp.why)\n"
+            "with LabPath() as path:\n"
+            "    kept = resolve(path)\n"
+            "    print(exp.source, kept.source, kept.why == exp.why, path.live, exp.result['peer'])\n")
+    result, seconds = timed(under_inner_refusal("no-mount-namespace", sys.executable, "-c", code))
+    assert_inner_refusal(result, seconds, "a mount namespace for the resolver's own files", "unshare(CLONE_NEWNS)")
+    assert result.stdout.splitlines()[1] == "recorded recorded True True ['10.2.0.2', 80]"

@@ -16,7 +16,7 @@ PROFILE = Path(os.environ.get("NETLAB_SECCOMP_PROFILE", "/etc/jupyterhub/netlab-
 c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
 c.DockerSpawner.image = "netlab-notebook:latest"  # built with deploy/Containerfile
 # Every capability dropped and no privilege escalation: the lab needs neither, only the profile's
-# three rules (unshare of a user and network namespace, setns into them).
+# rules (one per namespace call netlab makes, each with its reason in deploy/seccomp/generate.py).
 c.DockerSpawner.extra_host_config = {
     "security_opt": [f"seccomp={PROFILE.read_text()}", "no-new-privileges"],
     "cap_drop": ["ALL"],

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Write netlab's seccomp profiles from Docker's default profile plus the three rules netlab needs.
+"""Write netlab's seccomp profiles from Docker's default profile plus the rules netlab needs.
 
 One source, several files, so they cannot drift (README, "Running a class on JupyterHub"):
 
 - `docker-default.json` is Docker's default profile as moby ships it (Apache-2.0, see NOTICE).
-- `NETLAB_RULES` below are the only additions: `unshare` with flags exactly
-  CLONE_NEWUSER|CLONE_NEWNET (the lab's helper starts with `unshare --user --map-root-user --net`),
-  and `setns` with type CLONE_NEWUSER or CLONE_NEWNET (`nsenter` joins the lab that way, for
-  notebook 05's scripted peer). No `clone` rule is needed.
+- `NETLAB_RULES` below are the only additions: one rule per system call netlab makes that
+  Docker's default allows only with CAP_SYS_ADMIN, each with the exact flags netlab uses and its
+  reason in its comment (tests/test_container.py collects those calls from netlab's source and
+  checks that this list names each of them, and nothing else). No `clone` rule: netlab makes every
+  namespace with unshare(), and `clone` with namespace flags stays refused.
 - `netlab.json`: Docker's format (for Docker, podman and DockerSpawner).
 - `netlab.oci-x86_64.json`, `netlab.oci-aarch64.json`: the OCI runtime format containerd reads
   from the kubelet's seccomp folder on Kubernetes. Docker's `archMap`, `includes` and `excludes`
@@ -34,30 +35,49 @@ DOCKER_DEFAULT = HERE / "docker-default.json"
 DOCKER_PROFILE = HERE / "netlab.json"
 INSTALLER = HERE.parent / "jupyterhub" / "seccomp-installer.yaml"
 
-# Namespace flags from <linux/sched.h>.
+# Namespace flags from <linux/sched.h>, mount flags from <linux/mount.h>.
+CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
 
+
+def _exactly(call: str, index: int, value: int, comment: str) -> dict[str, Any]:
+    """A rule allowing `call` only when its argument `index` equals `value`."""
+    return {"names": [call], "action": "SCMP_ACT_ALLOW", "args": [{"index": index, "value": value, "op": "SCMP_CMP_EQ"}],
+            "comment": f"netlab: {comment}"}
+
+
+# Why each is acceptable: a new network or mount namespace alone (and a mount) needs CAP_SYS_ADMIN
+# over the namespace it is made from, which a student's process holds only inside a user namespace
+# it made itself (rule 1); there it reaches nothing but that namespace's own network and mounts.
 NETLAB_RULES: list[dict[str, Any]] = [
-    {
-        "names": ["unshare"],
-        "action": "SCMP_ACT_ALLOW",
-        "args": [{"index": 0, "value": CLONE_NEWUSER | CLONE_NEWNET, "op": "SCMP_CMP_EQ"}],
-        "comment": "netlab: the lab's helper creates a user and a network namespace, nothing else "
-                   "(unshare(CLONE_NEWUSER|CLONE_NEWNET); any other flag stays refused)",
-    },
-    {
-        "names": ["setns"],
-        "action": "SCMP_ACT_ALLOW",
-        "args": [{"index": 1, "value": CLONE_NEWUSER, "op": "SCMP_CMP_EQ"}],
-        "comment": "netlab: nsenter joins the lab's user namespace (setns(fd, CLONE_NEWUSER))",
-    },
-    {
-        "names": ["setns"],
-        "action": "SCMP_ACT_ALLOW",
-        "args": [{"index": 1, "value": CLONE_NEWNET, "op": "SCMP_CMP_EQ"}],
-        "comment": "netlab: nsenter joins the lab's network namespace (setns(fd, CLONE_NEWNET))",
-    },
+    _exactly("unshare", 0, CLONE_NEWUSER | CLONE_NEWNET,
+             "the lab: `unshare --user --map-root-user --net` (core/lab.py) and the grader's `unshare -Urn` "
+             "(classroom/grading.py) make a user and a network namespace in one call, "
+             "unshare(CLONE_NEWUSER|CLONE_NEWNET); any other combination stays refused"),
+    _exactly("unshare", 0, CLONE_NEWNET,
+             "a network namespace inside the lab: the bottleneck's receiver (core/bottleneck.py, notebook 09) and "
+             "the routed path's router and server (core/topology_agent.py, notebook 10), unshare(CLONE_NEWNET); "
+             "it needs CAP_SYS_ADMIN, held only in a user namespace the process made"),
+    _exactly("unshare", 0, CLONE_NEWNS,
+             "a mount namespace inside the lab for notebook 10's resolver, so that the lab's resolv.conf can "
+             "replace /etc's for one program (lessons/below.py), unshare(CLONE_NEWNS); it needs CAP_SYS_ADMIN, held "
+             "only in a user namespace the process made"),
+    _exactly("mount", 3, MS_REC | MS_PRIVATE,
+             "the resolver makes its new mount namespace private, so nothing it mounts propagates out "
+             "(mount(\"none\", \"/\", NULL, MS_REC|MS_PRIVATE)); only in a mount namespace of its own user namespace"),
+    _exactly("mount", 3, MS_BIND,
+             "the resolver binds the lab's resolv.conf, hosts and nsswitch.conf over /etc's (mount(file, file, NULL, "
+             "MS_BIND)): no new filesystem, only files it can read; only in a mount namespace of its own user namespace"),
+    _exactly("setns", 1, CLONE_NEWUSER,
+             "nsenter joins the lab's user namespace (setns(fd, CLONE_NEWUSER)) to start a program in the lab "
+             "(Lab.popen: the scripted peer, iperf3, load generators, the bottleneck's programs, the topology's agent)"),
+    _exactly("setns", 1, CLONE_NEWNET,
+             "nsenter joins the lab's network namespace (setns(fd, CLONE_NEWNET)), and the topology's agent "
+             "moves between the router's and the server's (core/topology_agent.py)"),
 ]
 
 # Go's name for each machine (moby's goToNative), keyed by `uname -m`, and its seccomp architecture.

@@ -11,9 +11,11 @@ here have no `netem`, so `Bottleneck(lab, ...)` builds the path from what they d
     snd0 10.9.0.1  ⇄  dl0  ──▶ hold rtt/2 ──▶ dl1 [tbf: rate, queue]  ⇄  rcv0 10.9.0.2  (sink :9, echo :7)
                        ◀── hold rtt/2 ◀──────────────
 
- - the **receiver** is the Linux kernel in a second network namespace (`unshare --net`, from
-   inside the lab's user namespace): it acknowledges, delays ACKs and advertises its window as
-   any Linux host does. A program there discards what arrives on port 9 and echoes port 7.
+ - the **receiver** is the Linux kernel in a second network namespace (the program makes it
+   itself, unshare(CLONE_NEWNET), from inside the lab's user namespace): it acknowledges, delays
+   ACKs and advertises its window as any Linux host does. It discards what arrives on port 9 and
+   echoes port 7. Where the system refuses that namespace, it says "refused ERRNO" and ends, and
+   the bottleneck raises LabUnavailable at once (the experiment shows its recording).
  - the **bottleneck** is a `tbf` queue on dl1, the delay line's way out towards the receiver:
    packets leave at `rate` bits/s and at most `queue` packets wait; more are dropped (drop-tail).
    It is not on the sender's own interface: a queue on the sender's host is watched by TCP Small
@@ -58,8 +60,8 @@ from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
-from netlab.core.errors import HelperError
-from netlab.core.lab import Lab, last_line, read_line
+from netlab.core.errors import HelperError, LabUnavailable
+from netlab.core.lab import Lab, inner_refusal_sentence, last_line, read_line
 from netlab.core.pcapfiles import load_pcap, write_frames
 from netlab.core.programs import command
 from netlab.core.sockets import SO_TIMESTAMPNS, recv_stamped
@@ -83,6 +85,7 @@ START_TIMEOUT = 15.0  # seconds for each program to start
 STOP_TIMEOUT = 10.0  # seconds for each program to end once asked (the delay line writes its capture), before it is killed
 MAX_DURATION = 30.0  # seconds: no delay line runs longer
 _FRAMES_PER_PASS = 256
+CLONE_NEWNET = 0x40000000  # <linux/sched.h>: the receiver's own network namespace
 
 # The states of Linux's congestion control (tcpi_ca_state, include/net/tcp.h: enum tcp_ca_state).
 CA_STATES = {0: "Open", 1: "Disorder", 2: "CWR", 3: "Recovery", 4: "Loss"}
@@ -334,7 +337,7 @@ class Bottleneck:
             lab.run("ip", "route", "change", _NETWORK, "dev", "snd0", "proto", "kernel", "scope", "link",
                     "src", SENDER_ADDRESS, "initcwnd", str(self.initial_window))
         # The receiver: its own network namespace, a child of the lab's.
-        self._receiver = lab.popen(["unshare", "--net", sys.executable, "-m", "netlab.core.bottleneck", "receiver"],
+        self._receiver = lab.popen([sys.executable, "-m", "netlab.core.bottleneck", "receiver"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # The delay line starts (Python and its imports, a few hundred ms) while the receiver
         # does; it opens its sockets only when its order comes, once dl1 exists.
@@ -369,10 +372,15 @@ class Bottleneck:
         line = read_line(proc.stdout, START_TIMEOUT).decode(errors="replace")
         if not line.startswith(prefix):
             proc.kill()
-            proc.wait(STOP_TIMEOUT)
+            code = proc.wait(STOP_TIMEOUT)
+            refused = line.removeprefix("refused ")
+            if refused != line and refused.isdigit():  # the receiver's unshare(CLONE_NEWNET) failed with this errno
+                raise LabUnavailable(inner_refusal_sentence("unshare(CLONE_NEWNET)", int(refused),
+                                                            f"a network namespace for the bottleneck's {who}"))
             detail = last_line(proc.stderr.read().decode(errors="replace")) if proc.stderr else ""
-            raise BottleneckError(f"the bottleneck's {who} did not start within {START_TIMEOUT:g} s: "
-                                  f"{detail or line or 'it said nothing'}")
+            # Killed here: it was still silent at the time bound. Any other status: it ended by itself.
+            when = f"within {START_TIMEOUT:g} s" if code < 0 else f"(it ended with status {code})"
+            raise BottleneckError(f"the bottleneck's {who} did not start {when}: {detail or line or 'it said nothing'}")
         return line[len(prefix):]
 
     def queue_stats(self) -> tuple[int, int, int]:
@@ -504,9 +512,14 @@ def send_sampled(sock: socket.socket, *, seconds: float = 2.0, size: int | None 
 
 
 def _receiver() -> None:
-    """The receiver's namespace: configure rcv0, discard port 9, echo port 7, until stdin closes."""
+    """The receiver: make its network namespace, configure rcv0, discard port 9, echo port 7, until stdin closes."""
+    import ctypes
     import threading
 
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:  # a namespace inside the lab's, which a container's profile may refuse
+        print(f"refused {ctypes.get_errno()}", flush=True)
+        return
     subprocess.run(command(["ip", "link", "set", "lo", "up"]), check=True, capture_output=True, timeout=5)
     print(f"pid {os.getpid()}", flush=True)
     order = json.loads(sys.stdin.buffer.readline())

@@ -96,25 +96,31 @@ def mode() -> str:
     return lab_available()[1]
 
 
-def live_or_recorded(live: Callable[[Lab], E], recorded: str | None, *, kind: type[E] = Experiment) -> E:  # type: ignore[assignment]
+def live_or_recorded(live: Callable[[Lab], E], recorded: str | None, *, kind: type[E] = Experiment,  # type: ignore[assignment]
+                     lab: Lab | None = None) -> E:
     """Run `live(lab)` in a fresh lab, or return recording `recorded` (as a `kind`) if the lab is refused.
 
-    The lab is closed when `live` returns or fails; a program refused entry to the lab during
-    `live` (LabUnavailable) also gives the recording. With `recorded=None` a refusal is raised.
+    The lab is closed when `live` returns or fails; a program or namespace refused inside the lab
+    during `live` (LabUnavailable) also gives the recording. With `recorded=None` a refusal is
+    raised. Given a `lab` (one a notebook keeps for many cells), `live` runs there and it stays open.
     """
-    try:
-        lab = Lab()
-    except LabUnavailable as err:
-        if recorded is None:
-            raise
-        return load_recorded(recorded, why=str(err), kind=kind)
-    with lab:
+    fresh = lab is None
+    if lab is None:
         try:
-            return live(lab)
-        except LabUnavailable as err:  # a program could not join the lab (see Lab.check_join)
+            lab = Lab()
+        except LabUnavailable as err:
             if recorded is None:
                 raise
-            why = str(err)
+            return load_recorded(recorded, why=str(err), kind=kind)
+    try:
+        return live(lab)
+    except LabUnavailable as err:  # a program could not join the lab (Lab.check_join), or a namespace in it was refused
+        if recorded is None:
+            raise
+        why = str(err)
+    finally:
+        if fresh:
+            lab.close()
     return load_recorded(recorded, why=why, kind=kind)
 
 

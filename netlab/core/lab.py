@@ -18,7 +18,10 @@ A machine may refuse all this (user namespaces turned off, a container's seccomp
 Ubuntu's AppArmor restriction). netlab recognises a refusal by what happened, never by the
 words of an error message: the helper's first act is one byte saying it is inside; unshare
 ending without that byte is a refusal (`LabUnavailable`, one sentence naming the cause where
-it can be told), and so is a first `nsenter` into the lab that fails (`Lab.check_join`).
+it can be told), and so is a first `nsenter` into the lab that fails (`Lab.check_join`). A
+namespace *inside* the lab (the bottleneck's receiver, a topology's router and server, a
+resolver's mount namespace) may be refused where the lab is not: the program that makes it
+reports the errno of its own system call, and `inner_refusal_sentence` says so in one sentence.
 
 Rules for this file:
 1. Everything that crosses into the namespace goes through the helper's requests, or through
@@ -50,7 +53,7 @@ from netlab.core.programs import command, program
 from netlab.core.sockets import recv_exactly
 
 __all__ = ["Lab", "LabError", "LabUnavailable", "SocketState", "lab_available", "refusal_sentence", "join_refusal_sentence",
-           "package_parent", "last_line", "read_line"]
+           "inner_refusal_sentence", "package_parent", "last_line", "read_line"]
 
 # How long the helper may take to start (python + scapy import), in seconds.
 START_TIMEOUT = 30.0
@@ -202,6 +205,22 @@ def join_refusal_sentence(nsenter_said: str) -> str:
     return ("This system lets netlab create a private network but refuses programs joining it "
             f"({cause}), so what needs them (the scripted peer, iperf3, load generators) shows a recording "
             "or runs on this machine instead" + (f"; {hint}." if hint else "."))
+
+
+def inner_refusal_sentence(call: str, code: int, what: str) -> str:
+    """One sentence on why the lab may not make `what`, a namespace inside it, where `call` (such as
+    "unshare(CLONE_NEWNET)") failed with errno `code`: told by what happened, never by a message's words."""
+    name = errno.errorcode.get(code, str(code))
+    if code == errno.EROFS:
+        cause, hint = f"{call} fails with EROFS: /proc/sys is mounted read-only, as container engines do by default", ADMIN_HINT
+    elif _under_seccomp():
+        cause, hint = f"a seccomp filter, a container's security profile, forbids {call}: {name}", ADMIN_HINT
+    elif _apparmor_restricts():
+        cause, hint = "Ubuntu's AppArmor forbids it: kernel.apparmor_restrict_unprivileged_userns is 1", ADMIN_HINT
+    else:
+        cause, hint = f"{call} fails with {name}, {os.strerror(code)}", ""
+    return (f"This system lets netlab create a private network but refuses {what} inside it ({cause}), "
+            "so netlab shows recorded captures instead" + (f"; {hint}." if hint else "."))
 
 
 class Lab:

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
-from netlab.core.errors import HelperError, LabError
-from netlab.core.lab import Lab, last_line
+from netlab.core.errors import HelperError, LabError, LabUnavailable
+from netlab.core.lab import Lab, inner_refusal_sentence, last_line
 from netlab.core.programs import command, program
 from netlab.core.topology_agent import FRAME
 
@@ -271,6 +271,9 @@ class Topology:
         if not reply.get("ok"):
             for fd in fds:
                 os.close(fd)
+            if reply.get("refused"):  # the system would not make the router's and server's namespaces
+                call, code = reply["refused"]
+                raise LabUnavailable(inner_refusal_sentence(call, code, "network namespaces for the router and the server"))
             raise TopologyError(reply.get("error", "the agent failed"))
         return reply, fds
 

@@ -3,7 +3,8 @@
 Started by `netlab.core.topology.Topology` as `python topology_agent.py FD` (by path, so that it
 starts in tens of ms without importing netlab or scapy), as root of the lab's user namespace. It
 reads one JSON request per message on the Unix socket FD (SOCK_SEQPACKET) and answers each
-with one JSON message, plus a file descriptor for a socket it made:
+with one JSON message, plus a file descriptor for a socket it made (a namespace the system refuses
+comes back as `refused`: the call and its errno, so the notebook side can fall back to a recording):
 
     build      make the named namespaces (unshare), then in each: sysctls, an `ip -batch`, offload off;
                then wait until the links have settled (IPv6 link-local addresses made)
@@ -20,6 +21,7 @@ standard library here: this file knows nothing of the topology it builds.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -37,6 +39,14 @@ _CLONE_NEWNET = 0x40000000
 _ETH_P_ALL = 0x0003
 _SO_TIMESTAMPNS = 35
 _SOL_PACKET, _PACKET_STATISTICS = 263, 6
+
+
+class Refused(OSError):
+    """The system would not make a namespace: `call` failed with errno (sent back as such, not as words)."""
+
+    def __init__(self, code: int, call: str, message: str) -> None:
+        super().__init__(code, message)
+        self.call = call
 
 
 class Agent:
@@ -69,7 +79,7 @@ class Agent:
         for host in hosts:
             self.enter(first)
             if self.libc.unshare(_CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"could not make the {host}'s network namespace")
+                raise Refused(ctypes.get_errno(), "unshare(CLONE_NEWNET)", f"could not make the {host}'s network namespace")
             self.spaces[host] = os.open("/proc/self/ns/net", os.O_RDONLY)
             self.here = host
         for step in steps:
@@ -78,7 +88,9 @@ class Agent:
             for name, value in step.get("sysctl", {}).items():
                 try:
                     Path("/proc/sys/net", *name.split(".")).write_text(value)
-                except OSError:
+                except OSError as err:
+                    if step.get("sysctl_must", True) and err.errno == errno.EROFS:  # a container's read-only /proc/sys
+                        raise Refused(err.errno, f"setting net.{name}", f"could not set net.{name} on the {host}") from None
                     if step.get("sysctl_must", True):
                         raise OSError(f"could not set net.{name} on the {host}") from None
             if step.get("ip"):
@@ -199,6 +211,8 @@ class Agent:
                 reply["ok"] = True
             except Exception as err:  # noqa: BLE001  (every failure goes back as one sentence)
                 reply = {"ok": False, "error": str(err)}
+                if isinstance(err, Refused):
+                    reply["refused"] = [err.call, err.errno]
             try:
                 self.enter(self.first)
             except OSError:

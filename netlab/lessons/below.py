@@ -11,13 +11,17 @@ without a path, an experiment builds its own, or loads its recording where the l
 The DNS server uses **dnslib** (a small, well-kept library that encodes and decodes DNS
 messages): the lesson is where the question goes and what comes back before `connect()`, and
 scapy dissects the same bytes in the capture, so a hand-written encoder would only add code to
-trust. The resolver is the C library's own `getaddrinfo`, run by a program in the lab whose
-mount namespace holds the lab's own resolv.conf, hosts and nsswitch.conf: the host's resolver
-settings are never read.
+trust. The resolver is the C library's own `getaddrinfo`, run by a program in the lab that first
+makes a mount namespace of its own and binds the lab's resolv.conf, hosts and nsswitch.conf over
+/etc's: the host's resolver settings are never read. It makes them with the system calls
+themselves (not util-linux's `unshare` and `mount`, whose calls differ between versions), so the
+seccomp profile in deploy/ names exactly these calls, and a refusal comes back as its errno.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import select
 import socket
 import struct
@@ -33,7 +37,7 @@ from typing import Any
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import LabUnavailable
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
-from netlab.core.lab import Lab
+from netlab.core.lab import Lab, inner_refusal_sentence
 from netlab.core.programs import ProgramMissing, program
 from netlab.core.sockets import SO_TIMESTAMPNS, kernel_time
 from netlab.core.topology import INTERFACES, Topology
@@ -225,7 +229,8 @@ def _run(path: LabPath | None, live: Callable[[Topology], PathExperiment], recor
     if path is not None:
         if path.net is None:
             return load_recorded(recorded, why=path.why, kind=PathExperiment)
-        return live(path.net)
+        net = path.net
+        return live_or_recorded(lambda lab: live(net), recorded, kind=PathExperiment, lab=path.lab)
 
     def fresh(lab: Lab) -> PathExperiment:
         lab.check_join()
@@ -626,9 +631,22 @@ class _NameServer:
 
 
 _RESOLVE = """
-import json, socket, sys
+import ctypes, json, socket, sys
+CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
+libc = ctypes.CDLL(None, use_errno=True)
+# A mount namespace of its own, private (nothing mounted here reaches the lab's), with the lab's
+# files bound over /etc's. Each step that fails says which and its errno, and nothing more runs.
+steps = [("unshare(CLONE_NEWNS)", lambda: libc.unshare(CLONE_NEWNS)),
+         ("mount(MS_REC|MS_PRIVATE)", lambda: libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None))]
+for name in ("resolv.conf", "hosts", "nsswitch.conf"):
+    source, target = f"{sys.argv[1]}/{name}".encode(), f"/etc/{name}".encode()
+    steps.append(("mount(MS_BIND)", lambda s=source, t=target: libc.mount(s, t, None, MS_BIND, None)))
+for call, step in steps:
+    if step() != 0:
+        print(json.dumps({"failed": [call, ctypes.get_errno()]}))
+        raise SystemExit
 try:
-    sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+    sock = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=3)
     print(json.dumps({"peer": list(sock.getpeername()[:2])}))
     sock.close()
 except OSError as err:
@@ -639,7 +657,7 @@ except OSError as err:
 def resolve(path: LabPath | None = None, *, name: str = NAME) -> PathExperiment:
     """A program in the lab connects to `name`: getaddrinfo asks the lab's DNS server, then TCP connects.
 
-    The program runs on the client in its own mount namespace, where /etc/resolv.conf names the
+    The program runs on the client in a mount namespace it makes itself, where /etc/resolv.conf names the
     lab's DNS server (the server, 10.2.0.2) and /etc/hosts and /etc/nsswitch.conf are the lab's:
     nothing of the host's resolver is read. `result`: the address it connected to, the questions
     the DNS server got.
@@ -656,14 +674,10 @@ def resolve(path: LabPath | None = None, *, name: str = NAME) -> PathExperiment:
             (etc / "nsswitch.conf").write_text("hosts: files dns\n")
             script = etc / "resolve.py"
             script.write_text(_RESOLVE)
-            mount = program("mount")  # run by the shell below, which searches only the user's PATH
-            binds = " && ".join(f"{mount} --bind {etc / f} /etc/{f}" for f in ("resolv.conf", "hosts", "nsswitch.conf"))
             dns = _NameServer(net, {NAME: SERVER})
             try:
                 with _Sink(net, socket.SOCK_STREAM, (SERVER, WEB_PORT)), net.capture("c0") as cap:
-                    out = net.client.run("unshare", "--mount", "sh", "-c",
-                                         f'{binds} && exec "$0" -I "$1" "$2" "$3"', sys.executable, str(script),
-                                         name, str(WEB_PORT), timeout=10.0)
+                    out = net.client.run(sys.executable, "-I", str(script), str(etc), name, str(WEB_PORT), timeout=10.0)
             finally:
                 dns.close()
         finally:
@@ -673,6 +687,12 @@ def resolve(path: LabPath | None = None, *, name: str = NAME) -> PathExperiment:
         import json
 
         said = json.loads(out.strip().splitlines()[-1])
+        if "failed" in said:
+            call, code = said["failed"]
+            # unshare refused whatever its errno (as the lab's own); a bind mount refused with these
+            if call.startswith("unshare") or code in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+                raise LabUnavailable(inner_refusal_sentence(call, code, "a mount namespace for the resolver's own files"))
+            raise OSError(code, f"{call} failed in the resolver's mount namespace: {os.strerror(code)}")
         return _experiment(cap, {"name": name, **said, "questions": sorted(set(dns.queries))})
 
     return _run(path, live, "below-dns" if name == NAME else "below-dns-unknown")
