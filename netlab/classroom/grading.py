@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.classroom.edition import exercises, read_notebook, series
-from netlab.core.programs import find, program
+from netlab.core import programs
 
 # netlab.checks.CHECK_MIME and GRADING_ENV: the contract with the checks (tests/test_classroom.py keeps them equal).
 CHECK_MIME = "application/vnd.netlab.check+json"
@@ -79,7 +79,7 @@ def students(folders: Iterable[Path]) -> dict[str, Path]:
 @cache
 def isolation() -> bool:
     """True when a kernel can run in a user and network namespace of its own here (with `lo` up)."""
-    unshare, ip = find("unshare"), find("ip")
+    unshare, ip = programs.find("unshare"), programs.find("ip")
     if unshare is None or ip is None:
         return False
     try:
@@ -95,7 +95,7 @@ def _kernel_argv(isolated: bool) -> list[str]:
     if not isolated:
         return kernel
     # --kill-child: when the kernel manager kills `unshare`, the kernel inside dies with it.
-    unshare, ip = program("unshare"), program("ip")
+    unshare, ip = programs.program("unshare"), programs.program("ip")
     return [unshare, "-Urn", "--kill-child", "--", "sh", "-c", f'{ip} link set lo up && exec "$0" "$@"', *kernel]
 
 

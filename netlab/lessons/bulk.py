@@ -28,11 +28,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from netlab.core import programs
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import HelperError
 from netlab.core.experiment import lab_or_host
 from netlab.core.lab import Lab, read_line
-from netlab.core.programs import find
 from netlab.core.sockets import listener
 
 __all__ = ["BulkError", "BulkComparison", "Iperf3Result", "Transfer", "compare", "iperf3", "transfer"]
@@ -213,7 +213,7 @@ def iperf3(nbytes: int = 200_000_000, *, length: int | None = None, lab: Lab | N
     if length is not None:
         check_int("length", length, 1)
     check_seconds("timeout", timeout)
-    tool = find("iperf3")
+    tool = programs.find("iperf3")
     if tool is None:
         return None
     if lab is None:
@@ -265,7 +265,7 @@ def compare(nbytes: int = 1_000_000_000, *, buffer: int = 1 << 20, same_writes: 
         transfers, perfs = [], []
         for _ in range(runs):
             transfers.append(_transfer(nbytes, buffer, lab, False, timeout, where))
-            if (tool := find("iperf3")) is not None:
+            if (tool := programs.find("iperf3")) is not None:
                 perfs.append(_iperf3(tool, nbytes, length, lab, timeout, where))
     return BulkComparison(max(transfers, key=lambda t: t.gbit_per_second),
                       max(perfs, key=lambda p: p.gbit_per_second) if perfs else None, runs, length)
