@@ -16,9 +16,14 @@ collect_ignore = ["data"]
 
 
 @pytest.fixture(autouse=True)
-def live_unless_told(monkeypatch):
-    """Run live even where the developer's shell sets NETLAB_RECORDED."""
-    monkeypatch.delenv("NETLAB_RECORDED", raising=False)
+def live_unless_told(request, monkeypatch):
+    """A test that needs the lab runs live even where the shell sets NETLAB_RECORDED; the others run as told.
+
+    So `NETLAB_RECORDED=1 ./run test --fast` runs the fast tier recorded, as a machine without
+    namespaces would, and a full run stays live whatever the developer's shell says.
+    """
+    if request.node.get_closest_marker("lab"):
+        monkeypatch.delenv("NETLAB_RECORDED", raising=False)
 
 
 def _children() -> list[int]:
@@ -103,7 +108,11 @@ def interrupt_in():
 
 @pytest.fixture
 def without_programs(monkeypatch):
-    """Call without_programs("nft", ...): netlab's lookup (netlab.core.programs) finds none of them, anywhere."""
+    """Call without_programs("nft", ...): netlab's lookup (netlab.core.programs) finds none of them, anywhere.
+
+    netlab calls `programs.find` through its module (never a copy imported by name), so this one
+    patch reaches every caller.
+    """
     from netlab.core import programs
 
     found = programs.find

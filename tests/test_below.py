@@ -30,6 +30,7 @@ def path():
         yield lab_path
 
 
+@pytest.mark.lab
 @live
 def test_first_datagram_is_preceded_by_arp_on_each_link_and_rewritten_by_the_router(path):
     exp = below.first_datagram(path)
@@ -50,6 +51,7 @@ def test_first_datagram_is_preceded_by_arp_on_each_link_and_rewritten_by_the_rou
     assert not any("10.2.0.2" in line for line in exp.result["neighbours"]["client"])
 
 
+@pytest.mark.lab
 @live
 def test_ttl_1_is_answered_by_the_router_with_time_exceeded(path):
     exp = below.first_datagram(path, ttl=1)
@@ -59,6 +61,7 @@ def test_ttl_1_is_answered_by_the_router_with_time_exceeded(path):
     assert not any(p.haslayer("UDP") and not p.haslayer("ICMP") for p in exp.on("r1"))
 
 
+@pytest.mark.lab
 @live
 def test_missing_routes_fail_locally_and_at_the_router(path):
     exp = below.unreachable(path)
@@ -68,6 +71,7 @@ def test_missing_routes_fail_locally_and_at_the_router(path):
     assert path.net.client.run("ip", "route").startswith("default via 10.1.0.1")  # put back
 
 
+@pytest.mark.lab
 @live
 @pytest.mark.skipif(shutil.which("tracepath") is None, reason="no tracepath (apt: iputils-tracepath)")
 def test_traceroute_finds_the_same_hops_as_tracepath(path):
@@ -76,6 +80,7 @@ def test_traceroute_finds_the_same_hops_as_tracepath(path):
     assert below.tracepath(path.net) == ours
 
 
+@pytest.mark.lab
 @live
 def test_traceroute_stops_at_an_address_the_router_owns(path):
     hops = below.traceroute(lambda: path.net.client.socket(socket.AF_INET, socket.SOCK_DGRAM), below.ROUTER_FAR)
@@ -83,6 +88,7 @@ def test_traceroute_stops_at_an_address_the_router_owns(path):
     assert 0 < hops[0].rtt < 1.0
 
 
+@pytest.mark.lab
 @live
 def test_path_mtu_discovery_lowers_the_segment_size(path):
     exp = below.path_mtu(path, mtu=1280, size=8000)
@@ -94,6 +100,7 @@ def test_path_mtu_discovery_lowers_the_segment_size(path):
     assert "mtu 1500" in path.net.router.run("ip", "link", "show", "r1")  # put back
 
 
+@pytest.mark.lab
 @live
 def test_blocking_fragmentation_needed_makes_a_black_hole(path):
     exp = below.path_mtu(path, mtu=1280, size=8000, blocked=True, seconds=1.0)
@@ -103,6 +110,7 @@ def test_blocking_fragmentation_needed_makes_a_black_hole(path):
     assert "netlab_blackhole" not in path.net.client.run("nft", "list", "tables")
 
 
+@pytest.mark.lab
 @live
 def test_a_name_is_resolved_by_the_labs_dns_server_before_the_handshake(path):
     exp = below.resolve(path)
@@ -114,12 +122,14 @@ def test_a_name_is_resolved_by_the_labs_dns_server_before_the_handshake(path):
     assert all(p["IP"].dst == "10.2.0.2" for p in exp.packets if p.haslayer("DNS") and not p["DNS"].qr)
 
 
+@pytest.mark.lab
 @live
 def test_an_unknown_name_fails_in_the_lab(path):
     exp = below.resolve(path, name="nowhere.netlab.test")
     assert "error" in exp.result and "peer" not in exp.result
 
 
+@pytest.mark.lab
 @live
 def test_ipv6_uses_neighbour_discovery_not_arp(path):
     exp = below.ipv6_handshake(path)
@@ -130,6 +140,7 @@ def test_ipv6_uses_neighbour_discovery_not_arp(path):
     assert syn[0]["IPv6"].hlim == 63
 
 
+@pytest.mark.lab
 @live
 def test_topology_closes_without_leaving_its_agent_or_links():
     with Lab() as lab:
@@ -157,6 +168,7 @@ def test_recordings_load_with_their_interfaces(name, monkeypatch):
     assert {getattr(p, "sniffed_on", None) for p in exp.packets} <= {"c0", "r0", "r1", "s0"}
 
 
+@pytest.mark.slow
 def test_cli_traceroute_prints_the_router_then_the_server():
     done = subprocess.run([sys.executable, "-m", "netlab", "traceroute"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -191,6 +203,7 @@ def test_ttl_prediction_check_runs_the_experiment(monkeypatch):
     assert not fb and "ttl_2_arrives_with" in fb.message and "ttl_1_answered_by" in fb.message
 
 
+@pytest.mark.lab
 @live
 def test_own_traceroute_check_runs_the_students_function_in_the_lab():
     from netlab import checks
@@ -217,6 +230,7 @@ def test_own_traceroute_check_runs_the_students_function_in_the_lab():
     assert not fb and "goes on after the destination answered" in fb.message
 
 
+@pytest.mark.slow
 def test_cli_traceroute_says_when_it_shows_the_recording():
     done = subprocess.run([sys.executable, "-m", "netlab", "traceroute"], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "NETLAB_RECORDED": "1"})
@@ -225,6 +239,7 @@ def test_cli_traceroute_says_when_it_shows_the_recording():
     assert [line.split()[1] for line in done.stdout.splitlines()[2:]] == ["10.1.0.1", "10.2.0.2"]
 
 
+@pytest.mark.lab
 @live
 def test_a_command_that_hangs_in_the_topology_is_stopped_at_its_time_bound(path):
     import time
@@ -238,6 +253,7 @@ def test_a_command_that_hangs_in_the_topology_is_stopped_at_its_time_bound(path)
     assert path.net.server.run("true") == ""  # and the agent still answers
 
 
+@pytest.mark.lab
 @live
 def test_a_topology_without_ipv6_has_no_ipv6_addresses():
     with Lab() as lab, Topology(lab, ipv6=False) as net:
@@ -260,6 +276,7 @@ with below.LabPath() as path:
 """
 
 
+@pytest.mark.lab
 @live
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root to become `nobody` (runuser)")
 def test_an_ordinary_user_builds_the_path_and_runs_its_experiments():

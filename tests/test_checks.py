@@ -520,6 +520,7 @@ def test_last_segment_ms(exp):
 # 01: frame_length (predict, then send), internet_checksum (write code), client_isn (personal)
 
 
+@pytest.mark.lab
 @live
 def test_frame_length_sends_the_message_live():
     message = b"x" * 100
@@ -601,6 +602,7 @@ def test_client_isn(exp):
 # 02: recv_sizes (predict, then measure), own_recv_message and ask_within (write code, run in the lab)
 
 
+@pytest.mark.lab
 @live
 def test_recv_sizes_live():
     fb = checks.recv_sizes(10_000, 4096, [4096, 4096, 1808])
@@ -629,6 +631,7 @@ def test_recv_sizes_unanswered_and_wrong_type():
     assert "list" in assert_wrong(checks.recv_sizes(5000, 1500, "1500, 1500"))
 
 
+@pytest.mark.lab
 @live
 def test_own_recv_message_right_and_wrong():
     assert_right(checks.own_recv_message(solved_recv_message))
@@ -656,6 +659,7 @@ def test_own_recv_message_refuses_netlabs_own_and_non_functions():
     assert NOT_ANSWERED in checks.own_recv_message(...).message
 
 
+@pytest.mark.lab
 @live
 def test_own_recv_message_that_hangs_is_stopped():
     start = time.monotonic()
@@ -664,6 +668,7 @@ def test_own_recv_message_that_hangs_is_stopped():
     assert time.monotonic() - start < 15
 
 
+@pytest.mark.lab
 @live
 def test_ask_within_right_and_per_call_timeout():
     assert_right(checks.ask_within(solved_ask))
@@ -685,6 +690,7 @@ def test_ask_within_right_and_per_call_timeout():
     assert "time that is left" in assert_wrong(checks.ask_within(per_call))
 
 
+@pytest.mark.lab
 @live
 def test_ask_within_bad_answers():
     assert "TimeoutError" in assert_wrong(checks.ask_within(lambda sock, request, seconds: TimeoutError()))
@@ -726,6 +732,7 @@ def test_delayed_ack_from_the_recording(slow):
     assert NOT_ANSWERED in checks.delayed_ack(slow, ...).message
 
 
+@pytest.mark.lab
 @live
 def test_delayed_ack_wants_a_run_of_ones_own(slow):
     live_run = netlab.handshake(close_delay=0.5)
@@ -736,6 +743,7 @@ def test_delayed_ack_wants_a_run_of_ones_own(slow):
     assert "close_delay=0.5" in assert_wrong(checks.delayed_ack(too_short, ack.time - fin.time))
 
 
+@pytest.mark.lab
 @live
 def test_reliable_close_delay_live():
     fb = checks.reliable_close_delay(0.07, 0.045)
@@ -762,6 +770,7 @@ def test_reliable_close_delay_recorded(monkeypatch):
 # 04: read_body (write code), keeps_connection_open (predict, then ask), second_response_seq (personal)
 
 
+@pytest.mark.lab
 @live
 def test_read_body_right_and_until_close_hangs():
     assert_right(checks.read_body(solved_read_body))
@@ -775,6 +784,7 @@ def test_read_body_right_and_until_close_hangs():
     assert "still waiting" in assert_wrong(checks.read_body(until_close))
 
 
+@pytest.mark.lab
 @live
 def test_read_body_that_stops_after_the_head():
     def exact_case(sock):  # looks for "Content-Length" spelled one way only
@@ -799,6 +809,7 @@ STAYS_OPEN = {"HTTP/1.1": True, "HTTP/1.1, Connection: close": False, "HTTP/1.0"
               "HTTP/1.0, Connection: keep-alive": True}
 
 
+@pytest.mark.slow
 def test_keeps_connection_open():
     assert_right(checks.keeps_connection_open(STAYS_OPEN))
     assert "HTTP/1.0's default" in assert_wrong(checks.keeps_connection_open({**STAYS_OPEN, "HTTP/1.0": True}))
@@ -886,6 +897,7 @@ def test_window_transfer_time_live_grades_round_trips_not_a_fraction_of_one():
     assert "Too long" in assert_wrong(checks.window_transfer_time(4 * 1460, 2.0))
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("segments", [2, 3, 5, 10])
 def test_round_trips_are_counted_from_the_captures_order_not_its_clock(segments):
     from netlab.core.peer import Script, transfer
@@ -896,6 +908,7 @@ def test_round_trips_are_counted_from_the_captures_order_not_its_clock(segments)
         assert checks._round_trips_taken(run.conversation) == checks._rounds(segments * 1460)
 
 
+@pytest.mark.lab
 def test_window_transfer_time_passes_a_right_answer_when_a_busy_machine_slows_the_round_trips(monkeypatch):
     # A fresh-clone test run beside a second one and a busy loop took 0.956 s for 6 round trips
     # (159 ms each), and the check failed a right answer. The peer here waits 160 ms to be as slow.
@@ -923,6 +936,7 @@ def test_two_syns_timeout_refuses_long_or_odd_timeouts_before_running():
     assert NOT_ANSWERED in checks.two_syns_timeout(...).message
 
 
+@pytest.mark.lab
 def test_two_syns_timeout_live():
     assert_right(checks.two_syns_timeout(1.5))
     assert "first retransmission" in assert_wrong(checks.two_syns_timeout(0.6))
@@ -968,10 +982,12 @@ def _retrying(catch=ConnectionRefusedError, wait=True, give_up=True):
     return connect_retrying
 
 
+@pytest.mark.slow
 def test_retrying_connect_right():
     assert_right(checks.retrying_connect(_retrying()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("func, words", [
     (_retrying(wait=False), "raised ConnectionRefusedError"),  # too quick for the late server
     (_retrying(catch=Exception), "ValueError"),
@@ -1009,6 +1025,7 @@ def test_mean_round_trip_by_littles_law():
     assert NOT_ANSWERED in checks.mean_round_trip(point, ...).message
 
 
+@pytest.mark.slow
 def test_blocking_prediction_live():
     assert_right(checks.blocking_prediction({"threads": 2000, "selectors": 200}))
     assert "same for both" in assert_wrong(checks.blocking_prediction({"threads": 2000, "selectors": 2000}))
@@ -1058,6 +1075,7 @@ def test_asyncio_echo_right():
     assert_right(checks.asyncio_echo(_echo))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("handler, words", [(_readline_echo, "no newline"), (_no_close, "did not close"),
                                             (_raises, "RuntimeError")])
 def test_asyncio_echo_wrong(handler, words):
@@ -1175,6 +1193,7 @@ def test_tls_records(tls_recorded):
 # recovery, and a function that tells which window limits the sender ---
 
 
+@pytest.mark.lab
 def test_slow_start_prediction_live_runs_slow_start_from_three_segments():
     fb = checks.slow_start_prediction([6, 12, 24, 48])
     assert_right(fb)
@@ -1251,6 +1270,7 @@ def test_recovery_duration_hints_without_the_answer(ms, trips, words):
     assert "120" not in msg and "1.5" not in msg
 
 
+@pytest.mark.slow
 def test_recovery_duration_on_a_recorded_cubic_run():
     from netlab.core.experiment import load_recorded
     from netlab.lessons.congestion import CongestionExperiment
@@ -1291,6 +1311,7 @@ def _limited_by(samples):
     return "rwnd" if middle.snd_wnd < middle.cwnd * middle.mss else "cwnd"
 
 
+@pytest.mark.slow
 def test_window_limit_right_by_the_windows_or_by_the_kernels_counter(window_runs):
     assert_right(checks.window_limit(_limited_by, *window_runs))
     by_counter = lambda samples: "rwnd" if samples[-1].rwnd_limited > samples[-1].busy_time / 2 else "cwnd"  # noqa: E731

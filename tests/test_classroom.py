@@ -21,6 +21,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 import netlab.checks as checks
 from netlab.classroom import edition, grading, nbval_plugin
 
+pytestmark = pytest.mark.grading
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SERIES = edition.series(NOTEBOOKS)

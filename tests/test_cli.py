@@ -23,6 +23,9 @@ from netlab.core.conversation import Conversation
 from netlab.core.pcapfiles import DATA, load_pcap, save_pcap
 from netlab.core.pcapfiles import recorded_packets as recorded
 
+# Each test starts `python -m netlab` (scapy's import alone takes about a second).
+pytestmark = pytest.mark.slow
+
 HANDSHAKE = DATA / "handshake.pcap"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

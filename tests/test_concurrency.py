@@ -45,6 +45,7 @@ def lab(nothing_left_behind):
         yield lab
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("model", list(MODELS))
 def test_each_model_echoes_every_clients_own_messages_under_concurrent_clients(model, lab):
     with echo_server(model, lab=lab) as server:
@@ -55,6 +56,7 @@ def test_each_model_echoes_every_clients_own_messages_under_concurrent_clients(m
     assert server.open_connections == 0 and server.accepted == 60 and server.errors == []
 
 
+@pytest.mark.lab
 def test_thread_model_runs_one_thread_per_connection_and_event_loops_one_in_all(lab):
     threads = {}
     for model in MODELS:
@@ -71,6 +73,7 @@ def _listen_overflows(lab) -> dict[str, int]:
     return {name: counts[name] for name in ("ListenOverflows", "ListenDrops")}
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("model", list(MODELS))
 def test_each_model_queues_500_clients_connecting_at_once_without_dropping_a_syn(model, lab):
     # A dropped SYN costs its client a 1 s retransmission timeout before the load can start.
@@ -81,6 +84,7 @@ def test_each_model_queues_500_clients_connecting_at_once_without_dropping_a_syn
     assert _listen_overflows(lab) == {"ListenOverflows": 0, "ListenDrops": 0}
 
 
+@pytest.mark.lab
 def test_one_set_of_generator_processes_serves_run_after_run(lab):
     with _Generators(lab, 2, timeout=30) as gens:
         started = [proc.pid for proc in gens.procs]
@@ -93,6 +97,7 @@ def test_one_set_of_generator_processes_serves_run_after_run(lab):
     assert [p.generators for p in points] == [2, 1] * len(MODELS)  # one client needs one generator
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("model", list(MODELS))
 def test_server_stops_with_idle_clients_still_connected_and_they_see_the_close(model, lab):
     server = echo_server(model, lab=lab)
@@ -112,6 +117,7 @@ def test_server_stops_with_idle_clients_still_connected_and_they_see_the_close(m
             sock.close()
 
 
+@pytest.mark.lab
 def test_a_reply_larger_than_the_socket_buffers_is_echoed_whole_by_the_selector_server(lab):
     # 8 MB does not fit in the kernel's buffers: the server must keep what it could not send yet
     # and stop reading while it waits, or it would lose bytes or grow without bound.
@@ -133,6 +139,7 @@ def test_a_reply_larger_than_the_socket_buffers_is_echoed_whole_by_the_selector_
         assert bytes(received) == payload
 
 
+@pytest.mark.lab
 def test_load_on_a_closed_server_reports_the_refusal_instead_of_hanging(lab):
     server = echo_server("asyncio", lab=lab)
     server.close()
@@ -169,6 +176,7 @@ def test_bad_idle_cost_arguments_are_named_before_anything_starts(nothing_left_b
         idle_cost(("fibers",), connections=5)
 
 
+@pytest.mark.lab
 def test_load_without_lab_runs_in_the_lab_the_server_listens_in(lab):
     # The server's 127.0.0.1 is the lab's: generators on the host would reach the host's
     # loopback instead (refused, or someone else's server), and this server would see nothing.
@@ -178,6 +186,7 @@ def test_load_without_lab_runs_in_the_lab_the_server_listens_in(lab):
     assert server.accepted == 5 and server.errors == []
 
 
+@pytest.mark.lab
 def test_load_in_another_lab_than_the_servers_is_refused(lab):
     with echo_server("threads") as server:  # listens on the host
         with pytest.raises(ConcurrencyError, match="listens on the host.*leave out lab="):
@@ -221,6 +230,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("model", list(MODELS))
 def test_a_server_out_of_file_descriptors_says_so_backs_off_and_recovers(model, lab):
     with echo_server(model, lab=lab) as server:
@@ -292,6 +302,7 @@ def test_fd_limit_is_raised_to_what_is_needed_and_never_lowered():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("nbytes, buffer", [(10_000_003, 65536), (3 * (1 << 20), 1 << 20), (1, 4096)])
 def test_bulk_transfer_moves_exactly_n_bytes_with_matching_checksum(nbytes, buffer, lab):
     result = transfer(nbytes, buffer=buffer, lab=lab, verify=True)
@@ -299,6 +310,7 @@ def test_bulk_transfer_moves_exactly_n_bytes_with_matching_checksum(nbytes, buff
     assert result.checksum_ok is True
 
 
+@pytest.mark.lab
 def test_bulk_checksum_catches_a_byte_changed_on_the_way(lab, monkeypatch):
     # Stand in for a corrupting link: the first block the sender hands the kernel has one bit flipped.
     real_sendall = socket.socket.sendall
@@ -318,6 +330,7 @@ def test_bulk_checksum_catches_a_byte_changed_on_the_way(lab, monkeypatch):
     assert result.checksum_ok is False
 
 
+@pytest.mark.lab
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
 def test_iperf3_in_the_lab_reports_the_bytes_it_sent(lab):
     result = iperf3(20_000_000, lab=lab)
@@ -329,6 +342,7 @@ def test_iperf3_in_the_lab_reports_the_bytes_it_sent(lab):
     assert result.gbit_per_second == pytest.approx(received["bits_per_second"] / 1e9, rel=0.01)
 
 
+@pytest.mark.lab
 def test_a_receiver_failure_is_reported_as_the_receivers_not_as_the_senders_reset(lab, monkeypatch):
     def recv_into(sock, *args):
         raise ConnectionResetError(104, "Connection reset by peer (made up by the test)")
@@ -339,6 +353,7 @@ def test_a_receiver_failure_is_reported_as_the_receivers_not_as_the_senders_rese
         transfer(50_000_000, buffer=65536, lab=lab, timeout=30)
 
 
+@pytest.mark.lab
 def test_bulk_timeout_bounds_the_whole_transfer(lab):
     # 10 GB in 0.05 s would be 1.6 Tbit/s: no loopback does that, so the deadline must end it.
     began = time.monotonic()
@@ -347,6 +362,7 @@ def test_bulk_timeout_bounds_the_whole_transfer(lab):
     assert time.monotonic() - began < 5  # generous: one timeout, not one per sendall
 
 
+@pytest.mark.lab
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed")
 def test_an_iperf3_server_that_cannot_listen_is_reported_at_once(lab):
     # In a lab iperf3 always gets the port the lab's kernel keeps back from ephemeral use; here

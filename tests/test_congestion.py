@@ -28,6 +28,7 @@ def _ss_fields(text: str) -> dict[str, str]:
     return dict(re.findall(r"\b([a-z_]+):(\S+)", text))
 
 
+@pytest.mark.lab
 def test_tcp_info_agrees_with_ss_on_an_idle_connection(nothing_left_behind):
     with Lab() as lab, Bottleneck(lab, rate=10e6, queue=20, rtt=0.02) as path:
         with path.connect("cubic") as sock:
@@ -56,6 +57,7 @@ def test_tcp_info_agrees_with_ss_on_an_idle_connection(nothing_left_behind):
     assert 0.019 <= info.min_rtt <= 0.03  # the delay line's 20 ms, and a little
 
 
+@pytest.mark.lab
 def test_slow_start_doubles_cwnd_each_round_from_the_initial_window(nothing_left_behind):
     exp = congestion.slow_start(recorded=None)
     assert exp.live and exp.algorithm == "reno"
@@ -68,6 +70,7 @@ def test_slow_start_doubles_cwnd_each_round_from_the_initial_window(nothing_left
     assert exp.samples[-1].data_segs_out == sum(1 for s in exp.conversation.segments if s.direction == "C→S" and s.length)
 
 
+@pytest.mark.lab
 def test_slow_start_from_the_routes_initial_window(nothing_left_behind):
     exp = congestion.slow_start(initial_window=3, capture=False)  # RFC 3390's 3 segments of 1448 bytes
     assert exp.live and exp.samples[0].cwnd == 3
@@ -75,6 +78,7 @@ def test_slow_start_from_the_routes_initial_window(nothing_left_behind):
     assert "initial window 3 segments" in exp.path
 
 
+@pytest.mark.slow
 def test_slow_start_from_another_initial_window_has_no_recording_to_stand_in(monkeypatch):
     from netlab.core.errors import LabUnavailable
 
@@ -90,6 +94,7 @@ def test_a_bad_initial_window_is_refused_before_a_lab_is_made(initial_window):
         congestion.slow_start(initial_window=initial_window)
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize(("algorithm", "low", "high"), [("reno", 0.45, 0.55), ("cubic", 0.65, 0.75)])
 def test_one_loss_cuts_cwnd_by_the_algorithms_factor(algorithm, low, high):
     exp = congestion.after_loss(algorithm, recorded=None)
@@ -134,6 +139,7 @@ def test_rounds_outside_slow_start_keep_the_sample_after_the_end():
     assert [r.cwnd for r in congestion.rounds(samples)][:3] == [20, 40, 128]
 
 
+@pytest.mark.slow
 def test_reductions_reads_one_recovery_as_one_cut():
     samples = _samples("congestion-reno", ("Open", 150, None), ("Disorder", 159, None), ("Recovery", 156, 79),
                        ("Recovery", 100, 79), ("Recovery", 79, 79), ("Open", 79, 79), ("Open", 80, 79))
@@ -157,6 +163,7 @@ def test_reductions_of_a_timeout_keep_cwnd_at_its_lowest():
     assert [(r.before, r.after, r.cause) for r in congestion.reductions(samples)] == [(60, 1, "timeout")]
 
 
+@pytest.mark.lab
 def test_an_outage_ends_in_a_timeout_and_cwnd_of_one():
     exp = congestion.timeout(recorded=None)
     cut = exp.reductions[0]
@@ -169,6 +176,7 @@ def test_unknown_algorithm_is_refused_naming_those_the_kernel_has():
         congestion.run("vegas-nope")
 
 
+@pytest.mark.lab
 def test_cwnd_command_prints_one_json_object():
     done = subprocess.run([sys.executable, "-m", "netlab", "cwnd", "--cc", "reno", "--loss", "100", "--json"],
                           capture_output=True, text=True, timeout=60)
@@ -192,6 +200,7 @@ def test_cwnd_command_with_an_unknown_algorithm_says_so_in_one_line():
     assert all(name in lines[0] for name in available_algorithms())
 
 
+@pytest.mark.lab
 def test_send_sampled_samples_several_times_per_round_trip(nothing_left_behind):
     with Lab() as lab, Bottleneck(lab, rate=10e6, queue=30, rtt=0.04) as path:
         with path.connect("reno") as sock:
@@ -202,6 +211,7 @@ def test_send_sampled_samples_several_times_per_round_trip(nothing_left_behind):
     assert path.report.packets and path.report.capture_drops == 0
 
 
+@pytest.mark.slow
 def test_every_recording_loads_with_its_samples():
     for name in congestion.RECORDINGS:
         exp = load_recorded(name, kind=congestion.CongestionExperiment)
@@ -235,12 +245,14 @@ def test_at_once_raises_the_first_failure_after_all_have_ended():
     assert ended == ["slow"]
 
 
+@pytest.mark.lab
 def test_a_run_without_capture_keeps_the_samples_only(nothing_left_behind):
     exp = congestion.run("reno", rate=10e6, queue=30, rtt=0.04, seconds=0.3, capture=False, every=0.005, recorded=None)
     assert exp.live and exp.packets == [] and exp.sent > 0
     assert exp.samples[-1].bytes_acked > 1 and exp.kernel.startswith("Linux")
 
 
+@pytest.mark.lab
 def test_the_small_buffer_run_is_limited_by_the_receivers_window():
     exp = congestion.window_limits("rwnd", recorded=None)
     est = congestion.window_estimate(exp)
@@ -251,6 +263,7 @@ def test_the_small_buffer_run_is_limited_by_the_receivers_window():
     assert 0.5 * est.predicted <= est.measured <= 1.1 * est.predicted, str(est)
 
 
+@pytest.mark.lab
 def test_the_path_limited_run_is_predicted_by_cwnd_over_the_rtt_of_the_same_moment():
     exp = congestion.window_limits("cwnd", recorded=None)
     est = congestion.window_estimate(exp)

@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.container
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 SECCOMP = DEPLOY / "seccomp"

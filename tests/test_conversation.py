@@ -84,6 +84,7 @@ def recorded_handshake():
     return Conversation.from_packets(recorded("handshake"), source="recorded")
 
 
+@pytest.mark.slow
 def test_recorded_handshake_has_the_ten_segments_in_order(recorded_handshake):
     assert recorded_handshake.flags() == [
         "SYN", "SYN-ACK", "ACK", "PSH-ACK", "ACK", "PSH-ACK", "ACK", "FIN-ACK", "FIN-ACK", "ACK"]

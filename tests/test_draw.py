@@ -254,6 +254,7 @@ def test_shows_as_one_png_in_jupyter_without_pyplot(hello):
     assert data["text/plain"].startswith("<Figure size 860x")
 
 
+@pytest.mark.slow
 def test_importing_draw_changes_no_matplotlib_setting_and_loads_no_pyplot():
     code = (
         "import sys, matplotlib\n"
@@ -358,6 +359,7 @@ def test_state_diagram_without_a_conversation_highlights_nothing_and_has_no_lege
     assert fig.axes[0].get_title() == "TCP states (RFC 9293)"
 
 
+@pytest.mark.slow
 def test_state_diagram_highlights_exactly_the_states_each_side_went_through(recorded):
     conv = recorded["handshake"]
     fig = state_diagram(conv)
@@ -494,6 +496,7 @@ def test_state_diagram_says_the_resets_it_leaves_out():
     assert named == spared | {"CLOSED"}
 
 
+@pytest.mark.slow
 def test_state_diagram_labels_stay_clear_of_boxes_and_of_each_other(recorded):
     for conv in (None, *recorded.values()):
         fig = state_diagram(conv)
@@ -537,6 +540,7 @@ def test_state_diagram_draws_into_given_axes_and_returns_its_figure(hello):
     assert plt.get_fignums() == []
 
 
+@pytest.mark.slow
 def test_state_diagram_shows_as_one_png_in_jupyter_without_pyplot(hello):
     formatters = pytest.importorskip("IPython.core.formatters")
     data, _ = formatters.DisplayFormatter().format(state_diagram(hello))

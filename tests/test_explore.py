@@ -26,6 +26,7 @@ def long():
     return netlab.Conversation(long_conversation.packets(497), source="made")
 
 
+@pytest.mark.slow
 def test_each_step_shows_the_state_walk_of_the_conversation(handshake):
     steps = ex.steps(handshake)
     assert len(steps) == len(handshake.segments)
@@ -46,6 +47,7 @@ def test_in_flight_counts_what_is_sent_and_not_yet_acknowledged(handshake):
                                         "server": [s for s in handshake.segments if s.direction == "S→C"][-1].window}
 
 
+@pytest.mark.slow
 def test_next_and_previous_move_the_highlighted_arrow_and_the_states(handshake):
     explorer = netlab.explore(handshake)
     assert explorer.current == 1
@@ -74,6 +76,7 @@ def test_the_details_show_the_layers_and_header_fields(handshake):
     assert "b&#x27;Hello, World!&#x27;" in details
 
 
+@pytest.mark.slow
 def test_the_ladder_window_stays_small_on_a_long_conversation(long):
     svg = ex.ladder_svg(long, 500)
     assert len(long.segments) == 1001

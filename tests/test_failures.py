@@ -20,6 +20,7 @@ from netlab.lessons import failures
 live = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 
 
+@pytest.mark.lab
 @live
 def test_connect_timeout_retransmits_the_unanswered_syn_then_raises_timeout(nothing_left_behind):
     exp = failures.connect_timeout()  # notebook 06's: 2.2 s
@@ -91,6 +92,7 @@ def test_blocked_send_times_out_while_the_window_is_zero_and_the_window_reopens(
     assert conv.retransmissions() == []
 
 
+@pytest.mark.lab
 @live
 def test_retry_refused_gives_up_after_the_attempts_with_growing_waits(nothing_left_behind):
     attempts = failures.retry_refused(attempts=3, first_delay=0.05)
@@ -248,6 +250,7 @@ def test_failures_refuse_a_timeout_they_cannot_use_naming_it(experiment, timeout
         getattr(failures, experiment)(timeout)
 
 
+@pytest.mark.lab
 @live
 def test_a_rebooted_host_answers_the_next_segment_with_a_bare_rst_after_silence():
     exp = failures.rebooted_host()

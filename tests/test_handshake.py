@@ -8,6 +8,7 @@ import pytest
 import netlab
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recorded", [False, True])
 def test_write_write_read_stalls_for_a_delayed_ack_and_tcp_nodelay_removes_it(recorded, monkeypatch):
     if recorded:

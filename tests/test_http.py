@@ -155,6 +155,7 @@ def responses(draw) -> nh.Response:
     return nh.Response(draw(versions), status, reason, headers, body)
 
 
+@pytest.mark.slow
 @fuzz(1000)
 @given(requests())
 def test_generated_requests_round_trip_and_agree_with_http_server(request):
@@ -167,6 +168,7 @@ def test_generated_requests_round_trip_and_agree_with_http_server(request):
         assert theirs.body == request.body
 
 
+@pytest.mark.slow
 @fuzz(1000)
 @given(responses())
 def test_generated_responses_round_trip_and_agree_with_http_client(response):
@@ -177,6 +179,7 @@ def test_generated_responses_round_trip_and_agree_with_http_client(response):
     same_head(response, theirs)
 
 
+@pytest.mark.slow
 @fuzz(500)
 @given(st.one_of(requests(), responses()), st.data())
 def test_every_unfinished_message_is_incomplete_not_malformed(message, data):
@@ -221,12 +224,14 @@ def _stdlib_agrees(message, data: bytes) -> None:
     assert (message.version, message.headers) == (theirs.version, stripped)
 
 
+@pytest.mark.slow
 @fuzz(3500)
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes_as_request_raise_only_parse_errors(data):
     _only_parse_errors(parse_request, data)
 
 
+@pytest.mark.slow
 @fuzz(3500)
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes_as_response_raise_only_parse_errors(data):
@@ -263,12 +268,14 @@ def _fuzz_mutated(parse, case) -> None:
         _stdlib_agrees(message, data)
 
 
+@pytest.mark.slow
 @fuzz(1000)
 @given(mutated(requests()))
 def test_fuzz_mutated_requests_raise_only_parse_errors(case):
     _fuzz_mutated(parse_request, case)
 
 
+@pytest.mark.slow
 @fuzz(1000)
 @given(mutated(responses()))
 def test_fuzz_mutated_responses_raise_only_parse_errors(case):
@@ -668,6 +675,7 @@ def test_close_is_quick_with_idle_and_slow_clients_connected(nothing_left_behind
     assert took < 1.5, f"close() took {took:.2f} s with an idle and a slow client"
 
 
+@pytest.mark.lab
 def test_server_in_a_lab_is_reached_from_the_lab_only(nothing_left_behind):
     with netlab.Lab() as lab, nh.serve(lab) as server:
         with lab.create_connection(server.address) as sock:
@@ -680,6 +688,7 @@ def test_server_in_a_lab_is_reached_from_the_lab_only(nothing_left_behind):
         assert server.url == f"http://127.0.0.1:{server.address[1]}"
 
 
+@pytest.mark.lab
 def test_site_http_connection_reaches_the_lab_server(nothing_left_behind):
     with lesson.site() as site:
         assert site.why.startswith("live:")
@@ -840,6 +849,7 @@ def test_cli_server_refuses_a_port_in_use_in_one_line():
 # Keep-alive, from the capture.
 
 
+@pytest.mark.lab
 def test_three_requests_over_one_kept_alive_connection_need_one_syn(nothing_left_behind):
     exp = lesson.fetch(["/", "/large?bytes=100000", "/chunked"])
     assert exp.live, exp.why
@@ -853,6 +863,7 @@ def test_three_requests_over_one_kept_alive_connection_need_one_syn(nothing_left
     assert 0 < exp.seconds < 5
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("version", ["1.1", "1.0"])
 def test_closing_after_each_response_costs_a_syn_per_request(version):
     exp = lesson.fetch(reuse=False, version=version)
@@ -868,6 +879,7 @@ def test_closing_after_each_response_costs_a_syn_per_request(version):
         assert conv.handshake_complete and len(conv.phase("teardown")) >= 3
 
 
+@pytest.mark.lab
 def test_http_1_0_keep_alive_on_request_reuses_the_connection():
     exp = lesson.fetch(version="1.0")
     assert exp.summary() == "3 requests over 1 connection: 1 SYN"

@@ -34,7 +34,7 @@ from netlab import CaptureError, LabError, LabUnavailable
 from netlab.core import programs
 from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")]
 
 MESSAGE = b"Hello, World!"  # what netlab.handshake() sends by default
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 UID = 65534  # nobody: an ordinary uid that exists everywhere
 DEBIAN_USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"  # /etc/login.defs, ENV_PATH

@@ -47,6 +47,7 @@ def _record_offsets(data: bytes) -> list[int]:
 # Round trips
 
 
+@pytest.mark.slow
 def test_save_and_load_keep_packets_and_timestamps(tmp_path):
     packets = recorded("handshake")
     path = save_pcap(packets, tmp_path / "sub" / "again.pcap")  # creates the folder too
@@ -94,6 +95,7 @@ def test_pcapng_files_read_too(tmp_path):
     assert [float(p.time) for p in again] == pytest.approx([float(p.time) for p in packets], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_every_shipped_recording_loads_completely():
     for path in sorted(DATA.glob("*.pcap")):
         data = path.read_bytes()

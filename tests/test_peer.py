@@ -45,6 +45,7 @@ def _acks(conv):
 # The link and the default script.
 
 
+@pytest.mark.lab
 def test_a_write_leaves_the_1500_byte_link_in_segments_of_one_mss(nothing_left_behind):
     exp = peer.transfer(Script(), data=20_000, recorded=None)
     conv = exp.conversation
@@ -60,6 +61,7 @@ def test_a_write_leaves_the_1500_byte_link_in_segments_of_one_mss(nothing_left_b
     assert any("connection closed" in e.what for e in exp.log)
 
 
+@pytest.mark.lab
 def test_loopback_carries_the_same_write_in_a_few_giant_segments(nothing_left_behind):
     exp = peer.loopback_transfer(100_000, recorded=None)
     sizes = [s.length for s in _data(exp.conversation)]
@@ -71,12 +73,14 @@ def test_loopback_carries_the_same_write_in_a_few_giant_segments(nothing_left_be
 # The SYN: accept, refuse, ignore.
 
 
+@pytest.mark.lab
 def test_refuse_answers_the_syn_with_a_reset(nothing_left_behind):
     exp = peer.transfer(Script().refuse(), data=100, recorded=None)
     assert isinstance(exp.result, ConnectionRefusedError)
     assert exp.conversation.flags() == ["SYN", "RST-ACK"]
 
 
+@pytest.mark.lab
 def test_ignored_syns_are_retransmitted_until_connect_times_out(nothing_left_behind):
     start = time.monotonic()
     exp = peer.transfer(Script().ignore_syns(), data=100, timeout=1.5, recorded=None)
@@ -90,6 +94,7 @@ def test_ignored_syns_are_retransmitted_until_connect_times_out(nothing_left_beh
 # Loss and retransmission.
 
 
+@pytest.mark.lab
 def test_never_ack_makes_the_kernel_retransmit_on_a_doubling_timer(nothing_left_behind):
     exp = peer.retransmissions(3, recorded=None)
     times = peer.retransmission_times(exp.conversation)
@@ -102,6 +107,7 @@ def test_never_ack_makes_the_kernel_retransmit_on_a_doubling_timer(nothing_left_
     assert exp.counters["TcpExtTCPTimeouts"] >= 3
 
 
+@pytest.mark.lab
 def test_a_dropped_segment_is_fast_retransmitted_after_duplicate_acks(nothing_left_behind):
     exp = peer.transfer(Script().drop(3), data=30_000, recorded=None)
     conv = exp.conversation
@@ -115,6 +121,7 @@ def test_a_dropped_segment_is_fast_retransmitted_after_duplicate_acks(nothing_le
     assert conv.data() == peer.pattern(30_000)  # the peer kept the segments after the gap
 
 
+@pytest.mark.lab
 def test_duplicate_acks_are_sent_and_the_segment_is_sent_again(nothing_left_behind):
     exp = peer.transfer(Script().duplicate_acks(2, count=3), data=2 * MSS, recorded=None)
     conv = exp.conversation
@@ -125,6 +132,7 @@ def test_duplicate_acks_are_sent_and_the_segment_is_sent_again(nothing_left_behi
     assert conv.data() == peer.pattern(2 * MSS)
 
 
+@pytest.mark.lab
 def test_late_acks_set_the_round_trip_time(nothing_left_behind):
     exp = peer.transfer(Script().accept(window=3 * MSS).ack_late(0.1), data=6 * MSS, recorded=None)
     conv = exp.conversation
@@ -141,6 +149,7 @@ def test_late_acks_set_the_round_trip_time(nothing_left_behind):
     assert _data(conv)[3].time - first.time >= 0.1  # the fourth waited for the late ACK
 
 
+@pytest.mark.lab
 def test_reset_mid_stream_reaches_the_program_as_connection_reset(nothing_left_behind):
     exp = peer.transfer(Script().reset(after=3), data=30_000, recorded=None)
     assert isinstance(exp.result, ConnectionResetError), exp.result
@@ -148,6 +157,7 @@ def test_reset_mid_stream_reaches_the_program_as_connection_reset(nothing_left_b
     assert exp.conversation.segments[-1].direction == SERVER_TO_CLIENT
 
 
+@pytest.mark.lab
 def test_a_corrupted_ack_is_counted_dropped_and_the_data_retransmitted(nothing_left_behind):
     from scapy.layers.inet import IP, TCP
 
@@ -167,6 +177,7 @@ def test_a_corrupted_ack_is_counted_dropped_and_the_data_retransmitted(nothing_l
 # Flow control.
 
 
+@pytest.mark.lab
 def test_stop_reading_closes_the_window_and_the_kernel_probes_until_it_reopens(nothing_left_behind):
     exp = peer.transfer(Script().accept(window=10 * MSS).stop_reading(after=0, seconds=0.8), data=20 * MSS,
                         recorded=None)
@@ -188,6 +199,7 @@ def test_stop_reading_closes_the_window_and_the_kernel_probes_until_it_reopens(n
 # Always stops, always cleans up.
 
 
+@pytest.mark.lab
 def test_stop_after_ends_the_peer_by_itself(nothing_left_behind):
     with netlab.Lab() as lab, peer.Peer(lab, Script().never_ack().stop_after(segments=1)) as p:
         with lab.create_connection(p.address, timeout=2) as sock:
@@ -196,6 +208,7 @@ def test_stop_after_ends_the_peer_by_itself(nothing_left_behind):
     assert p.finished and "stopping after 1 data segments" in p.log[-2].what
 
 
+@pytest.mark.lab
 def test_peer_ends_at_its_time_bound(nothing_left_behind):
     start = time.monotonic()
     with netlab.Lab() as lab, peer.Peer(lab, Script().ignore_syns().within(0.5)) as p:
@@ -222,6 +235,7 @@ def _data_segments_seen(log):
     return sum(1 for e in log if e.what.startswith("data segment"))
 
 
+@pytest.mark.lab
 def test_a_peer_under_a_sender_that_never_pauses_ends_at_its_time_bound(nothing_left_behind):
     # The kernel answers every ACK with new segments, so frames never stop arriving; the peer
     # must still look at its clock.
@@ -236,6 +250,7 @@ def test_a_peer_under_a_sender_that_never_pauses_ends_at_its_time_bound(nothing_
     assert p.packets
 
 
+@pytest.mark.lab
 def test_stop_during_a_busy_transfer_ends_the_peer_at_once_with_its_log(nothing_left_behind):
     busy, done = threading.Event(), threading.Event()
     with netlab.Lab() as lab, peer.Peer(lab, Script().within(30)) as p:
@@ -262,6 +277,7 @@ def _peer_that_ignores_stop(lab):
     lab.popen = lambda argv, **kwargs: popen(["sh", "-c", "read order; echo ready; exec sleep 30"], **kwargs)
 
 
+@pytest.mark.lab
 def test_a_peer_killed_before_writing_its_capture_raises_instead_of_showing_nothing(nothing_left_behind,
                                                                                    monkeypatch):
     monkeypatch.setattr(core_peer, "STOP_TIMEOUT", 0.5)
@@ -273,6 +289,7 @@ def test_a_peer_killed_before_writing_its_capture_raises_instead_of_showing_noth
     assert p.log == [] and p.packets == [] and not p.running
 
 
+@pytest.mark.lab
 def test_a_lost_capture_does_not_hide_the_error_that_ended_the_block(nothing_left_behind, monkeypatch):
     monkeypatch.setattr(core_peer, "STOP_TIMEOUT", 0.5)
     with netlab.Lab() as lab:
@@ -283,6 +300,7 @@ def test_a_lost_capture_does_not_hide_the_error_that_ended_the_block(nothing_lef
     assert raised.value.__notes__ == ["the peer did not stop within 0.5 s; its capture is lost"]
 
 
+@pytest.mark.lab
 def test_transfer_waits_at_most_its_timeout_for_a_peer_that_never_acknowledges(nothing_left_behind):
     timeout = 2.0
     start = time.monotonic()
@@ -315,6 +333,7 @@ def peers_in(lab):
     return found
 
 
+@pytest.mark.lab
 def test_peer_stops_and_leaves_nothing_when_the_socket_side_fails(nothing_left_behind):
     start = time.monotonic()
     with netlab.Lab() as lab:
@@ -331,6 +350,7 @@ def test_peer_stops_and_leaves_nothing_when_the_socket_side_fails(nothing_left_b
     assert p.log[-1].what in ("peer ends: told to stop", "peer ends: the connection is over")
 
 
+@pytest.mark.lab
 def test_interrupt_while_waiting_for_the_peer_stops_it(nothing_left_behind, interrupt_in):
     with netlab.Lab() as lab:
         with pytest.raises(KeyboardInterrupt):
@@ -342,6 +362,7 @@ def test_interrupt_while_waiting_for_the_peer_stops_it(nothing_left_behind, inte
     assert _children() == []
 
 
+@pytest.mark.lab
 def test_interrupt_while_the_lab_starts_leaves_nothing_behind(nothing_left_behind, interrupt_in):
     # A lab takes 50 ms or more to start (unshare, a new Python): the stop button lands in its start.
     with pytest.raises(KeyboardInterrupt):
@@ -350,6 +371,7 @@ def test_interrupt_while_the_lab_starts_leaves_nothing_behind(nothing_left_behin
             threading.Event().wait(5)  # if the lab was quicker, the interrupt ends this wait instead
 
 
+@pytest.mark.lab
 def test_interrupt_during_a_transfer_leaves_nothing_behind(nothing_left_behind, interrupt_in):
     start = time.monotonic()
     interrupt_in(0.8)
@@ -358,6 +380,7 @@ def test_interrupt_during_a_transfer_leaves_nothing_behind(nothing_left_behind, 
     assert time.monotonic() - start < 5
 
 
+@pytest.mark.lab
 def test_a_peer_that_cannot_start_fails_within_its_timeout(nothing_left_behind):
     start = time.monotonic()
     with netlab.Lab() as lab:
@@ -414,6 +437,7 @@ def _shape(exp) -> dict:
     }
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("name", sorted(peer.RECORDINGS))
 def test_every_notebook_experiment_has_a_recording_that_shows_what_a_live_run_shows(monkeypatch, name):
     live = peer.RECORDINGS[name]()
@@ -424,6 +448,7 @@ def test_every_notebook_experiment_has_a_recording_that_shows_what_a_live_run_sh
     assert _shape(recorded) == _shape(live)
 
 
+@pytest.mark.slow
 def test_a_recorded_exception_reads_back_as_that_exception(monkeypatch, tmp_path):
     import netlab.core.pcapfiles
 
@@ -449,6 +474,7 @@ def test_recorded_transfer_says_which_script_it_followed(monkeypatch):
     assert "This recording followed Script(port=80).drop(3), not the script asked for." in other.why
 
 
+@pytest.mark.lab
 def test_retransmit_command_prints_each_timeout_about_double_the_last():
     done = subprocess.run([sys.executable, "-m", "netlab", "retransmit", "--count", "3"],
                           capture_output=True, text=True, timeout=30)

@@ -82,6 +82,7 @@ def test_iperf3_missing_means_no_comparison_not_an_error(without_programs):
     assert bulk.iperf3(1000) is None
 
 
+@pytest.mark.lab
 def test_the_rebooted_host_without_nft_shows_its_recording(without_programs):
     without_programs("nft")
     from netlab.lessons import failures

@@ -125,6 +125,7 @@ def data_packet(recorded_handshake):
     return recorded_handshake.conversation.phase("data")[0].packet
 
 
+@pytest.mark.slow
 def test_live_or_recorded_check_reads_the_experiments_source(recorded_handshake):
     import netlab
 

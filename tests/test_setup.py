@@ -134,6 +134,7 @@ def test_run_rejects_an_unknown_command():
     assert "usage" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     Path(sys.prefix).resolve() != (ROOT / ".venv").resolve(),
     reason="calls ./run, which sets up .venv: runs only under ./run test, where that is already done",

@@ -336,6 +336,7 @@ def test_recv_message_times_out_like_any_blocking_recv():
 # Notebook 02's experiments, live in the lab and recorded
 
 
+@pytest.mark.lab
 def test_socket_walk_shows_which_calls_put_segments_on_the_wire():
     walk = netlab.socket_walk()
     assert walk.live, walk.why
@@ -351,6 +352,7 @@ def test_socket_walk_shows_which_calls_put_segments_on_the_wire():
     assert walk.conversation.data() == b"Hello"
 
 
+@pytest.mark.lab
 def test_two_sends_leave_as_two_segments_and_arrive_in_one_recv():
     exp = netlab.two_sends_one_recv()
     assert exp.live, exp.why
@@ -359,6 +361,7 @@ def test_two_sends_leave_as_two_segments_and_arrive_in_one_recv():
     assert exp.result == {"sent": ["Hello, ", "World!"], "received": ["Hello, World!"]}
 
 
+@pytest.mark.lab
 def test_one_send_arrives_in_recvs_of_at_most_bufsize():
     exp = netlab.one_send_many_recvs(size=3000, bufsize=1024)
     assert exp.live, exp.why
@@ -371,6 +374,7 @@ def test_one_send_many_recvs_refuses_a_size_beyond_one_segment():
         netlab.one_send_many_recvs(size=100_000)
 
 
+@pytest.mark.lab
 def test_udp_exchange_has_no_handshake_and_keeps_datagram_boundaries():
     from scapy.layers.inet import TCP, UDP
 
@@ -382,6 +386,7 @@ def test_udp_exchange_has_no_handshake_and_keeps_datagram_boundaries():
     assert "S→C     5  b'got 3'" in udp.table()
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("experiment", ["socket_walk", "two_sends_one_recv", "one_send_many_recvs", "udp_exchange"])
 def test_every_notebook_02_experiment_falls_back_to_a_labelled_recording(experiment, monkeypatch):
     live = getattr(netlab, experiment)()
@@ -401,6 +406,7 @@ def scapy_loaded():
     netlab.udp_exchange()
 
 
+@pytest.mark.lab
 def test_notebook_02_experiments_leave_no_thread_socket_or_process_behind(scapy_loaded, nothing_left_behind):
     for experiment in (netlab.socket_walk, netlab.two_sends_one_recv, netlab.one_send_many_recvs, netlab.udp_exchange):
         assert experiment().live
@@ -431,6 +437,7 @@ def test_experiments_refuse_bad_arguments_naming_them_before_opening_a_lab(call,
 # --- issue 12: a short read, a lost datagram, the 4-tuple, a server written by the student ---
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("recorded", [False, True])
 def test_a_recv_returns_the_first_piece_of_a_message_sent_in_pieces(recorded, monkeypatch):
     if recorded:
@@ -469,6 +476,7 @@ def test_two_clients_share_the_server_port_and_each_socket_reads_its_own_client(
     assert [s.state for s in exp.kernel_states].count("ESTAB") == 4  # two connections, seen from both ends
 
 
+@pytest.mark.lab
 def test_a_server_the_student_writes_is_run_in_the_lab_and_talked_to():
     def upper(lab):
         with lab.socket() as listener:
@@ -488,6 +496,7 @@ def test_a_server_the_student_writes_is_run_in_the_lab_and_talked_to():
     assert exp.conversation.closed_first == "server"
 
 
+@pytest.mark.lab
 def test_a_student_server_that_never_listens_is_named_not_waited_for():
     def forgot_listen(lab):
         with lab.socket() as sock:
@@ -512,6 +521,7 @@ def test_the_new_experiments_refuse_bad_arguments_naming_them(call, named):
         call()
 
 
+@pytest.mark.lab
 def test_udp_loss_without_nftables_shows_the_recording_and_says_why(without_programs):
     without_programs("nft")
     exp = netlab.udp_loss()

@@ -143,6 +143,7 @@ def comparison():
     return netlab.tls.same_request()
 
 
+@pytest.mark.lab
 @linux_only
 def test_https_exchange_in_the_lab_hides_the_request_http_shows(comparison):
     http, https = comparison.http, comparison.https
@@ -156,6 +157,7 @@ def test_https_exchange_in_the_lab_hides_the_request_http_shows(comparison):
     assert https.certificate_der and not https.shows(https.certificate_der)
 
 
+@pytest.mark.lab
 @linux_only
 def test_same_request_leaves_no_thread_socket_or_process_behind(nothing_left_behind):
     again = netlab.tls.same_request("/")
@@ -191,6 +193,7 @@ def test_response_size_shows_through_the_encryption(comparison):
     assert (comparison.http.round_trips, comparison.https.round_trips) == (1, 2)
 
 
+@pytest.mark.slow
 @linux_only
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 def test_tshark_reads_the_same_records(comparison, tmp_path):
@@ -212,6 +215,7 @@ def test_tshark_reads_the_same_records(comparison, tmp_path):
 # Wrong certificates: the error a user sees, and the alert on the wire.
 
 
+@pytest.mark.lab
 @linux_only
 @pytest.mark.parametrize("case, reason, alert", [
     ("unknown CA", "unable to get local issuer certificate", "unknown_ca"),

@@ -16,6 +16,8 @@ from netlab.classroom.grading import CHECK_MIME
 
 def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -> None:
     for item in items:
+        if str(item.path).endswith(".ipynb"):
+            item.add_marker("notebook")  # tests/conftest.py's tiers: `./run test --fast` leaves these out
         notebook = item.parent
         skipped = getattr(notebook, "skip_compare", None)
         if skipped is not None and CHECK_MIME not in skipped:
