@@ -15,6 +15,10 @@ lives in it), and each `Lab()` would otherwise pay about 0.1 s for modules it ne
 """
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
 from typing import Any
 
 # The names `netlab.NAME` offers, by the module that defines each.
@@ -24,7 +28,7 @@ _NAMES = {
     # errors: one family
     "netlab.core.errors": (
         "NetlabError", "LabError", "LabUnavailable", "CaptureError", "PcapError", "ConversationError",
-        "NoHandshakeError", "ProtocolError", "HelperError",
+        "NoHandshakeError", "ProtocolError", "HelperError", "WaitTimeout",
     ),
     "netlab.core.experiment": ("Experiment", "load_recorded", "mode", "run"),
     "netlab.core.explore": ("explore",),  # ipywidgets and matplotlib load on first use
@@ -75,3 +79,27 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
+
+class _ModulePaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """`import netlab.http` (and `from netlab.http import site`) gives the module `netlab.http` names.
+
+    The modules notebooks reach as `netlab.NAME` live in the core or a lesson since the package was
+    layered; this finder keeps their old import paths working by answering for exactly those names.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.partition(".")
+        if package == __name__ and name in _MODULES:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
+        return importlib.import_module(_MODULES[spec.name.partition(".")[2]])
+
+    def exec_module(self, module: Any) -> None:
+        pass  # the real module ran when it was imported under its own name
+
+
+if not any(isinstance(finder, _ModulePaths) for finder in sys.meta_path):
+    sys.meta_path.append(_ModulePaths())

@@ -314,6 +314,15 @@ def test_each_kind_of_bad_submission_gets_one_star_row_and_grading_goes_on(tmp_p
     assert "not a Jupyter notebook" in by_notebook["04-http"].feedback
 
 
+@pytest.mark.parametrize(("keywords", "named"), [({"workers": -3}, "workers"), ({"workers": 0}, "workers"),
+                                                  ({"cell_seconds": -1}, "--cell-timeout"),
+                                                  ({"notebook_seconds": 0}, "--notebook-timeout")])
+def test_bad_grading_limits_are_refused_before_anything_runs(tmp_path, keywords, named):
+    folder = _submission(tmp_path, "dana", {"98-sample": sample()})
+    with pytest.raises(ValueError, match=named):
+        grading.grade([folder], NOTEBOOKS, **keywords)
+
+
 def test_two_submission_folders_with_one_name_are_refused_before_grading(tmp_path):
     one = _submission(tmp_path / "a", "erin", {"00-start-here": _instructor("00-start-here")})
     two = _submission(tmp_path / "b", "erin", {"00-start-here": _instructor("00-start-here")})

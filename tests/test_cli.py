@@ -256,7 +256,8 @@ BAD_INPUT: dict[str, list[tuple[list[str], dict[str, str]]]] = {
     "traceroute": [(["--max-hops", "0"], RECORDED), (["--max-hops", "many"], RECORDED)],
     "mark-exercises": [(["{file}/nowhere.ipynb"], {}), (["{notes}"], {})],
     "student-edition": [(["{file}/out"], {})],
-    "grade": [(["{file}/nowhere"], {}), (["{file}", "--workers", "many"], {})],
+    "grade": [(["{file}/nowhere"], {}), (["{file}", "--workers", "many"], {}), (["{file}", "--workers", "-3"], {}),
+              (["{file}", "--cell-timeout", "-1"], {}), (["{file}", "--notebook-timeout", "0"], {})],
 }
 CASES = [pytest.param(command, args, env, id=f"{command} {' '.join(args)}".strip())
          for command, cases in BAD_INPUT.items() for args, env in cases]

@@ -15,9 +15,10 @@ from dataclasses import replace
 
 import pytest
 
-from netlab.core.bottleneck import MSS, Bottleneck, available_algorithms, send_sampled, tcp_info
+from netlab.core.bottleneck import MSS, Bottleneck, available_algorithms, send_sampled
 from netlab.core.experiment import load_recorded
 from netlab.core.lab import Lab
+from netlab.core.sockets import tcp_info
 from netlab.lessons import congestion
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")

@@ -35,6 +35,7 @@ from typing import Any
 
 from netlab.classroom.edition import exercises, read_notebook, series
 from netlab.core import programs
+from netlab.core.arguments import check_int, check_seconds
 
 # netlab.checks.CHECK_MIME and GRADING_ENV: the contract with the checks (tests/test_classroom.py keeps them equal).
 CHECK_MIME = "application/vnd.netlab.check+json"
@@ -254,6 +255,10 @@ def grade(folders: Iterable[Path], source: Path, *, workers: int | None = None, 
     once (default: the number of cores). Two folders with the same name are refused before
     anything runs (ValueError).
     """
+    if workers is not None:
+        check_int("workers", workers, 1, 64)
+    check_seconds("cell_seconds (--cell-timeout)", cell_seconds)
+    check_seconds("notebook_seconds (--notebook-timeout)", notebook_seconds)
     who = students(folders)
     references = {p.stem: p for p in series(source)}
     if not references:

@@ -33,8 +33,9 @@ sender's segments as they leave it, the ACKs as they reach it), stamps each with
 receive time, and writes them as a pcap when it ends, with its socket's drop count
 (PACKET_STATISTICS) so that a capture that missed frames says so.
 
-`tcp_info(sock)` reads the sender's state from its kernel (getsockopt TCP_INFO): cwnd, ssthresh,
-smoothed RTT, segments in flight, delivery rate, state of the congestion control.
+`tcp_info(sock)` (in `netlab.core.sockets`, where sockets are read) reads the sender's state from
+its kernel (getsockopt TCP_INFO): cwnd, ssthresh, smoothed RTT, segments in flight, delivery rate,
+state of the congestion control.
 
 Rules for this file:
 1. Every wait has a bound: the delay line ends at its time bound, or at once when its stdin
@@ -55,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,12 @@ from netlab.core.errors import HelperError, LabUnavailable
 from netlab.core.lab import Lab, inner_refusal_sentence, last_line, read_line
 from netlab.core.pcapfiles import load_pcap, write_frames
 from netlab.core.programs import command
-from netlab.core.sockets import SO_TIMESTAMPNS, recv_stamped
+from netlab.core.sockets import SO_TIMESTAMPNS, TCP_CONGESTION, TcpInfo, recv_stamped, tcp_info
 
 __all__ = [
-    "Bottleneck", "BottleneckError", "LinkReport", "TcpInfo", "tcp_info", "send_sampled",
+    "Bottleneck", "BottleneckError", "LinkReport", "send_sampled",
     "available_algorithms", "default_algorithm",
-    "SENDER_ADDRESS", "RECEIVER_ADDRESS", "SINK_PORT", "ECHO_PORT", "MTU", "MSS", "CA_STATES",
+    "SENDER_ADDRESS", "RECEIVER_ADDRESS", "SINK_PORT", "ECHO_PORT", "MTU", "MSS",
 ]
 
 SENDER_ADDRESS = "10.9.0.1"  # snd0, in the lab
@@ -87,113 +88,10 @@ MAX_DURATION = 30.0  # seconds: no delay line runs longer
 _FRAMES_PER_PASS = 256
 CLONE_NEWNET = 0x40000000  # <linux/sched.h>: the receiver's own network namespace
 
-# The states of Linux's congestion control (tcpi_ca_state, include/net/tcp.h: enum tcp_ca_state).
-CA_STATES = {0: "Open", 1: "Disorder", 2: "CWR", 3: "Recovery", 4: "Loss"}
 
 
 class BottleneckError(HelperError):
     """The bottleneck's programs could not start, or ended without their capture."""
-
-
-# ---------------------------------------------------------------------------
-# The sender's state, from its kernel.
-
-# struct tcp_info (include/uapi/linux/tcp.h), in the order the kernel lays it out. Older kernels
-# return a shorter struct: the fields past its end are read as 0.
-_TCP_INFO_FIELDS = [
-    ("B", "state"), ("B", "ca_state"), ("B", "retransmits"), ("B", "probes"), ("B", "backoff"), ("B", "options"),
-    ("B", "wscale"), ("B", "app_limited_flags"),
-    ("I", "rto"), ("I", "ato"), ("I", "snd_mss"), ("I", "rcv_mss"),
-    ("I", "unacked"), ("I", "sacked"), ("I", "lost"), ("I", "retrans"), ("I", "fackets"),
-    ("I", "last_data_sent"), ("I", "last_ack_sent"), ("I", "last_data_recv"), ("I", "last_ack_recv"),
-    ("I", "pmtu"), ("I", "rcv_ssthresh"), ("I", "rtt"), ("I", "rttvar"), ("I", "snd_ssthresh"), ("I", "snd_cwnd"),
-    ("I", "advmss"), ("I", "reordering"), ("I", "rcv_rtt"), ("I", "rcv_space"), ("I", "total_retrans"),
-    ("Q", "pacing_rate"), ("Q", "max_pacing_rate"), ("Q", "bytes_acked"), ("Q", "bytes_received"),
-    ("I", "segs_out"), ("I", "segs_in"), ("I", "notsent_bytes"), ("I", "min_rtt"),
-    ("I", "data_segs_in"), ("I", "data_segs_out"), ("Q", "delivery_rate"),
-    ("Q", "busy_time"), ("Q", "rwnd_limited"), ("Q", "sndbuf_limited"),
-    ("I", "delivered"), ("I", "delivered_ce"), ("Q", "bytes_sent"), ("Q", "bytes_retrans"),
-    ("I", "dsack_dups"), ("I", "reord_seen"), ("I", "rcv_ooopack"), ("I", "snd_wnd"),
-]
-_TCP_INFO = struct.Struct("=" + "".join(kind for kind, _ in _TCP_INFO_FIELDS))
-_TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
-_TCP_INFO_OPT = getattr(socket, "TCP_INFO", 11)
-# Linux's "infinite" ssthresh: slow start has not ended yet.
-INFINITE_SSTHRESH = 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class TcpInfo:
-    """One sample of a TCP sender's state, as its kernel reports it (TCP_INFO), at `time` (Unix seconds).
-
-    cwnd and ssthresh are in segments (Linux counts the window in segments, not bytes);
-    `srtt` and `min_rtt` in seconds; `delivery_rate` and `pacing_rate` in bytes/s.
-    """
-
-    time: float
-    algorithm: str
-    ca_state: str  # Open, Disorder, CWR, Recovery, Loss
-    cwnd: int  # segments
-    ssthresh: int | None  # segments; None while slow start has not ended (Linux's "infinite")
-    srtt: float  # seconds
-    rttvar: float  # seconds
-    min_rtt: float  # seconds
-    rto: float  # seconds
-    mss: int  # bytes
-    unacked: int  # segments sent and not yet acknowledged
-    in_flight: int  # segments the kernel counts in the network: unacked - sacked - lost + retransmitted
-    delivery_rate: int  # bytes/s, the kernel's latest estimate
-    pacing_rate: int  # bytes/s
-    bytes_sent: int  # bytes, retransmissions included
-    bytes_retrans: int
-    bytes_acked: int
-    segs_out: int  # segments sent, all of them (data, ACKs, SYN, retransmissions)
-    data_segs_out: int  # segments with data, retransmissions included
-    total_retrans: int  # segments retransmitted in the connection's life
-    snd_wnd: int  # bytes: the receiver's last advertised window, scaled
-    rwnd_limited: float  # seconds the sender spent waiting for the receiver's window
-    busy_time: float  # seconds the sender had data in flight
-
-    @property
-    def in_flight_bytes(self) -> int:
-        return self.in_flight * self.mss
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def tcp_info(sock: socket.socket, when: float | None = None) -> TcpInfo:
-    """Read `sock`'s TCP_INFO from its kernel now (or stamp it `when`, Unix seconds)."""
-    raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPT, _TCP_INFO.size)
-    raw = raw + bytes(_TCP_INFO.size - len(raw))
-    values = dict(zip((name for _, name in _TCP_INFO_FIELDS), _TCP_INFO.unpack(raw), strict=True))
-    algorithm = sock.getsockopt(socket.IPPROTO_TCP, _TCP_CONGESTION, 16).split(b"\0")[0].decode()
-    ssthresh = values["snd_ssthresh"]
-    return TcpInfo(
-        time=time.time() if when is None else when,
-        algorithm=algorithm,
-        ca_state=CA_STATES.get(values["ca_state"], str(values["ca_state"])),
-        cwnd=values["snd_cwnd"],
-        ssthresh=None if ssthresh >= 0xFFFF else ssthresh,
-        srtt=values["rtt"] / 1e6,
-        rttvar=values["rttvar"] / 1e6,
-        min_rtt=values["min_rtt"] / 1e6 if values["min_rtt"] != 0xFFFFFFFF else 0.0,
-        rto=values["rto"] / 1e6,
-        mss=values["snd_mss"],
-        unacked=values["unacked"],
-        in_flight=max(0, values["unacked"] - values["sacked"] - values["lost"] + values["retrans"]),
-        delivery_rate=values["delivery_rate"],
-        pacing_rate=values["pacing_rate"],
-        bytes_sent=values["bytes_sent"],
-        bytes_retrans=values["bytes_retrans"],
-        bytes_acked=values["bytes_acked"],
-        segs_out=values["segs_out"],
-        data_segs_out=values["data_segs_out"],
-        total_retrans=values["total_retrans"],
-        snd_wnd=values["snd_wnd"],
-        rwnd_limited=values["rwnd_limited"] / 1e6,
-        busy_time=values["busy_time"] / 1e6,
-    )
 
 
 def available_algorithms() -> list[str]:
@@ -306,7 +204,7 @@ class Bottleneck:
         try:
             if algorithm is not None:
                 try:
-                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_CONGESTION, algorithm.encode())
+                    sock.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, algorithm.encode())
                 except OSError:
                     raise ValueError(f"this kernel has no congestion control {algorithm!r}; it offers "
                                      f"{', '.join(available_algorithms()) or 'none it names'}") from None

@@ -884,7 +884,7 @@ def cwnd_plot(samples: list[Any], *, start: float | None = None, ax: Axes | None
     """Draw a TCP sender's state over time: cwnd, ssthresh and segments in flight, in segments.
 
     `samples` are the kernel's TCP_INFO readings (objects with `time` in Unix seconds, `cwnd`,
-    `ssthresh`, `in_flight` and `ca_state`, as netlab.core.bottleneck.TcpInfo); `start` (Unix
+    `ssthresh`, `in_flight` and `ca_state`, as netlab.core.sockets.TcpInfo); `start` (Unix
     seconds) is time 0, the first sample by default, so the plot lines up with a time-sequence
     graph of the same capture. Time in `unit` ("ms" or "s"); fast recovery is shaded grey, a
     timeout's Loss state red.

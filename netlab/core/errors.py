@@ -8,19 +8,21 @@ netlab has one error policy:
 2. Everything else netlab raises derives from `NetlabError`, with one subclass per domain:
    the lab (`LabError`, `LabUnavailable`), captures and files (`CaptureError`, `PcapError`),
    analysis (`ConversationError`, `NoHandshakeError`), protocols (`ProtocolError`: HTTP parsing,
-   framing, retries) and helper programs that failed (`HelperError`: the scripted peer,
-   iperf3, load generators).
+   framing, retries), helper programs that failed (`HelperError`: the scripted peer,
+   iperf3, load generators) and waits that ran out (`WaitTimeout`: a server that did not stop,
+   a peer that did not close).
 
 The command line catches `NetlabError` (and `OSError`) and prints one line, never a traceback.
 Some classes also derive from the built-in exception a caller would expect (`PcapError` is a
-`ValueError`, `RetryError` a `ConnectionError`), so code written against those keeps working.
+`ValueError`, `RetryError` a `ConnectionError`, `WaitTimeout` a `TimeoutError`), so code written
+against those keeps working.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "NetlabError", "LabError", "LabUnavailable", "CaptureError", "PcapError", "ConversationError",
-    "NoHandshakeError", "ProtocolError", "HelperError",
+    "NoHandshakeError", "ProtocolError", "HelperError", "WaitTimeout",
 ]
 
 
@@ -58,3 +60,7 @@ class ProtocolError(NetlabError):
 
 class HelperError(NetlabError):
     """A program netlab runs beside the notebook (the scripted peer, iperf3, a load generator) failed."""
+
+
+class WaitTimeout(NetlabError, TimeoutError):
+    """Something netlab waited for did not happen within its time bound (a server's threads, a peer's close)."""

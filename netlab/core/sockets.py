@@ -13,9 +13,10 @@ import struct
 import termios
 import threading
 import time
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from netlab.core.errors import ProtocolError
+from netlab.core.errors import ProtocolError, WaitTimeout
 
 if TYPE_CHECKING:
     from netlab.core.lab import Lab
@@ -24,6 +25,7 @@ __all__ = [
     "EchoServer", "echo_server", "recv_exactly", "recv_until_closed", "hello", "new_socket",
     "MessageTooLarge", "send_message", "recv_message", "MAX_FRAME", "unacknowledged",
     "RetryError", "connect_with_retry", "listener", "connect_to_unused_port", "SO_TIMESTAMPNS", "recv_stamped", "kernel_time",
+    "TcpInfo", "tcp_info", "CA_STATES", "TCP_CONGESTION",
 ]
 
 
@@ -86,7 +88,7 @@ class EchoServer:
         self._thread.join(self.timeout + 1)
         self._listener.close()
         if self._thread.is_alive():
-            raise RuntimeError(f"echo server on port {self.address[1]} did not stop within {self.timeout + 1:g} s")
+            raise WaitTimeout(f"echo server on port {self.address[1]} did not stop within {self.timeout + 1:g} s")
 
     def __enter__(self) -> EchoServer:
         return self
@@ -290,3 +292,106 @@ def listener(lab: Lab | None, host: str = "127.0.0.1", port: int = 0, backlog: i
         sock.close()
         raise
     return sock
+
+
+# ---------------------------------------------------------------------------
+# A TCP socket's state, from its kernel (getsockopt TCP_INFO): notebooks 09 and 10 read senders with it.
+
+# The states of Linux's congestion control (tcpi_ca_state, include/net/tcp.h: enum tcp_ca_state).
+CA_STATES = {0: "Open", 1: "Disorder", 2: "CWR", 3: "Recovery", 4: "Loss"}
+
+
+# struct tcp_info (include/uapi/linux/tcp.h), in the order the kernel lays it out. Older kernels
+# return a shorter struct: the fields past its end are read as 0.
+_TCP_INFO_FIELDS = [
+    ("B", "state"), ("B", "ca_state"), ("B", "retransmits"), ("B", "probes"), ("B", "backoff"), ("B", "options"),
+    ("B", "wscale"), ("B", "app_limited_flags"),
+    ("I", "rto"), ("I", "ato"), ("I", "snd_mss"), ("I", "rcv_mss"),
+    ("I", "unacked"), ("I", "sacked"), ("I", "lost"), ("I", "retrans"), ("I", "fackets"),
+    ("I", "last_data_sent"), ("I", "last_ack_sent"), ("I", "last_data_recv"), ("I", "last_ack_recv"),
+    ("I", "pmtu"), ("I", "rcv_ssthresh"), ("I", "rtt"), ("I", "rttvar"), ("I", "snd_ssthresh"), ("I", "snd_cwnd"),
+    ("I", "advmss"), ("I", "reordering"), ("I", "rcv_rtt"), ("I", "rcv_space"), ("I", "total_retrans"),
+    ("Q", "pacing_rate"), ("Q", "max_pacing_rate"), ("Q", "bytes_acked"), ("Q", "bytes_received"),
+    ("I", "segs_out"), ("I", "segs_in"), ("I", "notsent_bytes"), ("I", "min_rtt"),
+    ("I", "data_segs_in"), ("I", "data_segs_out"), ("Q", "delivery_rate"),
+    ("Q", "busy_time"), ("Q", "rwnd_limited"), ("Q", "sndbuf_limited"),
+    ("I", "delivered"), ("I", "delivered_ce"), ("Q", "bytes_sent"), ("Q", "bytes_retrans"),
+    ("I", "dsack_dups"), ("I", "reord_seen"), ("I", "rcv_ooopack"), ("I", "snd_wnd"),
+]
+_TCP_INFO = struct.Struct("=" + "".join(kind for kind, _ in _TCP_INFO_FIELDS))
+TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)  # the socket option that names its congestion control
+_TCP_INFO_OPT = getattr(socket, "TCP_INFO", 11)
+
+
+@dataclass(frozen=True)
+class TcpInfo:
+    """One sample of a TCP sender's state, as its kernel reports it (TCP_INFO), at `time` (Unix seconds).
+
+    cwnd and ssthresh are in segments (Linux counts the window in segments, not bytes);
+    `srtt` and `min_rtt` in seconds; `delivery_rate` and `pacing_rate` in bytes/s.
+    """
+
+    time: float
+    algorithm: str
+    ca_state: str  # Open, Disorder, CWR, Recovery, Loss
+    cwnd: int  # segments
+    ssthresh: int | None  # segments; None while slow start has not ended (Linux's "infinite")
+    srtt: float  # seconds
+    rttvar: float  # seconds
+    min_rtt: float  # seconds
+    rto: float  # seconds
+    mss: int  # bytes
+    unacked: int  # segments sent and not yet acknowledged
+    in_flight: int  # segments the kernel counts in the network: unacked - sacked - lost + retransmitted
+    delivery_rate: int  # bytes/s, the kernel's latest estimate
+    pacing_rate: int  # bytes/s
+    bytes_sent: int  # bytes, retransmissions included
+    bytes_retrans: int
+    bytes_acked: int
+    segs_out: int  # segments sent, all of them (data, ACKs, SYN, retransmissions)
+    data_segs_out: int  # segments with data, retransmissions included
+    total_retrans: int  # segments retransmitted in the connection's life
+    snd_wnd: int  # bytes: the receiver's last advertised window, scaled
+    rwnd_limited: float  # seconds the sender spent waiting for the receiver's window
+    busy_time: float  # seconds the sender had data in flight
+
+    @property
+    def in_flight_bytes(self) -> int:
+        return self.in_flight * self.mss
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tcp_info(sock: socket.socket, when: float | None = None) -> TcpInfo:
+    """Read `sock`'s TCP_INFO from its kernel now (or stamp it `when`, Unix seconds)."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPT, _TCP_INFO.size)
+    raw = raw + bytes(_TCP_INFO.size - len(raw))
+    values = dict(zip((name for _, name in _TCP_INFO_FIELDS), _TCP_INFO.unpack(raw), strict=True))
+    algorithm = sock.getsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, 16).split(b"\0")[0].decode()
+    ssthresh = values["snd_ssthresh"]
+    return TcpInfo(
+        time=time.time() if when is None else when,
+        algorithm=algorithm,
+        ca_state=CA_STATES.get(values["ca_state"], str(values["ca_state"])),
+        cwnd=values["snd_cwnd"],
+        ssthresh=None if ssthresh >= 0xFFFF else ssthresh,
+        srtt=values["rtt"] / 1e6,
+        rttvar=values["rttvar"] / 1e6,
+        min_rtt=values["min_rtt"] / 1e6 if values["min_rtt"] != 0xFFFFFFFF else 0.0,
+        rto=values["rto"] / 1e6,
+        mss=values["snd_mss"],
+        unacked=values["unacked"],
+        in_flight=max(0, values["unacked"] - values["sacked"] - values["lost"] + values["retrans"]),
+        delivery_rate=values["delivery_rate"],
+        pacing_rate=values["pacing_rate"],
+        bytes_sent=values["bytes_sent"],
+        bytes_retrans=values["bytes_retrans"],
+        bytes_acked=values["bytes_acked"],
+        segs_out=values["segs_out"],
+        data_segs_out=values["data_segs_out"],
+        total_retrans=values["total_retrans"],
+        snd_wnd=values["snd_wnd"],
+        rwnd_limited=values["rwnd_limited"] / 1e6,
+        busy_time=values["busy_time"] / 1e6,
+    )

@@ -39,7 +39,7 @@ from netlab.core.errors import LabUnavailable
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
 from netlab.core.lab import Lab, inner_refusal_sentence
 from netlab.core.programs import ProgramMissing, program
-from netlab.core.sockets import SO_TIMESTAMPNS, kernel_time
+from netlab.core.sockets import SO_TIMESTAMPNS, kernel_time, tcp_info
 from netlab.core.topology import INTERFACES, Topology
 
 __all__ = [
@@ -523,8 +523,6 @@ def path_mtu(path: LabPath | None = None, *, mtu: int = 1280, blocked: bool = Fa
     "fragmentation needed", and the transfer stalls (the black hole) until `seconds` have passed.
     `result`: the client's MSS (bytes) and path MTU before and after, and the bytes the server got.
     """
-    from netlab.core.bottleneck import tcp_info
-
     check_int("mtu", mtu, 1280, 1500)
     check_int("size", size, 1, 100_000)
     check_seconds("seconds", seconds, 5.0)

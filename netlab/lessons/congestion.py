@@ -29,14 +29,15 @@ from netlab.core.bottleneck import (
     MSS,
     SINK_PORT,
     Bottleneck,
-    TcpInfo,
     available_algorithms,
     default_algorithm,
     send_sampled,
 )
 from netlab.core.conversation import CLIENT_TO_SERVER, Conversation
+from netlab.core.errors import WaitTimeout
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
 from netlab.core.lab import Lab
+from netlab.core.sockets import TcpInfo
 
 __all__ = [
     "CongestionExperiment", "Round", "Reduction", "run", "slow_start", "after_loss", "timeout", "window_limits",
@@ -436,7 +437,7 @@ def at_once(*experiments: Callable[[], E], timeout: float = 60.0) -> list[E]:
     for t in threads:
         t.join(max(0.0, end - time.monotonic()))
     if any(t.is_alive() for t in threads):
-        raise TimeoutError(f"experiments still running after {timeout:g} s")
+        raise WaitTimeout(f"experiments still running after {timeout:g} s")
     for err in errors:
         if err is not None:
             raise err

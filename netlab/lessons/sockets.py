@@ -21,7 +21,7 @@ from typing import Any
 
 from netlab.core.arguments import check_bytes
 from netlab.core.conversation import Segment
-from netlab.core.errors import LabError
+from netlab.core.errors import LabError, WaitTimeout
 from netlab.core.experiment import LIVE, Experiment, lab_or_host, live_or_recorded, load_recorded, run
 from netlab.core.lab import Lab
 from netlab.core.programs import ProgramMissing, program
@@ -442,13 +442,13 @@ def run_server(server: Callable[[Lab], Any], message: bytes = b"Hello", *, timeo
 
 
 def _recv_until_closed_within(sock: socket.socket, timeout: float) -> bytes:
-    """Read until the peer closes, `timeout` seconds at most in all (TimeoutError after that)."""
+    """Read until the peer closes, `timeout` seconds at most in all (WaitTimeout, a TimeoutError, after that)."""
     deadline = time.monotonic() + timeout
     data = b""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"the peer did not close within {timeout:g} s")
+            raise WaitTimeout(f"the peer did not close within {timeout:g} s")
         sock.settimeout(left)
         chunk = sock.recv(65536)
         if not chunk:
