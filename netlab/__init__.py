@@ -7,8 +7,10 @@ The names a notebook uses, one line per idea:
     netlab.draw.ladder(exp.conversation)
 
 This module is the face of the package: it gathers the core's names and the lessons' modules
-under one `netlab`, and nothing in netlab imports it back. Importing netlab does nothing else:
-no processes, no sockets, no matplotlib settings. See README, "How it works", for the layers.
+under one `netlab`, and nothing in netlab imports it back. The lessons are found, never listed:
+each lesson package under `netlab/lessons/` says which names it offers (see `netlab.lessons`).
+Importing netlab does nothing else: no processes, no sockets, no matplotlib settings. See README,
+"How it works", for the layers.
 
 Every name is loaded when first used: the lab's helper processes import netlab too (their code
 lives in it), and each `Lab()` would otherwise pay about 0.1 s for modules it never uses.
@@ -21,7 +23,8 @@ import importlib.util
 import sys
 from typing import Any
 
-# The names `netlab.NAME` offers, by the module that defines each.
+# The core's names that `netlab.NAME` offers, by the module that defines each. A lesson's names are
+# not listed here: each lesson package declares its own (FACE_NAMES, FACE_MODULE), found by `_lessons`.
 _NAMES = {
     "netlab.core.capture": ("Capture",),
     "netlab.core.conversation": ("Conversation", "Segment", "conversations"),
@@ -39,46 +42,70 @@ _NAMES = {
         "EchoServer", "MessageTooLarge", "RetryError", "connect_with_retry", "echo_server", "hello",
         "recv_exactly", "recv_message", "recv_until_closed", "send_message",
     ),
-    # notebooks 00 and 03: the handshake, the delayed ACK with Nagle's algorithm, a restart during TIME-WAIT
-    "netlab.lessons.handshake": ("handshake", "nagle", "refused", "restart_server"),
-    # notebook 02: what socket calls put on the wire
-    "netlab.lessons.sockets": (
-        "Datagrams", "one_send_many_recvs", "run_server", "short_read", "socket_walk", "two_clients",
-        "two_sends_one_recv", "udp_exchange", "udp_loss", "walk_steps",
-    ),
 }
+
 _HOME = {name: module for module, names in _NAMES.items() for name in names}
 
-# Modules a notebook reaches as `netlab.NAME` (`netlab.http.serve()`).
+# Modules of the core (and the checks' view) a notebook reaches as `netlab.NAME`.
 _MODULES = {
     "draw": "netlab.core.draw",  # ladder, state diagram, time-sequence graph, window plot, encapsulation
-    "http": "netlab.lessons.http",  # notebook 04: HTTP checked against the standard library, the lab web server
-    "peer": "netlab.lessons.transfer",  # notebook 05: the scripted remote host on a 1500-byte link
-    "failures": "netlab.lessons.failures",  # notebook 06: each failure in code and on the wire
-    "concurrency": "netlab.lessons.concurrency",  # notebook 07: one echo protocol served three ways
-    "bulk": "netlab.lessons.bulk",  # notebook 07: one connection as fast as it goes, beside iperf3
-    "tls": "netlab.lessons.tls",  # notebook 08: certificates made at run time, HTTP against HTTPS
-    "congestion": "netlab.lessons.congestion",  # notebook 09: cwnd from the kernel, through a bottleneck
-    "below": "netlab.lessons.below",  # notebook 10: a router in the lab, ARP, TTL, ICMP, path MTU, names, IPv6
-    "checks": "netlab.checks",  # the exercises' checks
+    "checks": "netlab.checks",  # the exercises' checks, gathered from the lessons
 }
 
-__all__ = [*_HOME, *sorted(_MODULES)]
+
+def _lessons() -> tuple[dict[str, str], dict[str, str]]:
+    """What the lessons offer, found by walking `netlab.lessons`: (`netlab.NAME` → the lesson module it is,
+    NAME → the lesson module that defines it). Only each lesson's small `__init__.py` is imported."""
+    lessons = importlib.import_module("netlab.lessons")  # not `from netlab import`: that asks this module's __getattr__
+    modules: dict[str, str] = {}
+    names: dict[str, str] = {}
+    offered_by: dict[str, str] = {}
+    for lesson_name in lessons.lesson_names():
+        package = lessons.lesson(lesson_name)
+        experiments = f"{package.__name__}.experiments"
+        face_module = getattr(package, "FACE_MODULE", None)
+        offered = [face_module] if face_module else []
+        offered += getattr(package, "FACE_NAMES", ())
+        for name in offered:
+            if name in offered_by or name in _MODULES or name in _HOME:
+                raise ImportError(f"two parts of netlab offer netlab.{name}: the lesson {lesson_name!r} and "
+                                  f"{offered_by.get(name, 'the core')!r}")
+            offered_by[name] = lesson_name
+        if face_module:
+            modules[face_module] = experiments
+        names.update(dict.fromkeys(getattr(package, "FACE_NAMES", ()), experiments))
+    return modules, names
+
+
+def _all_modules() -> dict[str, str]:
+    """Every module a notebook reaches as `netlab.NAME`: the core's above and the lessons'."""
+    return {**_MODULES, **_lessons()[0]}
 
 
 def __getattr__(name: str) -> Any:
+    if name.startswith("__"):  # __all__ and Python's own probes (__path__ is real, __wrapped__ is not)
+        if name == "__all__":
+            modules, names = _lessons()
+            return [*_HOME, *names, *sorted({*_MODULES, *modules})]
+        raise AttributeError(f"module 'netlab' has no attribute {name!r}")
     if name in _MODULES:
         value = importlib.import_module(_MODULES[name])
     elif name in _HOME:
         value = getattr(importlib.import_module(_HOME[name]), name)
     else:
-        raise AttributeError(f"module 'netlab' has no attribute {name!r}")
+        modules, names = _lessons()
+        if name in modules:
+            value = importlib.import_module(modules[name])
+        elif name in names:
+            value = getattr(importlib.import_module(names[name]), name)
+        else:
+            raise AttributeError(f"module 'netlab' has no attribute {name!r}")
     globals()[name] = value  # the next use is an ordinary attribute
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__getattr__("__all__")})
 
 
 class _ModulePaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -90,12 +117,12 @@ class _ModulePaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         package, _, name = fullname.partition(".")
-        if package == __name__ and name in _MODULES:
+        if package == __name__ and "." not in name and name in _all_modules():
             return importlib.util.spec_from_loader(fullname, self)
         return None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
-        return importlib.import_module(_MODULES[spec.name.partition(".")[2]])
+        return importlib.import_module(_all_modules()[spec.name.partition(".")[2]])
 
     def exec_module(self, module: Any) -> None:
         pass  # the real module ran when it was imported under its own name

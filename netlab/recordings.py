@@ -1,30 +1,30 @@
 """Every recording shipped in netlab/data, and how to make them again (`python -m netlab record`).
 
-Each lesson module names its own recordings in `RECORDINGS` (the file's name in netlab/data →
-the experiment that makes it live). This module sits above the lessons and walks them all; the
-core's `write_recording` writes each pcap with its .json.
+Each lesson's `experiments` names its own recordings in `RECORDINGS` (the file's name in
+netlab/data → the experiment that makes it live). This module sits above the lessons and finds
+them by walking `netlab.lessons`, never by a list; the core's `write_recording` writes each pcap
+with its .json.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 
 from netlab.core.experiment import Experiment, write_recording
 from netlab.core.pcapfiles import DATA
+from netlab.lessons import lesson_parts
 
-__all__ = ["LESSONS", "all_recordings", "record_all"]
-
-# The lesson modules that ship recordings, in the series' order.
-LESSONS = ("handshake", "sockets", "http", "transfer", "failures", "tls", "congestion", "below")
-
+__all__ = ["all_recordings", "record_all"]
 
 def all_recordings() -> dict[str, Callable[[], Experiment]]:
-    """Every recording's name, mapped to the experiment that makes it live."""
+    """Every recording's name, mapped to the experiment that makes it live (each lesson's RECORDINGS, if it has any)."""
     found: dict[str, Callable[[], Experiment]] = {}
-    for lesson in LESSONS:
-        found.update(importlib.import_module(f"netlab.lessons.{lesson}").RECORDINGS)
+    for experiments in lesson_parts("experiments"):
+        for name, experiment in getattr(experiments, "RECORDINGS", {}).items():
+            if name in found:
+                raise ValueError(f"two lessons ship a recording named {name!r} (one is {experiments.__name__})")
+            found[name] = experiment
     return found
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from netlab.core.lab import Lab, lab_available
 from netlab.core.topology import INTERFACES, Topology
-from netlab.lessons import below
+from netlab.lessons.below import experiments as below
 
 LIVE = lab_available()[0]
 live = pytest.mark.skipif(not LIVE, reason="this machine refuses the lab")
@@ -267,7 +267,7 @@ def test_a_topology_without_ipv6_has_no_ipv6_addresses():
 
 ORDINARY_USER_PATH = """
 import json, os
-from netlab.lessons import below
+from netlab.lessons.below import experiments as below
 with below.LabPath() as path:
     print(json.dumps({"uid": os.geteuid(), "live": path.live, "arrived": below.first_datagram(path).result["arrived"],
                       "hops": [h.address for h in below.hops_of(below.trace(path))],

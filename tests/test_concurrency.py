@@ -20,9 +20,9 @@ import time
 import pytest
 
 import netlab
-from netlab.lessons.bulk import BulkError, iperf3, transfer
-from netlab.lessons.bulk import compare as bulk_compare
-from netlab.lessons.concurrency import (
+from netlab.lessons.bulk.experiments import BulkError, iperf3, transfer
+from netlab.lessons.bulk.experiments import compare as bulk_compare
+from netlab.lessons.concurrency.experiments import (
     ACCEPT_BACKOFF,
     MODELS,
     ConcurrencyError,
@@ -33,7 +33,7 @@ from netlab.lessons.concurrency import (
     load,
     raise_fd_limit,
 )
-from netlab.lessons.concurrency import model_server as echo_server
+from netlab.lessons.concurrency.experiments import model_server as echo_server
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 
@@ -198,7 +198,7 @@ def test_compare_and_idle_cost_refuse_at_once_what_the_fd_limit_cannot_hold(tmp_
     # The reviewer's case (`ulimit -n 600`, 700 clients), in a child whose hard limit is 600, so
     # that raise_fd_limit cannot help: both must name the limit before starting any server.
     script = (
-        "import netlab.lessons.concurrency as c\n"
+        "import netlab.lessons.concurrency.experiments as c\n"
         "for run in (lambda: c.compare(['threads'], [700], progress=False), lambda: c.idle_cost(['threads'], 700)):\n"
         "    try:\n"
         "        run()\n"
@@ -386,42 +386,3 @@ def test_bulk_compare_reports_both_and_their_ratio(nothing_left_behind):
     assert f"ratio netlab / iperf3: {result.ratio:.2f}" in str(result)
 
 
-# ---------------------------------------------------------------------------
-# The exercise checks of notebook 07: right answers pass, the usual slips get a pointer, not the answer.
-
-
-def _point(**kw):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(**{"requests": 10_000, "seconds": 0.25, "clients": 100, "messages": 100,
-                              "server_threads": 101, **kw})
-
-
-def test_requests_per_second_check_accepts_echoes_over_wall_time_and_names_the_slips():
-    assert netlab.checks.requests_per_second(_point(), 40_000.0)
-    assert "clients, not echoes" in netlab.checks.requests_per_second(_point(), 400.0).message
-    assert "units" in netlab.checks.requests_per_second(_point(), 0.25 / 10_000).message
-    assert not netlab.checks.requests_per_second(_point(), ...)
-
-
-def test_thread_count_check_wants_one_per_client_plus_the_acceptor():
-    assert netlab.checks.thread_count(_point(), 101)
-    assert "who accepts" in netlab.checks.thread_count(_point(), 100).message
-    assert "event loop" in netlab.checks.thread_count(_point(), 1).message
-    # A run that measured fewer threads than clients is reported, whatever the answer.
-    assert "run the load cell again" in netlab.checks.thread_count(_point(server_threads=40), 101).message
-
-
-def test_idle_model_check_prefers_an_event_loop():
-    assert netlab.checks.idle_model("asyncio") and netlab.checks.idle_model("selectors")
-    assert not netlab.checks.idle_model("threads")
-    assert "Answer" in netlab.checks.idle_model("goroutines").message
-
-
-def test_bulk_check_wants_decimal_gigabits():
-    from types import SimpleNamespace
-
-    bulk = SimpleNamespace(nbytes=1_000_000_000, seconds=0.5)  # 16 Gbit/s
-    assert netlab.checks.bulk_gbit_per_second(bulk, 16.0)
-    assert "gigabytes" in netlab.checks.bulk_gbit_per_second(bulk, 2.0).message
-    assert "decimal" in netlab.checks.bulk_gbit_per_second(bulk, 16e9 / 2**30).message

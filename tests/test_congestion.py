@@ -19,7 +19,7 @@ from netlab.core.bottleneck import MSS, Bottleneck, available_algorithms, send_s
 from netlab.core.experiment import load_recorded
 from netlab.core.lab import Lab
 from netlab.core.sockets import tcp_info
-from netlab.lessons import congestion
+from netlab.lessons.congestion import experiments as congestion
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 

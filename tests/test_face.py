@@ -13,12 +13,12 @@ import netlab
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", sorted(netlab._MODULES))
+@pytest.mark.parametrize("name", sorted(netlab._all_modules()))
 def test_every_module_of_the_face_imports_by_its_old_path_in_a_fresh_python(name):
     # `import netlab.http` worked before the package was layered; a fresh interpreter, so that no
     # earlier `netlab.http` attribute access can have put it in sys.modules.
     code = (f"import importlib, netlab.{name}\n"
-            f"import {netlab._MODULES[name]} as real\n"
+            f"import {netlab._all_modules()[name]} as real\n"
             f"assert importlib.import_module('netlab.{name}') is real is netlab.{name}\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -15,7 +15,7 @@ import netlab.core.experiment
 from netlab.core.conversation import CLIENT_TO_SERVER as C2S
 from netlab.core.conversation import SERVER_TO_CLIENT as S2C
 from netlab.core.sockets import RetryError, connect_with_retry
-from netlab.lessons import failures
+from netlab.lessons.failures import experiments as failures
 
 live = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 
@@ -187,53 +187,6 @@ def test_an_error_retrying_cannot_fix_is_raised_at_once():
 
 def test_the_names_a_notebook_uses_are_at_the_top():
     assert netlab.connect_with_retry is connect_with_retry and netlab.failures is failures
-
-
-# ---------------------------------------------------------------------------
-# The exercise checks of notebook 06, on the recordings
-
-
-@pytest.fixture
-def recorded_runs(monkeypatch):
-    monkeypatch.setenv("NETLAB_RECORDED", "1")
-    return {name: experiment() for name, experiment in failures.RECORDINGS.items()}
-
-
-def test_syn_retransmissions_check(recorded_runs):
-    conv = recorded_runs["errors-connect-timeout"].conversation
-    again = len(conv.retransmissions())
-    assert netlab.checks.syn_retransmissions(conv, again)
-    every = netlab.checks.syn_retransmissions(conv, again + 1)
-    assert not every and "first one too" in every.message and str(again) not in every.message
-    assert not netlab.checks.syn_retransmissions(conv, ...)
-    assert "int" in netlab.checks.syn_retransmissions(conv, "3").message
-
-
-def test_errno_name_check(recorded_runs):
-    error = recorded_runs["errors-broken-pipe"].result
-    assert netlab.checks.errno_name(error, "EPIPE")
-    assert "capitals" in netlab.checks.errno_name(error, "epipe").message
-    assert "number" in netlab.checks.errno_name(error, "32").message
-    wrong = netlab.checks.errno_name(error, "ECONNRESET")
-    assert not wrong and "EPIPE" not in wrong.message
-    assert not netlab.checks.errno_name(TimeoutError("timed out"), "ETIMEDOUT")
-
-
-def test_bytes_after_fin_check(recorded_runs):
-    half = recorded_runs["errors-half-close"]
-    assert netlab.checks.bytes_after_fin(half.conversation, len(half.result))
-    assert "only its sender's direction" in netlab.checks.bytes_after_fin(half.conversation, 0).message
-    assert not netlab.checks.bytes_after_fin(half.conversation, 17)
-
-
-def test_gave_up_quickly_check(recorded_runs):
-    assert "recorded" in netlab.checks.gave_up_quickly(recorded_runs["errors-retry"]).message
-    quick = failures.Attempts(recorded_runs["errors-retry"].packets, "live", "test", result=RetryError("gave up"))
-    # The recording waited 0.1 s, then about 0.2 and 0.4: its last attempt is too late for 0.5 s.
-    late = netlab.checks.gave_up_quickly(quick)
-    assert not late and "first_delay smaller" in late.message
-    assert netlab.checks.gave_up_quickly(quick, within=2.0)
-    assert "at least 5" in netlab.checks.gave_up_quickly(quick, at_least=5, within=2.0).message
 
 
 def test_refused_recorded_result_is_the_exception_with_its_errno(monkeypatch):

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 import netlab
 import netlab.core.http as nh
-import netlab.lessons.http as lesson
+import netlab.lessons.http.experiments as lesson
 from netlab.core.http import HTTPParseError, IncompleteMessage, parse_request, parse_response
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -903,33 +903,6 @@ def test_fetch_refuses_an_unknown_version():
 
 # ---------------------------------------------------------------------------
 # The exercise checks of notebook 04.
-
-
-def test_content_length_check():
-    response = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-    assert netlab.checks.content_length(response, 5)
-    assert not netlab.checks.content_length(response, "5")
-    assert not netlab.checks.content_length(response, 7)
-    assert not netlab.checks.content_length(response, ...)
-    assert repr(netlab.checks.content_length(response, 5)).startswith("✔")
-
-
-def test_syn_count_check(monkeypatch):
-    monkeypatch.setenv("NETLAB_RECORDED", "1")
-    exp = lesson.fetch(reuse=False)
-    assert netlab.checks.syn_count(exp, 3)
-    assert not netlab.checks.syn_count(exp, 1)
-    assert not netlab.checks.syn_count(exp, 6)  # SYN and SYN-ACK counted twice
-    assert not netlab.checks.syn_count(exp, None)
-
-
-def test_closing_header_check():
-    assert netlab.checks.closing_header("Connection: close")
-    assert netlab.checks.closing_header("connection:close")
-    assert netlab.checks.closing_header(("Connection", "close"))
-    assert not netlab.checks.closing_header("Connection: keep-alive")
-    assert not netlab.checks.closing_header("Content-Length: 0")
-    assert not netlab.checks.closing_header(...)
 
 
 @pytest.mark.parametrize("paths", [["/é"], ["large"], ["/a b"], "/", [], [b"/"]])

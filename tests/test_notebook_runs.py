@@ -61,13 +61,13 @@ def test_as_root_the_kernel_is_an_ordinary_user_with_debians_path_and_its_own_fo
     assert as_root.returncode == 1 and "0 /" in as_root.stdout, as_root.stdout[-3000:]
 
 
-def _sample(answer_source: str = "answer = 8760 / 0.050") -> dict:
+def _sample(answer_source: str = "answer = 8760 // 1460") -> dict:
     """Two exercises whose checks need no lab; their stored outputs are the instructor's ✔."""
     nb = new_notebook(cells=[
         new_code_cell("import netlab"),
-        new_markdown_cell("## Exercises\n\nThe highest throughput a window of 8760 bytes allows at 50 ms."),
+        new_markdown_cell("## Exercises\n\nHow many segments carry one write of 8760 bytes?"),
         new_code_cell(answer_source, metadata={"tags": ["solution"]}),
-        new_code_cell("netlab.checks.window_throughput(8760, 0.050, answer)"),
+        new_code_cell("netlab.checks.segments_for_write(8760, answer)"),
         new_markdown_cell("How many segments carry one write of 50,000 bytes?"),
         new_code_cell("import math\n\nsegments = math.ceil(50_000 / 1460)", metadata={"tags": ["solution"]}),
         new_code_cell("netlab.checks.segments_for_write(50_000, segments)"),
@@ -98,7 +98,7 @@ def test_each_exercise_runs_its_student_edition_in_the_same_kernel_before_the_an
 def test_a_student_edition_that_would_not_run_fails_naming_the_exercise(tmp_path):
     # The solution binds the name the check reads in a way the stub maker cannot see: the stub leaves
     # it unbound, so the student's own run would end in a NameError, not in "Not answered yet".
-    nb = _stored(_sample('globals()["answer"] = 8760 / 0.050'), tmp_path / "nb")
+    nb = _stored(_sample('globals()["answer"] = 8760 // 1460'), tmp_path / "nb")
     done = _child(nb)
     assert done.returncode == 1
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]

@@ -25,10 +25,10 @@ from conftest import _children
 
 import netlab
 import netlab.core.peer as core_peer
-import netlab.lessons.transfer as peer
+import netlab.lessons.transfer.experiments as peer
 from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 from netlab.core.experiment import load_recorded
-from netlab.lessons.transfer import MSS, PeerError, Script
+from netlab.lessons.transfer.experiments import MSS, PeerError, Script
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 

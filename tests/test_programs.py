@@ -77,7 +77,7 @@ def test_installed_but_not_found_is_told_apart_from_not_installed(monkeypatch, t
 
 def test_iperf3_missing_means_no_comparison_not_an_error(without_programs):
     without_programs("iperf3")
-    from netlab.lessons import bulk
+    from netlab.lessons.bulk import experiments as bulk
 
     assert bulk.iperf3(1000) is None
 
@@ -85,7 +85,7 @@ def test_iperf3_missing_means_no_comparison_not_an_error(without_programs):
 @pytest.mark.lab
 def test_the_rebooted_host_without_nft_shows_its_recording(without_programs):
     without_programs("nft")
-    from netlab.lessons import failures
+    from netlab.lessons.failures import experiments as failures
 
     exp = failures.rebooted_host()
     assert exp.source == "recorded" and "`nft`" in exp.why and "nftables" in exp.why, exp.why

@@ -236,7 +236,7 @@ def test_refused_router_namespaces_show_the_recording_at_once():
 
 def test_a_refused_mount_namespace_shows_the_dns_recording_and_keeps_the_path_live():
     """Notebook 10's resolver: its mount namespace refused, the lookup shows its recording; a kept path stays live."""
-    code = ("from netlab.lessons.below import LabPath, resolve\n"
+    code = ("from netlab.lessons.below.experiments import LabPath, resolve\n"
             "exp = resolve()\n"
             "print(exp.why)\n"
             "with LabPath() as path:\n"

@@ -14,20 +14,10 @@ import pytest
 
 NOTEBOOKS_DIR = Path(__file__).parent.parent / "notebooks"
 START = NOTEBOOKS_DIR / "00-start-here.ipynb"
-# The series as planned: number → title. A notebook's own first line must agree.
-SERIES = {
-    "00": "Start here",
-    "01": "Layers and packets",
-    "02": "Sockets",
-    "03": "The TCP handshake and teardown",
-    "04": "HTTP",
-    "05": "Data transfer",
-    "06": "Errors and timeouts",
-    "07": "Concurrency",
-    "08": "TLS",
-    "09": "Congestion control",
-    "10": "Below TCP",
-}
+# The series as planned: number → title, read from README's table of notebooks (one row per notebook,
+# the only list of them). A notebook's own first line must agree.
+README_ROW = re.compile(r"^\| \[(\d\d) · ([^\]]+)\]\(notebooks/\1-[a-z0-9-]+\.ipynb\)", re.M)
+SERIES = dict(README_ROW.findall((Path(__file__).parent.parent / "README.md").read_text()))
 LINK = re.compile(r"\[(\d\d) · ([^\]]+)\]\(([^)\s]+)\)")
 
 
@@ -59,10 +49,14 @@ def _table_links() -> list[tuple[str, str, str]]:
     return rows
 
 
+def test_readmes_table_plans_the_series_from_00_without_a_gap():
+    assert list(SERIES) == [f"{n:02d}" for n in range(len(SERIES))] and len(SERIES) >= 11
+
+
 def test_every_notebook_is_a_planned_part_of_the_series_with_its_title():
     for path in _existing():
         number = path.name[:2]
-        assert number in SERIES, f"{path.name} is not in the series (00–10)"
+        assert number in SERIES, f"{path.name} is not in the series (README's table of notebooks)"
         assert _title(path) == SERIES[number], f"{path.name}: title differs from the series plan"
 
 
@@ -125,28 +119,6 @@ def data_packet(recorded_handshake):
     return recorded_handshake.conversation.phase("data")[0].packet
 
 
-@pytest.mark.slow
-def test_live_or_recorded_check_reads_the_experiments_source(recorded_handshake):
-    import netlab
-
-    assert netlab.checks.live_or_recorded(recorded_handshake, "recorded")
-    wrong = netlab.checks.live_or_recorded(recorded_handshake, "live")
-    assert not wrong and "exp.why" in wrong.message
-    assert not netlab.checks.live_or_recorded(recorded_handshake, "lab")
-    assert "Not answered" in netlab.checks.live_or_recorded(recorded_handshake, ...).message
-
-
-def test_segments_in_file_check_counts_the_saved_file(recorded_handshake, tmp_path):
-    import netlab
-
-    path = recorded_handshake.save(tmp_path / "h.pcap")
-    assert netlab.checks.segments_in_file(path, 10)
-    assert "load the file" in netlab.checks.segments_in_file(path, 9).message
-    broken = tmp_path / "broken.pcap"
-    broken.write_bytes(b"not a capture")
-    assert "cannot be read" in netlab.checks.segments_in_file(broken, 10).message
-
-
 def test_reloaded_capture_check_compares_packets_byte_for_byte(recorded_handshake, tmp_path):
     import netlab
 
@@ -155,22 +127,6 @@ def test_reloaded_capture_check_compares_packets_byte_for_byte(recorded_handshak
     assert "did you load" in netlab.checks.reloaded_capture(recorded_handshake, packets[:-1]).message
     other = netlab.load_pcap(netlab.load_recorded("handshake-slow-close").save(tmp_path / "s.pcap"))[:10]
     assert "not the same bytes" in netlab.checks.reloaded_capture(recorded_handshake, other).message
-
-
-def test_tcp_header_length_check_knows_the_options_and_the_word_count(data_packet):
-    import netlab
-
-    assert netlab.checks.tcp_header_length(data_packet, 32)
-    assert "without options" in netlab.checks.tcp_header_length(data_packet, 20).message
-    assert "4-byte words" in netlab.checks.tcp_header_length(data_packet, 8).message
-
-
-def test_ip_protocol_check_tells_udp_from_tcp(data_packet):
-    import netlab
-
-    assert netlab.checks.ip_protocol(data_packet, 6)
-    assert "UDP" in netlab.checks.ip_protocol(data_packet, 17).message
-    assert "int" in netlab.checks.ip_protocol(data_packet, "tcp").message
 
 
 def test_built_datagram_check_names_each_wrong_field():
@@ -184,34 +140,6 @@ def test_built_datagram_check_names_each_wrong_field():
     assert "127.0.0.2" in wrong.message and "53" in wrong.message and "pong" in wrong.message
     assert "no UDP layer" in netlab.checks.built_datagram(IP(dst="127.0.0.1") / TCP()).message
     assert "scapy's layers" in netlab.checks.built_datagram(b"ping").message
-
-
-def test_connect_segments_check_reads_the_walk():
-    import netlab
-
-    walk = netlab.load_recorded("sockets-walk")
-    # The question is what the client sent: SYN and ACK; the SYN-ACK between them is the server's.
-    assert netlab.checks.connect_segments(walk, 2)
-    assert "SYN and ACK" in netlab.checks.connect_segments(walk, 2).message
-    assert "Which of them did the client send" in netlab.checks.connect_segments(walk, 3).message
-    assert "C→S" in netlab.checks.connect_segments(walk, 1).message
-    assert "accept()" in netlab.checks.connect_segments(walk, 0).message
-
-
-def test_framed_messages_check_spots_messages_run_together_and_a_lost_empty_one():
-    import netlab
-
-    assert netlab.checks.framed_messages([b"alpha", b"", b"omega"])
-    assert "ran together" in netlab.checks.framed_messages(b"alphaomega").message
-    assert "empty message" in netlab.checks.framed_messages([b"alpha", b"omega"]).message
-
-
-def test_timeout_error_check_wants_the_caught_timeout():
-    import netlab
-
-    assert netlab.checks.timeout_error(TimeoutError("timed out"))
-    assert "not its class" in netlab.checks.timeout_error(TimeoutError).message
-    assert "not a timeout" in netlab.checks.timeout_error(ConnectionResetError()).message
 
 
 # ---------------------------------------------------------------------------

@@ -413,7 +413,7 @@ def test_notebook_02_experiments_leave_no_thread_socket_or_process_behind(scapy_
 
 
 def test_waiting_for_the_network_to_settle_gives_up_naming_what_did_not_happen():
-    from netlab.lessons.sockets import _wait_for
+    from netlab.lessons.sockets.experiments import _wait_for
 
     t0 = time.monotonic()
     with pytest.raises(netlab.LabError, match=r"the peer's ACK did not happen within 0.05 s"):

@@ -19,7 +19,7 @@ import pytest
 
 import netlab
 from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
-from netlab.lessons.tls import TLS13_OVERHEAD, CertificateAuthority
+from netlab.lessons.tls.experiments import TLS13_OVERHEAD, CertificateAuthority
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the lab is a Linux network namespace")
 
@@ -271,30 +271,6 @@ def recorded(request):
         yield netlab.tls.same_request(), netlab.tls.wrong_certificate("unknown CA")
     finally:
         mp.undo()
-
-
-def test_checks_accept_the_answers_the_capture_gives(recorded):
-    comparison, refusal = recorded
-    https = comparison.https
-    certificate = max((r for r in https.records() if r.direction == SERVER_TO_CLIENT and r.encrypted
-                       and r.number < 8), key=lambda r: r.length)
-    assert netlab.checks.tls_server_name(https, "localhost")
-    assert netlab.checks.tls_certificate_record(https, certificate.number)
-    assert netlab.checks.tls_response_size(comparison, len(comparison.http.conversation.data(SERVER_TO_CLIENT)))
-    assert netlab.checks.tls_refusal_alert(refusal, "unknown_ca")
-
-
-def test_checks_refuse_wrong_answers_without_giving_them_away(recorded):
-    comparison, refusal = recorded
-    https = comparison.https
-    for feedback in (netlab.checks.tls_server_name(https, "127.0.0.1"),
-                     netlab.checks.tls_certificate_record(https, 2),
-                     netlab.checks.tls_certificate_record(https, 4),
-                     netlab.checks.tls_response_size(comparison, https.records()[-1].length),
-                     netlab.checks.tls_refusal_alert(refusal, "fatal"),
-                     netlab.checks.tls_server_name(https, ...)):
-        assert not feedback
-        assert "localhost" not in feedback.message and "unknown_ca" not in feedback.message
 
 
 def test_certificate_verify_signature_needs_the_private_key_behind_the_certificate():

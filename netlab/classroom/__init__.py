@@ -3,5 +3,6 @@
 Two modules: `edition` works on notebook files alone (marking, the student edition); `grading`
 executes students' notebooks in fresh kernels and reads the checks' verdicts as data. This
 package sits beside `checks` (above the lessons) and imports neither: it reads the verdicts by
-their MIME type, the contract between the two (README, "Teaching with netlab").
+their MIME type (`netlab.core.checking.CHECK_MIME`), the contract between the two (README,
+"Teaching with netlab").
 """

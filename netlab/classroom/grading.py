@@ -36,10 +36,8 @@ from typing import Any
 from netlab.classroom.edition import exercises, read_notebook, series
 from netlab.core import programs
 from netlab.core.arguments import check_int, check_seconds
+from netlab.core.checking import CHECK_MIME, GRADING_ENV  # the contract with the checks: a verdict's data, "grading"
 
-# netlab.checks.CHECK_MIME and GRADING_ENV: the contract with the checks (tests/test_classroom.py keeps them equal).
-CHECK_MIME = "application/vnd.netlab.check+json"
-GRADING_ENV = "NETLAB_GRADING"
 CELL_SECONDS = 180.0  # one cell; the slowest lesson cells take about 20 s live
 NOTEBOOK_SECONDS = 900.0  # one notebook, start of its kernel included
 COLUMNS = ("student", "notebook", "exercise", "passed", "feedback")

@@ -6,10 +6,13 @@ or `ValueError` (out of range), with a message that says what the argument takes
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+from pathlib import Path
 from typing import Any
 
-__all__ = ["check_bytes", "check_int", "check_seconds"]
+__all__ = ["check_bytes", "check_int", "check_seconds", "writable_folder"]
 
 
 def check_int(name: str, value: Any, low: int, high: int | float = math.inf) -> None:
@@ -36,3 +39,13 @@ def check_bytes(name: str, value: Any, limit: int = 60_000) -> None:
         raise TypeError(f"{name} must be bytes (b\"...\", or text.encode()), not {type(value).__name__}")
     if not 0 < len(value) <= limit:
         raise ValueError(f"{name} must hold 1 to {limit} bytes, not {len(value)}")
+
+
+def writable_folder(folder: Path) -> None:
+    """Make `folder` (and its parents) if needed and make sure files can be written there: before an experiment runs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(errno.ENOTDIR, "cannot be a folder: it, or a folder above it, is a file", str(folder)) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "cannot write files in this folder", str(folder))

@@ -17,7 +17,7 @@ bad input from costing much: `MAX_LINE` bytes per line, `MAX_HEADERS` header lin
 `serve()` runs the lab's web server: the standard library's `http.server` with HTTP/1.1
 keep-alive, a handful of routes for the lessons and no files. `LabHTTPConnection` is
 `http.client`'s own connection on a socket in the lab. Notebook 04's experiments (`fetch`,
-`site`) are in `netlab.lessons.http`.
+`site`) are in `netlab.lessons.http.experiments`.
 
 Rules for this file:
 1. The parser is strict where RFC 9112 says a recipient must reject (bare LF, whitespace before

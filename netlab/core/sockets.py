@@ -2,7 +2,7 @@
 
 Every function here works the same on the host's loopback and inside a `netlab.Lab` (pass
 `lab=`): a lab only changes where the socket is created, never how it is used. Nothing here
-captures or knows a lesson; notebook 02's experiments are in `netlab.lessons.sockets`.
+captures or knows a lesson; notebook 02's experiments are in `netlab.lessons.sockets.experiments`.
 """
 
 from __future__ import annotations

@@ -611,7 +611,7 @@ class _Generators:
         self.procs: list[subprocess.Popen] = []
         self.active: list[subprocess.Popen] = []  # those taking part in the current run
         self.timeout = timeout
-        code = "from netlab.lessons.concurrency import generator_main; generator_main()"
+        code = "from netlab.lessons.concurrency.experiments import generator_main; generator_main()"
         env = dict(os.environ, PYTHONPATH=package_parent() + os.pathsep + os.environ.get("PYTHONPATH", ""))
         try:
             for _ in range(count):

@@ -9,27 +9,25 @@ call, so every call's segments are its own and the counts are the same on every 
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from netlab.core.arguments import check_bytes
 from netlab.core.conversation import Segment
 from netlab.core.errors import LabError, WaitTimeout
-from netlab.core.experiment import LIVE, Experiment, lab_or_host, live_or_recorded, load_recorded, run
+from netlab.core.experiment import LIVE, Experiment, live_or_recorded, load_recorded, run
 from netlab.core.lab import Lab
 from netlab.core.programs import ProgramMissing, program
 from netlab.core.sockets import unacknowledged
 
 __all__ = ["socket_walk", "walk_steps", "two_sends_one_recv", "one_send_many_recvs", "udp_exchange", "Datagrams",
            "short_read", "udp_loss", "two_clients", "run_server",
-           "ScriptedRun", "against_script", "READ", "KEEP_OPEN", "RECORDINGS"]
+           "RECORDINGS"]
 
 _SETTLE_TIMEOUT = 3.0  # seconds; the slowest settling is a delayed ACK (40 ms on Linux)
 
@@ -468,89 +466,6 @@ def _upper_server(lab: Lab) -> str:
             data = conn.recv(1024)
             conn.sendall(data.upper())
         return f"served {peer[0]}:{peer[1]}"
-
-
-@dataclass(frozen=True)
-class ScriptedRun:
-    """What a function did against a scripted server: its return value or exception, its time (s), whether it hung."""
-
-    returned: Any = None
-    raised: BaseException | None = None
-    seconds: float = 0.0
-    hung: bool = False
-    where: str = "lab"  # "lab", or "host" where the lab is refused
-
-
-# Script steps besides bytes (sent as one segment) and floats (a pause, seconds): READ reads what the
-# client sent; KEEP_OPEN, last, keeps the connection open and silent until the client is done.
-READ = "read"
-KEEP_OPEN = "keep open"
-
-
-def against_script(client: Callable[[socket.socket], Any], scripts: Sequence[Sequence[bytes | float | str]], *,
-                   timeout: float = 5.0) -> list[ScriptedRun]:
-    """Run `client(sock)` once per script, each on a new TCP connection to a server that plays it; say what it did.
-
-    For exercises that run the student's own code against the real thing: each bytes step leaves
-    as a segment of its own (TCP_NODELAY, then a pause of the script's choosing), so the client
-    meets short reads and messages split across segments. The server closes after its script,
-    unless the script ends with KEEP_OPEN: then it stays silent until the client is done. The
-    server runs in one fresh lab (this host's loopback, 127.0.0.1, where labs are refused);
-    `client` runs on a thread of its own and counts as hung after `timeout` seconds, when its
-    socket is shut down to free it. The scripts play at the same time, each on its own
-    connection, so a check takes as long as its longest script, not their sum.
-    """
-    with lab_or_host() as (lab, where, _why), contextlib.ExitStack() as stack:
-        listener = stack.enter_context(lab.create_server() if lab else socket.create_server(("127.0.0.1", 0)))
-        listener.settimeout(timeout)
-        address = listener.getsockname()
-        plays = []
-        for script in scripts:
-            sock = stack.enter_context(
-                lab.create_connection(address, timeout=timeout) if lab else socket.create_connection(address, timeout))
-            conn = stack.enter_context(listener.accept()[0])  # connections are accepted in the order made
-            steps = list(script)
-            close = not (steps and steps[-1] == KEEP_OPEN)
-            plays.append((client, sock, conn, steps if close else steps[:-1], close, timeout, where))
-        with concurrent.futures.ThreadPoolExecutor(len(plays) or 1, thread_name_prefix="netlab script") as pool:
-            futures = [pool.submit(_play, *play) for play in plays]
-        return [future.result() for future in futures]
-
-
-def _play(client: Callable[[socket.socket], Any], sock: socket.socket, conn: socket.socket,
-          script: Sequence[bytes | float | str], close: bool, timeout: float, where: str) -> ScriptedRun:
-    conn.settimeout(timeout)
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    outcome: dict[str, Any] = {}
-
-    def run_client() -> None:
-        start = time.monotonic()
-        try:
-            outcome["returned"] = client(sock)
-        except BaseException as err:  # the student's exception is the result to judge
-            outcome["raised"] = err
-        outcome["seconds"] = time.monotonic() - start
-
-    thread = threading.Thread(target=run_client, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(OSError):
-        for step in script:
-            if isinstance(step, (bytes, bytearray)):
-                conn.sendall(step)
-            elif step == READ:
-                conn.recv(65536)
-            else:
-                time.sleep(float(step))
-        if close:
-            conn.shutdown(socket.SHUT_WR)
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if thread.is_alive():
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)  # a recv blocked in the student's code returns now
-        thread.join(1.0)
-        return ScriptedRun(seconds=timeout, hung=True, where=where)
-    return ScriptedRun(outcome.get("returned"), outcome.get("raised"), outcome.get("seconds", 0.0), where=where)
 
 
 # The recordings shipped in netlab/data, re-recorded by `python -m netlab record`.

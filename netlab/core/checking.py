@@ -1,0 +1,227 @@
+"""What every exercise check shares: the verdict (`Feedback`), "not answered yet", grading data.
+
+Each lesson's `checks` module holds its notebook's checks, each a function marked with
+`@exercise_check`; `netlab.checks` gathers them for the notebooks. What belongs here is what a
+check needs whichever lesson it belongs to, and nothing that knows a lesson:
+
+1. the verdict, `Feedback`: one line in a notebook (✔ or ✘ and why), and the same verdict as data
+   a grader reads (CHECK_MIME: grade id, passed, feedback);
+2. the wrapper every check goes through (`exercise_check`): an answer left as `...` (or a stub
+   function) says "not answered yet"; an answer that makes the check raise or hang gives a ✘,
+   never a traceback; under grading (NETLAB_GRADING=1) a failed check raises AssertionError with
+   its hint, which is how nbgrader takes a test cell's points away (README, "Teaching with netlab");
+3. small helpers for reading an answer (`unanswered`, `whole`, `number`, `borrowed`).
+
+A check never reveals the answer: when an answer is wrong it points at the part of the capture
+(or the idea) to look at again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dis
+import functools
+import os
+import signal
+import threading
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CHECK_MIME", "CHECK_SECONDS", "GRADING_ENV", "NOT_ANSWERED", "Feedback", "borrowed", "exercise_check",
+           "grading", "is_exercise_check", "names_used", "number", "set_grade_id", "unanswered", "whole"]
+
+
+# The MIME type of a check's result as data: {"grade_id", "passed", "feedback"}, read by netlab's grader.
+CHECK_MIME = "application/vnd.netlab.check+json"
+# Set (to anything but "" or "0") by a grader: a failed check then raises AssertionError.
+GRADING_ENV = "NETLAB_GRADING"
+# A check that runs longer than this (seconds) is stopped: a student's function may hang.
+CHECK_SECONDS = 90.0
+NOT_ANSWERED = "Not answered yet: replace the `...` with your answer and run the cell again."
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The verdict on one exercise answer: one line in a notebook (✔ or ✘ and the message), plus
+    the same verdict as CHECK_MIME data for a grader; `grade_id` names the exercise when known."""
+
+    ok: bool
+    message: str
+    grade_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return ("✔ " if self.ok else "✘ ") + self.message
+
+    def data(self) -> dict[str, Any]:
+        """The verdict as the grader reads it (CHECK_MIME); `feedback` is the message without its mark."""
+        return {"grade_id": self.grade_id, "passed": self.ok, "feedback": self.message}
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # Jupyter shows text/plain; the data travels beside it in the same output, for graders.
+        return {"text/plain": repr(self), CHECK_MIME: self.data()}
+
+    def _ipython_display_(self) -> None:
+        # Shown as display data, not as the cell's result: nbgrader reads a test cell's result as
+        # partial credit (a number) and warns that text there may become an error.
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+
+
+def unanswered(answer: Any) -> Feedback | None:
+    """"Not answered yet" for an answer left as `...` (or None), else None: `if (fb := unanswered(x)) is not None: return fb`."""
+    if answer is None or answer is ...:
+        return Feedback(False, NOT_ANSWERED)
+    return None
+
+
+def whole(answer: Any) -> bool:
+    """True for an int that is not a bool: a count, a length, a raw sequence number."""
+    return isinstance(answer, int) and not isinstance(answer, bool)
+
+
+def number(answer: Any) -> bool:
+    """True for an int or a float that is not a bool: seconds, a rate."""
+    return isinstance(answer, (int, float)) and not isinstance(answer, bool)
+
+
+def names_used(func: Any) -> set[str]:
+    """Every global, attribute and closure name a function's code (and the code nested in it) refers to."""
+    names: set[str] = set()
+    stack = [getattr(func, "__code__", None)]
+    while stack:
+        code = stack.pop()
+        if code is None:
+            continue
+        names.update(code.co_names, code.co_freevars)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return names
+
+
+def borrowed(func: Any, forbidden: set[str]) -> str | None:
+    """The first of netlab's own solutions that `func` calls (the exercise asks for the student's own), or None."""
+    used = sorted(names_used(func) & forbidden)
+    return used[0] if used else None
+
+
+# --- the wrapper of every check ---
+
+_next_grade_id: str | None = None
+_depth = threading.local()  # a check that calls another check grades only once, at the outside
+
+
+def grading() -> bool:
+    """True under a grader (NETLAB_GRADING set, not "0"): a failed check then raises AssertionError."""
+    return os.environ.get(GRADING_ENV, "") not in ("", "0")
+
+
+def set_grade_id(grade_id: str | None) -> None:
+    """Name the exercise the next check's result belongs to (a grader calls this in each check cell)."""
+    global _next_grade_id
+    _next_grade_id = grade_id
+
+
+def _does_nothing(func: types.FunctionType) -> bool:
+    """True for a function whose body is only `...` (or `pass`, or a docstring): the student edition's stub."""
+    steps = [(i.opname, i.argval) for i in dis.get_instructions(func) if i.opname not in ("RESUME", "NOP", "CACHE")]
+    return steps in ([("LOAD_CONST", None), ("RETURN_VALUE", None)], [("RETURN_CONST", None)])
+
+
+def _is_stub(value: Any) -> bool:
+    return value is ... or (isinstance(value, types.FunctionType) and _does_nothing(value))
+
+
+class _CheckTimeout(BaseException):
+    """Raised in a check that ran past CHECK_SECONDS; a BaseException so `except Exception` in student code lets it by."""
+
+
+def _bounded(seconds: float):
+    """Stop the code that runs in this context after `seconds`, where signals allow it (the main thread)."""
+    @contextlib.contextmanager
+    def alarm():
+        usable = (threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+                  and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+        if not usable:
+            yield
+            return
+
+        def expire(signum: int, frame: Any) -> None:
+            raise _CheckTimeout
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return alarm()
+
+
+def _verdict(check: Any, args: tuple, kwargs: dict) -> Feedback:
+    if any(_is_stub(a) for a in (*args, *kwargs.values())):
+        return Feedback(False, NOT_ANSWERED)
+    try:
+        with _bounded(CHECK_SECONDS):
+            result = check(*args, **kwargs)
+    except NotImplementedError:  # nbgrader's stub, or a student function left unfinished
+        return Feedback(False, NOT_ANSWERED)
+    except _CheckTimeout:
+        return Feedback(False, f"The check gave up after {CHECK_SECONDS:.0f} s: does your code (or your function) "
+                               "wait for something that never comes?")
+    except Exception as err:  # a wrong type or a student function that raises: a hint, never a traceback
+        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        if len(detail) > 200:
+            detail = detail[:197] + "..."
+        return Feedback(False, f"Your answer could not be checked ({detail}). Look at its type and at what it does.")
+    if not isinstance(result, Feedback):
+        return Feedback(False, f"The check returned {type(result).__name__}, not a verdict.")
+    return result
+
+
+def _show(feedback: Feedback) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(repr(feedback))
+        return
+    display(feedback)
+
+
+def exercise_check(check: Callable[..., Feedback]) -> Callable[..., Feedback]:
+    """Make a function an exercise check (a decorator): stubs say "not answered yet", errors and hangs
+    become a ✘, the result carries the grade id set for it, and under grading a failed result is shown
+    and raised as AssertionError. `netlab.checks` offers every function of a lesson's checks so marked."""
+
+    @functools.wraps(check)
+    def graded(*args: Any, **kwargs: Any) -> Feedback:
+        global _next_grade_id
+        depth = getattr(_depth, "value", 0)
+        if depth:
+            return check(*args, **kwargs)
+        grade_id, _next_grade_id = _next_grade_id, None
+        _depth.value = depth + 1
+        try:
+            feedback = _verdict(check, args, kwargs)
+        finally:
+            _depth.value = depth
+        if grade_id is not None:
+            feedback = Feedback(feedback.ok, feedback.message, grade_id)
+        if grading() and not feedback:
+            _show(feedback)  # the cell ends in an error, so its result would not be shown otherwise
+            raise AssertionError(feedback.message)
+        return feedback
+
+    graded.exercise_check = True  # what `is_exercise_check` looks for
+    return graded
+
+
+def is_exercise_check(value: Any) -> bool:
+    """True for a function made an exercise check by `exercise_check`."""
+    return callable(value) and getattr(value, "exercise_check", False) is True
