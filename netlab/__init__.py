@@ -122,10 +122,14 @@ class _ModulePaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
-        return importlib.import_module(_all_modules()[spec.name.partition(".")[2]])
+        real = importlib.import_module(_all_modules()[spec.name.partition(".")[2]])
+        self._real_spec = real.__spec__  # importlib puts the alias's spec on the module: put its own back below
+        return real
 
     def exec_module(self, module: Any) -> None:
-        pass  # the real module ran when it was imported under its own name
+        # The real module ran when it was imported under its own name; it keeps that name's spec,
+        # which importlib.reload and the multiprocessing's spawn read.
+        module.__spec__ = self._real_spec
 
 
 if not any(isinstance(finder, _ModulePaths) for finder in sys.meta_path):

@@ -19,7 +19,8 @@ def test_every_module_of_the_face_imports_by_its_old_path_in_a_fresh_python(name
     # earlier `netlab.http` attribute access can have put it in sys.modules.
     code = (f"import importlib, netlab.{name}\n"
             f"import {netlab._all_modules()[name]} as real\n"
-            f"assert importlib.import_module('netlab.{name}') is real is netlab.{name}\n")
+            f"assert importlib.import_module('netlab.{name}') is real is netlab.{name}\n"
+            "assert real.__spec__.name == real.__name__, real.__spec__\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
