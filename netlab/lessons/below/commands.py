@@ -13,7 +13,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add this lesson's subcommands to `python -m netlab`."""
     p = commands.add_parser("traceroute", help="trace the lab's routed path: the router, then the server, with round trips")
     p.add_argument("--max-hops", type=_hops, default=8, metavar="N", help="the largest TTL to probe with, 1 to 30 (default 8)")
-    p.set_defaults(func=_traceroute)
+    p.set_defaults(func=_traceroute, experiment=True)
 
 
 def _traceroute(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--cc", metavar="NAME", help="congestion control (default: the kernel's default)")
     p.add_argument("--loss", type=_loss, metavar="N", help="the path loses the N-th data segment")
     p.add_argument("--json", action="store_true", help="print one JSON object: cc, source, rounds, reductions")
-    p.set_defaults(func=_cwnd)
+    p.set_defaults(func=_cwnd, experiment=True)
 
 
 def _cwnd(args: argparse.Namespace) -> int:

@@ -19,11 +19,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=".", help="folder for handshake.pcap and handshake.png (default: .)")
     p.add_argument("--close-delay", type=_delay, default=0.0, metavar="SECONDS",
                    help="hold the server's close this long (0.2 shows a four-segment teardown)")
-    p.set_defaults(func=_handshake)
+    p.set_defaults(func=_handshake, experiment=True)
 
     p = commands.add_parser("refused", help="connect to a port where nothing listens: see the RST")
     p.add_argument("--out", help="folder for refused.pcap")
-    p.set_defaults(func=_refused)
+    p.set_defaults(func=_refused, experiment=True)
 
 
 def _handshake(args: argparse.Namespace) -> int:

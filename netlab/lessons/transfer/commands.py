@@ -14,7 +14,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("retransmit", help="send to a peer that never acknowledges: see each timeout double")
     p.add_argument("--count", type=_count, default=5, metavar="N",
                    help="retransmissions to wait for, 1 to 8 (default 5: about 6 s)")
-    p.set_defaults(func=_retransmit)
+    p.set_defaults(func=_retransmit, experiment=True)
 
 
 def _retransmit(args: argparse.Namespace) -> int:
