@@ -14,7 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+from test_classroom import sample  # two exercises whose checks need no lab
 
 from netlab.classroom import edition, ordinary_user
 
@@ -61,21 +62,6 @@ def test_as_root_the_kernel_is_an_ordinary_user_with_debians_path_and_its_own_fo
     assert as_root.returncode == 1 and "0 /" in as_root.stdout, as_root.stdout[-3000:]
 
 
-def _sample(answer_source: str = "answer = 8760 // 1460") -> dict:
-    """Two exercises whose checks need no lab; their stored outputs are the instructor's ✔."""
-    nb = new_notebook(cells=[
-        new_code_cell("import netlab"),
-        new_markdown_cell("## Exercises\n\nHow many segments carry one write of 8760 bytes?"),
-        new_code_cell(answer_source, metadata={"tags": ["solution"]}),
-        new_code_cell("netlab.checks.segments_for_write(8760, answer)"),
-        new_markdown_cell("How many segments carry one write of 50,000 bytes?"),
-        new_code_cell("import math\n\nsegments = math.ceil(50_000 / 1460)", metadata={"tags": ["solution"]}),
-        new_code_cell("netlab.checks.segments_for_write(50_000, segments)"),
-    ])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return edition.mark(json.loads(nbformat.writes(nb)), "98-sample")
-
-
 def _stored(nb: dict, folder: Path) -> Path:
     """`nb` executed once in this process's environment and written with its outputs, as the series is stored."""
     from nbclient import NotebookClient
@@ -87,7 +73,7 @@ def _stored(nb: dict, folder: Path) -> Path:
 
 
 def test_each_exercise_runs_its_student_edition_in_the_same_kernel_before_the_answer(tmp_path):
-    done = _child(_stored(_sample(), tmp_path / "nb"))
+    done = _child(_stored(sample(), tmp_path / "nb"))
     assert done.returncode == 0, done.stdout[-3000:]
     passed = [line for line in done.stdout.splitlines() if line.startswith("PASSED")]
     names = [line.split("::", 1)[1] for line in passed]
@@ -98,7 +84,9 @@ def test_each_exercise_runs_its_student_edition_in_the_same_kernel_before_the_an
 def test_a_student_edition_that_would_not_run_fails_naming_the_exercise(tmp_path):
     # The solution binds the name the check reads in a way the stub maker cannot see: the stub leaves
     # it unbound, so the student's own run would end in a NameError, not in "Not answered yet".
-    nb = _stored(_sample('globals()["answer"] = 8760 // 1460'), tmp_path / "nb")
+    nb = sample()
+    nb["cells"][2]["source"] = f'{edition.BEGIN}\nglobals()["answer"] = 8760 // 1460\n{edition.END}'
+    nb = _stored(nb, tmp_path / "nb")
     done = _child(nb)
     assert done.returncode == 1
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
