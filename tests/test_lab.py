@@ -243,7 +243,9 @@ def as_ordinary_user():
     to run it; Debian's /usr/bin/python3 (3.11) then serves, with netlab and scapy (pure Python)
     copied where `nobody` can read them. Copies keep their mtimes, so the .pyc files stay valid.
     """
-    if shutil.which("runuser") is None:
+    if os.geteuid() != 0:
+        pytest.skip("already an ordinary user: only root can switch to another (the in-process tests run as this one)")
+    if programs.find("runuser") is None:  # in /usr/sbin, off an ordinary user's PATH
         pytest.skip("runuser is not installed, so the test cannot switch to an ordinary user")
     pwd.getpwnam(ORDINARY_USER)
     candidates = [os.path.realpath(sys.executable), "/usr/bin/python3"]
