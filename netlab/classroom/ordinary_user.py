@@ -17,6 +17,7 @@ packages by PYTHONPATH, so that the programs the lab starts find them too.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -47,6 +48,7 @@ def can_read(path: str | Path) -> bool:
     return done.returncode == 0
 
 
+@functools.cache  # asked by the nbval plugin, the test run's collection and a test: one answer per process
 def python() -> str | None:
     """A Python of this one's minor version that uid UID can run (compiled packages need the same), or None."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -75,6 +77,7 @@ def environment(home: str | Path, project: str | Path) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+@functools.cache
 def unavailable(project: str | Path) -> str | None:
     """None when root can run Python as uid UID with `project` and this environment's packages; else why not."""
     if os.geteuid() != 0:
