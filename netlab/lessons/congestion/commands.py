@@ -7,14 +7,16 @@ function returns the exit status, and an error it raises ends in one line "netla
 from __future__ import annotations
 
 import argparse
-import sys
+
+from netlab.core.arguments import number_type
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add this lesson's subcommands to `python -m netlab`."""
     p = commands.add_parser("cwnd", help="send through a bottleneck: cwnd per round trip and each reduction")
     p.add_argument("--cc", metavar="NAME", help="congestion control (default: the kernel's default)")
-    p.add_argument("--loss", type=_loss, metavar="N", help="the path loses the N-th data segment")
+    p.add_argument("--loss", type=number_type("a data segment's number", 1, 100_000), metavar="N",
+                   help="the path loses the N-th data segment")
     p.add_argument("--json", action="store_true", help="print one JSON object: cc, source, rounds, reductions")
     p.set_defaults(func=_cwnd, experiment=True)
 
@@ -27,8 +29,7 @@ def _cwnd(args: argparse.Namespace) -> int:
     cc = args.cc or default_algorithm()
     offered = available_algorithms()
     if offered and cc not in offered:
-        print(f"netlab: error: this kernel has no congestion control {cc!r}; it offers {', '.join(offered)}", file=sys.stderr)
-        return 2
+        raise ValueError(f"this kernel has no congestion control {cc!r}; it offers {', '.join(offered)}")
     recorded = f"congestion-{cc}" if cc in ("reno", "cubic", "bbr") else "congestion-cubic"
     exp = run(cc, rate=10e6, queue=100, rtt=0.04, seconds=1.5, drops=(args.loss,) if args.loss else (),
               recorded=recorded)
@@ -46,14 +47,3 @@ def _cwnd(args: argparse.Namespace) -> int:
     if not exp.reductions:
         print("  no reduction of cwnd")
     return 0
-
-
-def _loss(text: str) -> int:
-    """The number of the data segment the path loses, 1 or more."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a segment number (1, 2, 3, …)") from None
-    if not 1 <= number <= 100_000:
-        raise argparse.ArgumentTypeError(f"{number}: data segments are numbered from 1 to 100000")
-    return number
