@@ -290,3 +290,46 @@ def test_slow_start_end_tells_hystart_from_a_loss():
     by_loss, by_hystart = congestion.slow_start_end(reno), congestion.slow_start_end(cubic)
     assert not by_loss.without_loss and by_loss.retransmitted > 0
     assert by_hystart.without_loss and by_hystart.ssthresh == by_hystart.cwnd
+
+
+# ---------------------------------------------------------------------------
+# The lesson's own drawings (netlab/lessons/congestion/draw.py), offered as netlab.congestion.NAME.
+
+
+def test_the_lessons_drawings_load_matplotlib_only_when_first_drawn():
+    code = ("import sys, netlab\n"
+            "import netlab.lessons.congestion.experiments as experiments\n"
+            "assert 'matplotlib' not in sys.modules, 'the experiments loaded matplotlib'\n"
+            "from netlab.lessons.congestion import draw\n"
+            "assert netlab.congestion.rtt_plot is draw.rtt_plot and experiments.cwnd_plot is draw.cwnd_plot\n"
+            "assert netlab.congestion.figure is draw.figure and 'growth_figure' in dir(netlab.congestion)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_drawing_of_another_lesson_is_not_the_cores():
+    # 09's plots moved from netlab.core.draw into the lesson; the core's drawing keeps what several use.
+    import netlab
+
+    assert not hasattr(netlab.draw, "rtt_plot") and not hasattr(netlab.draw, "cwnd_plot")
+    with pytest.raises(AttributeError, match="no attribute 'no_such_plot'"):
+        netlab.congestion.no_such_plot  # noqa: B018
+
+
+def test_cwnd_plot_draws_cwnd_ssthresh_in_flight_and_the_recovery_of_a_recording():
+    exp = load_recorded("congestion-reno", kind=congestion.CongestionExperiment)
+    ax = congestion.cwnd_plot(exp.samples, start=exp.start).axes[0]
+    lines = {line.get_gid(): line for line in ax.lines}
+    assert {"cwnd", "ssthresh", "in flight"} <= set(lines)
+    assert list(lines["cwnd"].get_ydata()) == [s.cwnd for s in exp.samples]
+    assert any((p.get_gid() or "").startswith("recovery ") for p in ax.patches)  # the loss's fast recovery, shaded
+    with pytest.raises(ValueError, match="at least one TCP_INFO sample"):
+        congestion.cwnd_plot([])
+
+
+def test_rtt_plot_draws_one_line_per_label_in_ms():
+    series = {"long queue": [(0.0, 0.040), (0.5, 0.300)], "short queue": [(0.0, 0.040), (0.5, 0.045)]}
+    ax = congestion.rtt_plot(series, title="two queues").axes[0]
+    drawn = {line.get_gid(): list(line.get_ydata()) for line in ax.lines}
+    assert drawn == {"rtt long queue": [40.0, 300.0], "rtt short queue": [40.0, 45.0]}
+    assert ax.get_title() == "two queues"
