@@ -39,7 +39,7 @@ _NAMES = {
     "netlab.core.pcapfiles": ("load_pcap", "save_pcap"),
     # notebooks 02 and 06: echo servers, framing, a retry that gives up cleanly
     "netlab.core.sockets": (
-        "EchoServer", "MessageTooLarge", "RetryError", "connect_with_retry", "echo_server", "hello",
+        "EchoServer", "MessageTooLarge", "PeerClosed", "RetryError", "connect_with_retry", "echo_server", "hello",
         "recv_exactly", "recv_message", "recv_until_closed", "send_message",
     ),
 }

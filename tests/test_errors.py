@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import builtins
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,38 @@ from netlab.core.errors import WaitTimeout
 PACKAGE = Path(netlab.__file__).parent
 # Built-in exceptions a caller cannot tell from Python's own; a wait that ran out is a WaitTimeout.
 BARE = {"RuntimeError", "TimeoutError", "Exception"}
+# What a bad argument raises (the policy's rule 1), and what argparse's types raise for it.
+ARGUMENT = {"TypeError", "ValueError", "ArgumentTypeError"}
+# Python's own exceptions the package may raise beyond a bad argument, where each one is what
+# the protocol it takes part in expects, by file (relative to netlab/); anything else is a NetlabError.
+PROTOCOL = {
+    "__init__.py": {"AttributeError", "ImportError"},  # a module's __getattr__; two lessons offering one name
+    "checks.py": {"AttributeError", "ImportError"},
+    "core/http.py": {"KeyError"},  # Headers is a Mapping
+    "core/arguments.py": {"NotADirectoryError", "PermissionError"},  # the folder the user named, with its name
+    "classroom/edition.py": {"FileNotFoundError"},  # the same, for the folders of notebooks a user names
+    "classroom/grading.py": {"FileNotFoundError", "NotADirectoryError"},
+    "classroom/nbval_plugin.py": {"SystemExit"},  # pytest's way to stop a session
+    "core/checking.py": {"AssertionError"},  # a check's verdict in pytest
+    "core/lab.py": {"EOFError", "SystemExit"},  # the lab's helper: its channel ended, then it exits
+    "core/peer.py": {"OSError"},  # the socket error (ECONNRESET, …) the peer's kernel-less client reports
+    "core/topology_agent.py": {"OSError"},  # in the lab; the agent answers it as text, TopologyError raises it
+    "lessons/below/experiments.py": {"SystemExit"},  # the resolver's child process ends
+    "lessons/congestion/experiments.py": {"AttributeError"},  # its module __getattr__ (the lesson's drawings)
+    "lessons/concurrency/experiments.py": {"NotImplementedError", "BlockingIOError"},  # an abstract method; accept()'s EAGAIN
+    "lessons/http/commands.py": {"KeyboardInterrupt"},  # SIGTERM ends the server as Ctrl-C does
+}
 
 
 def _raised_names(path: Path) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name):
-            found.append((node.lineno, node.exc.func.id))
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name):
+                found.append((node.lineno, exc.id))
+            elif isinstance(exc, ast.Attribute):
+                found.append((node.lineno, exc.attr))
     return found
 
 
@@ -27,6 +53,37 @@ def test_the_package_raises_no_bare_runtime_or_timeout_error():
     bare = [f"{path.relative_to(PACKAGE.parent)}:{line} raises {name}"
             for path in sorted(PACKAGE.rglob("*.py")) for line, name in _raised_names(path) if name in BARE]
     assert not bare, "raise a NetlabError subclass (netlab.core.errors) instead: " + "; ".join(bare)
+
+
+def test_beyond_a_bad_argument_the_package_raises_its_own_errors():
+    builtin = {name for name in dir(builtins) if isinstance(getattr(builtins, name), type)
+               and issubclass(getattr(builtins, name), BaseException)}
+    stray = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        allowed = ARGUMENT | PROTOCOL.get(path.relative_to(PACKAGE).as_posix(), set())
+        stray += [f"{path.relative_to(PACKAGE.parent)}:{line} raises {name}"
+                  for line, name in _raised_names(path) if name in builtin and name not in allowed]
+    assert not stray, "raise a NetlabError subclass (netlab.core.errors) instead: " + "; ".join(stray)
+
+
+def test_a_peer_that_closes_too_soon_is_a_netlab_error_and_still_an_eof_error():
+    import socket
+
+    from netlab.core.sockets import PeerClosed, recv_exactly
+
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"1234")
+        left.close()
+        with pytest.raises(PeerClosed, match="6 of 10 bytes still missing") as closed:
+            recv_exactly(right, 10)
+    assert isinstance(closed.value, EOFError) and isinstance(closed.value, netlab.NetlabError)
+    assert netlab.PeerClosed is PeerClosed
+
+
+def test_an_unknown_recording_is_a_bad_argument_naming_those_netlab_ships():
+    with pytest.raises(ValueError, match="no recorded capture named 'no-such-run'; netlab ships .*'handshake'"):
+        netlab.load_recorded("no-such-run")
 
 
 def test_a_wait_that_ran_out_is_a_netlab_error_and_still_a_timeout_error():
