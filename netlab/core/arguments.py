@@ -58,7 +58,6 @@ def number_type(what: str, low: float, high: float = math.inf, *, whole: bool = 
             raise argparse.ArgumentTypeError(f"{text} is not {what}: choose {_bounds(low, high, whole)}")
         return value
 
-    parse.__name__ = what  # what argparse calls the type, should it name it
     return parse
 
 
