@@ -129,7 +129,7 @@ def test_a_subcommand_raises_its_error_and_main_prints_it_once(argv, tmp_path, c
             pytest.skip("this kernel names no congestion control, so any name is tried")
     argv = [a.format(tmp=tmp_path) for a in argv]
     args = build_parser().parse_args(argv)
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, netlab.NetlabError)):  # a bad argument, or what grading needs and lacks
         args.func(args)
     assert "netlab: error" not in capsys.readouterr().err  # the subcommand printed nothing of it
     assert main(argv) == 2
