@@ -16,12 +16,14 @@ PACKAGE = Path(netlab.__file__).parent
 BARE = {"RuntimeError", "TimeoutError", "Exception"}
 # What a bad argument raises (the policy's rule 1), and what argparse's types raise for it.
 ARGUMENT = {"TypeError", "ValueError", "ArgumentTypeError"}
-# Python's own exceptions the package may raise beyond a bad argument, where each one is what
-# the protocol it takes part in expects, by file (relative to netlab/); anything else is a NetlabError.
+# What Python's data model asks a special method to raise: `__getattr__` (of a module or a class)
+# AttributeError, `__getitem__` KeyError.
+SPECIAL = {"__getattr__": "AttributeError", "__getitem__": "KeyError"}
+# Python's own exceptions the package may raise elsewhere beyond a bad argument, where each one is
+# what the protocol it takes part in expects, by file (relative to netlab/); anything else is a NetlabError.
 PROTOCOL = {
-    "__init__.py": {"AttributeError", "ImportError"},  # a module's __getattr__; two lessons offering one name
-    "checks.py": {"AttributeError", "ImportError"},
-    "core/http.py": {"KeyError"},  # Headers is a Mapping
+    "__init__.py": {"ImportError"},  # two lessons offering one name: the package cannot be imported as it is
+    "checks.py": {"ImportError"},  # two lessons with a check of one name
     "core/arguments.py": {"NotADirectoryError", "PermissionError"},  # the folder the user named, with its name
     "classroom/edition.py": {"FileNotFoundError"},  # the same, for the folders of notebooks a user names
     "classroom/grading.py": {"FileNotFoundError", "NotADirectoryError"},
@@ -31,21 +33,27 @@ PROTOCOL = {
     "core/peer.py": {"OSError"},  # the socket error (ECONNRESET, …) the peer's kernel-less client reports
     "core/topology_agent.py": {"OSError"},  # in the lab; the agent answers it as text, TopologyError raises it
     "lessons/below/experiments.py": {"SystemExit"},  # the resolver's child process ends
-    "lessons/congestion/experiments.py": {"AttributeError"},  # its module __getattr__ (the lesson's drawings)
     "lessons/concurrency/experiments.py": {"NotImplementedError", "BlockingIOError"},  # an abstract method; accept()'s EAGAIN
     "lessons/http/commands.py": {"KeyboardInterrupt"},  # SIGTERM ends the server as Ctrl-C does
 }
 
 
 def _raised_names(path: Path) -> list[tuple[int, str]]:
+    """(line, name) of each exception `path` raises by name, leaving out what a special method must raise."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
         if isinstance(node, ast.Raise) and node.exc is not None:
             exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
-            if isinstance(exc, ast.Name):
-                found.append((node.lineno, exc.id))
-            elif isinstance(exc, ast.Attribute):
-                found.append((node.lineno, exc.attr))
+            name = exc.id if isinstance(exc, ast.Name) else exc.attr if isinstance(exc, ast.Attribute) else None
+            if name is not None and SPECIAL.get(function) != name:
+                found.append((node.lineno, name))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "")
     return found
 
 
