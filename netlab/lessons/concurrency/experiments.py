@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import json
 import os
 import resource
@@ -705,6 +706,7 @@ class LoadPoint:
     server_cpu: float  # seconds of CPU time the server process used during the run
     generator_cpu: float  # seconds of CPU time all generator processes used together
     server_switches: int  # context switches of all the server process's threads during the run
+    gc_pause: float = 0.0  # the longest pause of the garbage collector in the server's process during the run (s)
 
     @property
     def correct(self) -> bool:
@@ -758,7 +760,7 @@ def load(server: _EchoServer, clients: int, messages: int = 50, *, size: int = 3
         raise ConcurrencyError(f"the {server.model} server listens {where}, so its load cannot run in the lab "
                                f"given: leave out lab= to load it where it listens")
     _need_fds(2 * clients + 64, f"a load of {clients} clients")
-    with _Generators(lab, min(generators, clients), timeout=timeout) as gens:
+    with _Generators(lab, min(generators, clients), timeout=timeout) as gens, _quiet_collector():
         return _load(server, clients, messages, size, gens)
 
 
@@ -771,10 +773,18 @@ def _load(server: _EchoServer, clients: int, messages: int, size: int, gens: _Ge
     gens.connect(settings)
     server.wait_for_connections(clients)
     threads = server.threads
-    cpu0, wall0, switches0 = time.process_time(), time.monotonic(), _switches()
-    reports = gens.release()
-    server_cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    switches = _switches() - switches0
+    # The server runs in the caller's process, among the caller's objects: a notebook's kernel, with
+    # scapy and matplotlib loaded, holds some 200,000 that Python's cyclic garbage collector tracks,
+    # and one full pass over them holds the GIL for about 0.1 s (97 to 120 ms measured here, about
+    # once in 36 runs of a comparison). Landing in a run, such a pass freezes the server whatever its
+    # model, and every echo in flight waits for it. `_quiet_collector` (around every load) moves those
+    # objects out of the collector's sight first, so that a pass in a run sees only the objects made
+    # since; `gc_pause` records the longest pass during the run.
+    with _collector_pauses() as pauses:
+        cpu0, wall0, switches0 = time.process_time(), time.monotonic(), _switches()
+        reports = gens.release()
+        server_cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        switches = _switches() - switches0
     server.wait_for_connections(0)  # every connection closed again before the next run
     errors = [r["error"] for r in reports if r["error"]]
     if errors:
@@ -786,8 +796,38 @@ def _load(server: _EchoServer, clients: int, messages: int, size: int, gens: _Ge
         requests=len(latencies), wrong=sum(r["wrong"] for r in reports), seconds=seconds, latencies_us=latencies,
         server_threads=threads, generator_busy=max(r["cpu"] / (r["end"] - r["start"]) for r in reports),
         server_busy=server_cpu / wall, server_switches=switches, server_cpu=server_cpu,
-        generator_cpu=sum(r["cpu"] for r in reports),
+        generator_cpu=sum(r["cpu"] for r in reports), gc_pause=max(pauses, default=0.0),
     )
+
+
+@contextlib.contextmanager
+def _quiet_collector():
+    """Collect once, then hide every object alive now from the garbage collector's passes, until the end."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@contextlib.contextmanager
+def _collector_pauses():
+    """Yield a list that fills with the length (seconds) of every garbage collection in this process meanwhile."""
+    pauses: list[float] = []
+    began = [0.0]
+
+    def note(phase: str, info: dict) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(note)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(note)
 
 
 def _switches() -> int:
@@ -919,7 +959,7 @@ def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 
     with lab_or_host() as (lab, where, why):
         points: list[LoadPoint] = []
         bar = _Progress(len(models) * len(clients)) if progress else None
-        with _Generators(lab, min(generators, max(clients)), timeout=timeout) as gens:  # one set for every run
+        with _Generators(lab, min(generators, max(clients)), timeout=timeout) as gens, _quiet_collector():
             for model in models:
                 with model_server(model, lab=lab) as server:
                     for c in clients:
