@@ -697,7 +697,7 @@ class LoadPoint:
     size: int
     generators: int
     requests: int  # echoes that came back (should be clients × messages)
-    wrong: int  # echoes whose bytes were not the message sent
+    wrong: int  # echoes whose bytes were not the message sent (in any of compare's rounds of this point)
     seconds: float  # from the generators' start to the last echo
     latencies_us: list[int] = field(repr=False)
     server_threads: int  # threads the server added to its process while all clients were connected
@@ -707,6 +707,14 @@ class LoadPoint:
     generator_cpu: float  # seconds of CPU time all generator processes used together
     server_switches: int  # context switches of all the server process's threads during the run
     gc_pause: float = 0.0  # the longest pause of the garbage collector in the server's process during the run (s)
+    # Echoes per second of every run of this point when `compare` repeated it (this run's included):
+    # their spread shows how much other work on the machine disturbed the runs.
+    rounds: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def spread(self) -> float:
+        """How far the slowest round fell below the fastest, as a fraction (0.0: all rounds alike)."""
+        return 1 - min(self.rounds) / max(self.rounds) if self.rounds else 0.0
 
     @property
     def correct(self) -> bool:
@@ -868,11 +876,11 @@ class LoadComparison:
         """One row per run: echoes per second, p50/p99 round-trip times, the server's threads, its context
         switches per echo, and the CPU time per echo (µs) of the server and of the load generators."""
         lines = [f"{'model':<10}{'clients':>8}{'requests':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-                 f"{'threads':>9}{'switches':>10}{'cpu µs: server':>16}{'gen':>6}"]
+                 f"{'threads':>9}{'switches':>10}{'cpu µs: server':>16}{'gen':>6}{'spread':>8}"]
         for p in self.points:
             lines.append(f"{p.model:<10}{p.clients:>8}{p.requests:>10}{p.requests_per_second:>9.0f}"
                          f"{p.p50_ms:>9.2f}{p.p99_ms:>9.2f}{p.server_threads:>9}{p.switches_per_request:>10.2f}"
-                         f"{p.cpu_us_per_request[0]:>16.0f}{p.cpu_us_per_request[1]:>6.0f}")
+                         f"{p.cpu_us_per_request[0]:>16.0f}{p.cpu_us_per_request[1]:>6.0f}{p.spread:>8.0%}")
         return "\n".join(lines)
 
     def ratios(self, clients: int) -> dict[str, float]:
@@ -941,9 +949,16 @@ class _Progress:
 
 
 def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 10, 100, 500), *,
-            messages: int = 50, size: int = 32, generators: int = 2, progress: bool = True,
+            messages: int = 50, size: int = 32, generators: int = 2, rounds: int = 3, progress: bool = True,
             timeout: float = 60.0) -> LoadComparison:
     """Run the same load against each server model at each client count, in a fresh lab.
+
+    Every point is measured `rounds` times, in rounds that each go through every model and client
+    count, and keeps its fastest run. Other work on the machine only ever slows a run down (a
+    process of someone else's taking the cores for a tenth of a second stalls every echo then in
+    flight), and such a burst lasts about as long as one round: in a single pass it would land on
+    whichever model was running then and pass for that model's own slowness. Each point's `rounds`
+    keeps every run's rate, so the spread between them shows how disturbed the runs were.
 
     Where the lab is refused, servers and generators run on this machine's 127.0.0.1 instead
     (nothing is captured, so nothing needs recording). Raises the soft open-file limit if
@@ -955,19 +970,30 @@ def compare(models: Iterable[str] = tuple(MODELS), clients: Iterable[int] = (1, 
             raise ValueError(f"unknown server model {model!r}: choose one of {', '.join(MODELS)}")
     if not clients or clients[0] < 1:
         raise ValueError(f"client counts must be 1 or more, got {clients}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be 1 or more, got {rounds}")
     _need_fds(2 * max(clients) + 64, f"a load of {max(clients)} clients")
     with lab_or_host() as (lab, where, why):
-        points: list[LoadPoint] = []
-        bar = _Progress(len(models) * len(clients)) if progress else None
+        runs: dict[tuple[str, int], list[LoadPoint]] = {(m, c): [] for m in models for c in clients}
+        total, done = rounds * len(runs), 0
+        bar = _Progress(total) if progress else None
         with _Generators(lab, min(generators, max(clients)), timeout=timeout) as gens, _quiet_collector():
-            for model in models:
-                with model_server(model, lab=lab) as server:
-                    for c in clients:
-                        if bar:
-                            bar.show(len(points), f"{model}, {c} clients")
-                        points.append(_load(server, c, messages, size, gens))
+            for _ in range(rounds):
+                for model in models:
+                    with model_server(model, lab=lab) as server:
+                        for c in clients:
+                            if bar:
+                                bar.show(done, f"{model}, {c} clients")
+                            runs[model, c].append(_load(server, c, messages, size, gens))
+                            done += 1
         if bar:
-            bar.show(len(points), "done")
+            bar.show(done, "done")
+    points = []
+    for tries in runs.values():
+        best = max(tries, key=lambda p: p.requests_per_second)
+        best.rounds = [p.requests_per_second for p in tries]
+        best.wrong = sum(p.wrong for p in tries)  # a wrong echo in any round makes the point wrong
+        points.append(best)
     return LoadComparison(points, where, why)
 
 
