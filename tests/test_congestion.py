@@ -192,6 +192,26 @@ def test_cwnd_command_prints_one_json_object():
                for r in out["reductions"])
 
 
+@pytest.mark.lab
+def test_cwnd_command_says_why_each_cut_happened_from_the_kernels_counters():
+    # Reno's slow start overshoots the path (33 segments in flight, 100 queued) long before data
+    # segment 300: the ordered loss comes with the queue's own drops in one window, one cut; back at
+    # half of 268, cwnd is still above what the path holds, and the queue's next drop is a cut of its own.
+    done = subprocess.run([sys.executable, "-m", "netlab", "cwnd", "--cc", "reno", "--loss", "300"],
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    cuts = [line for line in done.stdout.splitlines() if re.match(r"\s+at [\d.]+ s ", line)]
+    assert cuts and "the one the path lost" in cuts[0] and "more that the full queue dropped" in cuts[0]
+    assert all("a loss of its own" in line for line in cuts[1:])
+    losses = re.search(r"the path lost data segment 300 as ordered; its full queue dropped (\d+) \(tc's count\); "
+                       r"the sender retransmitted (\d+)", done.stdout)
+    assert losses, done.stdout
+    queue_drops, resent = map(int, losses.groups())
+    assert resent >= queue_drops + 1  # every drop was resent: the ordered one, and the queue's
+    counted = sum(int(n) for n in re.findall(r"(\d+) segments? resent", "\n".join(cuts)))
+    assert 1 < counted <= resent, cuts  # the cuts' own counts, of the kernel's total
+
+
 def test_cwnd_command_with_an_unknown_algorithm_says_so_in_one_line():
     done = subprocess.run([sys.executable, "-m", "netlab", "cwnd", "--cc", "nope"], capture_output=True, text=True,
                           timeout=30)

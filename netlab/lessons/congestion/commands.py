@@ -42,8 +42,42 @@ def _cwnd(args: argparse.Namespace) -> int:
     for r in exp.rounds:
         ratio = f"  (× {r.ratio:.2f})" if r.ratio else ""
         print(f"  round {r.number:>2}: cwnd {r.cwnd:>4} segments{ratio}")
-    for cut in exp.reductions:
-        print(f"  at {cut.time:.3f} s {cut}")
+    # Why each cut happened, from the kernel's counters: only for a live run, whose ordered loss is known.
+    whys = _why_cuts(exp, args.loss) if exp.live else [""] * len(exp.reductions)
+    for cut, why in zip(exp.reductions, whys):
+        print(f"  at {cut.time:.3f} s {cut}" + (f": {why}" if why else ""))
     if not exp.reductions:
         print("  no reduction of cwnd")
+    if exp.live:
+        ordered = f"data segment {args.loss}" if args.loss else "nothing"
+        print(f"  losses: the path lost {ordered} as ordered; its full queue dropped {exp.queue_drops} "
+              f"(tc's count); the sender retransmitted {exp.samples[-1].total_retrans} (TCP_INFO)")
     return 0
+
+
+def _why_cuts(exp, loss: int | None) -> list[str]:
+    """For each cut of cwnd, what the kernel's counters say caused it: the ordered loss, or the queue's own drops."""
+    samples = exp.samples
+    start = next((s.time for s in samples if s.bytes_sent), samples[0].time if samples else 0.0)
+    # The ordered loss belongs to the first cut after that segment left (data_segs_out counts it).
+    sent_at = next((s.time - start for s in samples if loss and s.data_segs_out >= loss), None)
+    ordered_cut = next((i for i, c in enumerate(exp.reductions) if sent_at is not None and c.time >= sent_at), None)
+    bounds = [c.time for c in exp.reductions] + [float("inf")]
+
+    def retransmitted_by(t: float) -> int:  # the kernel's count of segments resent before `t` s
+        return max((s.total_retrans for s in samples if s.time - start < t), default=0)
+
+    reasons = []
+    for i, cut in enumerate(exp.reductions):
+        resent = retransmitted_by(bounds[i + 1]) - retransmitted_by(cut.time)
+        segments = f"{resent} segment{'s' if resent != 1 else ''} resent"
+        if cut.cause == "timeout":
+            reasons.append(f"a timeout; {segments} until the next cut")
+        elif i == ordered_cut:
+            queue = f", {resent - 1} more that the full queue dropped in the same window" if resent > 1 else ""
+            reasons.append(f"{segments} in this recovery: the one the path lost{queue}")
+        else:
+            reasons.append(f"a loss of its own: {segments}, dropped by the full queue "
+                           "(cwnd had grown past what the path and its queue hold)")
+    return reasons
+
