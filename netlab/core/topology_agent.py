@@ -196,6 +196,12 @@ class Agent:
                 data, anc, _flags, _addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
             except BlockingIOError:
                 return
+            except OSError as err:
+                if err.errno != errno.ENETDOWN:
+                    raise
+                # The interface went down during the capture (a link failure is the lesson): the
+                # packet socket reports it once, and its frames so far stay readable.
+                continue
             stamp = time.time()
             for level, kind, value in anc:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
