@@ -41,6 +41,9 @@ class RoutedExperiment(Experiment):
     """An experiment on a routed topology: `packets` carry `sniffed_on` (an interface's name), `result` is a dict."""
 
     interfaces: list[str] = field(default_factory=list)  # one per packet: where it was seen
+    # Whether `lines` show the IP header checksum: it covers the IP identification, which Linux
+    # draws anew for each packet a raw socket (ping) sends, so a lesson printing those turns it off.
+    checksums = True
 
     def __post_init__(self) -> None:
         if self.interfaces and len(self.interfaces) == len(self.packets):
@@ -56,7 +59,7 @@ class RoutedExperiment(Experiment):
     def lines(self, interface: str | None = None, *, keep: Callable[[Any], bool] | None = None) -> list[str]:
         """One line per frame (see `frame_line`), on one interface or all of them, optionally filtered."""
         frames = self.packets if interface is None else self.on(interface)
-        return [frame_line(p) for p in frames if keep is None or keep(p)]
+        return [frame_line(p, checksum=self.checksums) for p in frames if keep is None or keep(p)]
 
     def show(self, interface: str | None = None, *, keep: Callable[[Any], bool] | None = None) -> None:
         """Print `lines` (a table a person reads: no times, no ports the kernel picked)."""
@@ -80,9 +83,9 @@ def routed_experiment(cap: Any, result: dict[str, Any], *, kind: type[RoutedExpe
     return kind(cap.packets, "live", why, result=result, interfaces=[p.sniffed_on for p in cap.packets])
 
 
-def frame_line(pkt: Any) -> str:
+def frame_line(pkt: Any, *, checksum: bool = True) -> str:
     """One frame in a line: interface, MACs, and what it carries (ARP, IP with TTL and checksum, fragments,
-    ICMP, TCP, UDP, DNS, RIP)."""
+    ICMP, TCP, UDP, DNS, RIP). Without `checksum` the IP header checksum is left out."""
     from scapy.layers.dns import DNS
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, IPv6
@@ -97,7 +100,8 @@ def frame_line(pkt: Any) -> str:
         return where + f"ARP {arp.psrc} is at {arp.hwsrc}"
     if IP in pkt:
         ip = pkt[IP]
-        head = where + f"IP {ip.src} → {ip.dst} TTL {ip.ttl} checksum 0x{ip.chksum:04x} DF {int(bool(ip.flags.DF))} len {ip.len}"
+        summed = f" checksum 0x{ip.chksum:04x}" if checksum else ""
+        head = where + f"IP {ip.src} → {ip.dst} TTL {ip.ttl}{summed} DF {int(bool(ip.flags.DF))} len {ip.len}"
         if ip.flags.MF or ip.frag:
             head += f" · fragment: offset {ip.frag * 8} MF {int(bool(ip.flags.MF))}"
             if ip.frag:  # the rest of a datagram: no UDP or ICMP header here, only data

@@ -86,9 +86,9 @@ def verdict_address(address: str, answer: Any) -> Feedback:
             wrong.append(hints[key])
     if wrong:
         return Feedback(False, f"For {address}: look again at " + "; ".join(wrong) + ".")
-    return Feedback(True, f"Right for {address}: a /{address.split('/')[1]} leaves {32 - int(address.split('/')[1])} host "
-                          f"bits, {truth['hosts'] + 2} addresses of which the first names the network and the last is "
-                          "its broadcast.")
+    # The same words for every drawn address: a stored output that nbval compares must not vary.
+    return Feedback(True, "Right for your address: the prefix's bits name the network, the host bits that remain give "
+                          "2^bits addresses, of which the first names the network and the last is its broadcast.")
 
 
 # ---------------------------------------------------------------------------
@@ -123,7 +123,8 @@ def verdict_split(block: str, hosts: int, answer: Any) -> Feedback:
         return Feedback(False, "last: write it as a network with its prefix, such as '10.0.0.0/26'.")
     if last != subnets[-1]:
         return Feedback(False, f"last: the last /{prefix} of {block} ends where the block ends (at its broadcast address).")
-    return Feedback(True, f"Right: {len(subnets)} subnets of /{prefix} ({2 ** (32 - prefix) - 2} hosts each) fill {block}.")
+    return Feedback(True, "Right for your block: each bit added to the prefix halves the subnets' size and doubles "
+                          "their number, down to the longest prefix that still holds your hosts.")
 
 
 # ---------------------------------------------------------------------------
@@ -199,8 +200,8 @@ def verdict_loop(ttl: int, answer: dict[str, Any], crossings: int, sender: str |
                      "addresses does it send from (the one on its way back to the client)?")
     if wrong:
         return Feedback(False, f"With TTL {ttl}, compare with the live run: " + "; ".join(wrong) + ".")
-    return Feedback(True, f"Right, and the live run agrees: TTL {ttl} allows {crossings} crossings of r1–r2, then "
-                          f"{sender} drops the packet and says Time Exceeded. Without a TTL it would loop for ever.")
+    return Feedback(True, "Right, and the run with your TTL agrees: each crossing costs one from the TTL, and the "
+                          "router that would send it on with TTL 0 drops it and says Time Exceeded.")
 
 
 # ---------------------------------------------------------------------------
@@ -236,8 +237,8 @@ def verdict_fragments(size: int, answer: Any, fragments: list[tuple[int, int, in
         if mine[2] != real[2]:
             return Feedback(False, f"Fragment {i}: the bytes of data after the IP header (its total length less 20); "
                                    "the first one's data starts with the UDP header.")
-    return Feedback(True, f"Right for your capture: {len(fragments)} fragments, each but the last carrying a multiple of 8 "
-                          f"bytes, together the {size + 8} bytes of the UDP datagram (its 8-byte header and data).")
+    return Feedback(True, "Right for your capture: each fragment but the last carries a multiple of 8 bytes, and "
+                          "together they carry the whole UDP datagram, its 8-byte header and its data.")
 
 
 # ---------------------------------------------------------------------------
@@ -245,21 +246,23 @@ def verdict_fragments(size: int, answer: Any, fragments: list[tuple[int, int, in
 
 
 @exercise_check
-def distance_vector(update: Any) -> Feedback:
+def distance_vector(update: Any, run: Any) -> Feedback:
     """Exercise: the student's Bellman-Ford update(table, neighbour, advertised), iterated over the lab's three
-    routers until nothing changes, must give the metrics BIRD's RIP computed (live, or as recorded)."""
+    routers until nothing changes, must give the metrics BIRD's RIP computed in `run` (the notebook's `rip`)."""
     if (fb := unanswered(update)) is not None:
         return fb
     source = source_of(update, "update")
-    from netlab.lessons.routes.experiments import PLAN, rip
+    tables = getattr(run, "result", None)
+    if not isinstance(tables, dict) or "tables" not in tables:
+        return Feedback(False, "Pass the RIP experiment of section 6 (`protocol`) as the second argument.")
+    from netlab.lessons.routes.experiments import PLAN
 
-    run = rip()
     links = [(PLAN.interface(link.a).host, PLAN.interface(link.b).host, PLAN.interface(link.a).network)
              for link in PLAN.links]
     connected = {h: sorted(i.network for i in PLAN.on(h)) for h in PLAN.routers}
     routers_links = [link for link in links if link[0] in PLAN.routers and link[1] in PLAN.routers]
     addresses = {(i.host, i.network): i.ipv4 for i in PLAN.interfaces}
-    return verdict_distance_vector(source, connected, routers_links, addresses, run.result["tables"], live=run.live)
+    return verdict_distance_vector(source, connected, routers_links, addresses, tables["tables"], live=run.live)
 
 
 def verdict_distance_vector(source: str, connected: dict[str, list[str]], links: list[tuple[str, str, str]],

@@ -37,12 +37,13 @@ from netlab.core.experiment import load_recorded
 from netlab.core.programs import ProgramMissing, program
 from netlab.core.routed import RoutedExperiment, RoutedLab, frame_line, routed_experiment, run_routed
 from netlab.core.topology import Plan, Topology, interface
-from netlab.lessons.routes.addressing import Route, kernel_answers, table_of
+from netlab.lessons.routes.addressing import Route, address_question, describe, kernel_answers, split_question, table_of
 
 __all__ = [
     "PLAN", "ROUTERS", "NAMES", "CLIENT", "SERVER", "SITE", "OUTSIDE", "LOOP_NET", "Network", "addresses", "table",
     "follow", "missing_return", "asymmetric", "loop", "ping", "hops", "fragments", "rip", "lookups",
-    "frame_line", "RECORDINGS", "loop_ttl", "fragment_size", "BIRD_CONFIG",
+    "frame_line", "RECORDINGS", "loop_ttl", "fragment_size", "BIRD_CONFIG", "Route",
+    "describe", "address_question", "split_question",
 ]
 
 _I = interface
@@ -78,6 +79,12 @@ _IP_MTU_DISCOVER, _IP_PMTUDISC_DONT, _IP_PMTUDISC_DO = 10, 0, 2
 _LIVE = "live: captured just now on the lab's three routers"
 
 
+class RouteExperiment(RoutedExperiment):
+    """An experiment on the lesson's network; its lines leave out the IP checksum (it changes with ping's IP IDs)."""
+
+    checksums = False
+
+
 class Network(RoutedLab):
     """The lesson's network, kept for many cells: a live topology (about 1 s to build), or the recordings.
 
@@ -95,8 +102,8 @@ class Network(RoutedLab):
         return table(self, host).result["routes"]
 
 
-def _run(network: Network | None, live: Callable[[Topology], RoutedExperiment], recorded: str) -> RoutedExperiment:
-    exp = run_routed(network, live, recorded, plan=PLAN, ipv6=False)
+def _run(network: Network | None, live: Callable[[Topology], RouteExperiment], recorded: str) -> RouteExperiment:
+    exp = run_routed(network, live, recorded, plan=PLAN, ipv6=False, kind=RouteExperiment)
     if not exp.live:
         _rebuild_routes(exp.result)
     return exp
@@ -108,12 +115,16 @@ def _rebuild_routes(result: Any) -> None:
         result["routes"] = [Route(*r) for r in result["routes"]]
 
 
-def _needs(name: str, why: str, recorded: str) -> RoutedExperiment | None:
+def _experiment(cap: Any, result: dict[str, Any]) -> RouteExperiment:
+    return routed_experiment(cap, result, why=_LIVE, kind=RouteExperiment)  # type: ignore[return-value]
+
+
+def _needs(name: str, why: str, recorded: str) -> RouteExperiment | None:
     """The recording (saying which program is missing) where Debian's `name` is not installed, else None."""
     try:
         program(name, why)
     except ProgramMissing as err:
-        exp = load_recorded(recorded, kind=RoutedExperiment, why=f"recorded: {err}")
+        exp = load_recorded(recorded, kind=RouteExperiment, why=f"recorded: {err}")
         _rebuild_routes(exp.result)
         return exp
     return None
@@ -127,9 +138,10 @@ def _forget(net: Topology) -> None:
 
 
 def _ping(net: Topology, destination: str, *, count: int = 1, ttl: int = 64, interval: float = 0.2,
-          size: int = 56) -> dict[str, Any]:
-    """Run iputils' `ping` on the client; return what it printed, in numbers (round trips in ms)."""
-    out = net.client.run("ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", "1", "-t", str(ttl),
+          size: int = 56, wait: float = 1.0) -> dict[str, Any]:
+    """Run iputils' `ping` on the client, waiting up to `wait` s for the last reply; return what it printed,
+    in numbers (round trips in ms)."""
+    out = net.client.run("ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait:g}", "-t", str(ttl),
                          "-s", str(size), destination, timeout=count * interval + 3, check=False)
     rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
     sent = re.search(r"(\d+) packets transmitted, (\d+) received", out)
@@ -161,19 +173,19 @@ def addresses() -> list[dict[str, str]]:
             for i in PLAN.interfaces]
 
 
-def table(network: Network | None = None, host: str = "r1") -> RoutedExperiment:
+def table(network: Network | None = None, host: str = "r1") -> RouteExperiment:
     """`host`'s routing table (`ip -j route show`), as Routes in `result["routes"]`; nothing is captured."""
     if host not in PLAN.hosts:
         raise ValueError(f"host must be one of {', '.join(PLAN.hosts)}, not {host!r}")
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         routes = table_of(net.run(host, "ip", "-j", "route", "show"))
-        return RoutedExperiment([], "live", _LIVE, result={"host": host, "routes": routes})
+        return RouteExperiment([], "live", _LIVE, result={"host": host, "routes": routes})
 
     return _run(network, live, f"routes-table-{host}")
 
 
-def lookups(network: Network | None = None, *, seed: int | None = None, count: int = 200) -> RoutedExperiment:
+def lookups(network: Network | None = None, *, seed: int | None = None, count: int = 200) -> RouteExperiment:
     """The kernels' own longest-prefix match: r1 (with three more routes drawn from `seed`) and r3 (no default
     route), each asked `ip route get` for `count` addresses drawn near and inside their prefixes.
 
@@ -183,7 +195,7 @@ def lookups(network: Network | None = None, *, seed: int | None = None, count: i
     check_int("count", count, 1, 2000)
     rng = random.Random(seed)
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         extra = _extra_routes(rng)
         for route in extra:
             net.r1.run("ip", "route", "add", *route.split())
@@ -200,7 +212,7 @@ def lookups(network: Network | None = None, *, seed: int | None = None, count: i
         finally:
             for route in extra:
                 net.r1.run("ip", "route", "del", route.split()[0], check=False)
-        return RoutedExperiment([], "live", _LIVE, result={"tables": tables, "answers": answers})
+        return RouteExperiment([], "live", _LIVE, result={"tables": tables, "answers": answers})
 
     return _run(network, live, "routes-lookups")
 
@@ -246,7 +258,7 @@ def _addresses_near(rng: random.Random, routes: list[Route], count: int) -> list
 # Following a packet, and static routes gone wrong.
 
 
-def follow(network: Network | None = None, destination: str = SERVER) -> RoutedExperiment:
+def follow(network: Network | None = None, destination: str = SERVER) -> RouteExperiment:
     """One ping from the client to `destination`, captured on every link: which links did the request cross?
 
     `result`: `request_links` and `reply_links` (each link named by its first end, in the order
@@ -258,12 +270,12 @@ def follow(network: Network | None = None, destination: str = SERVER) -> RoutedE
     if (missing := _needs("ping", "to send ICMP echo requests", f"routes-follow-{table_of_names[destination]}")):
         return missing
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         _forget(net)
         with net.capture(*LINKS) as cap:
             seen = _ping(net, destination)
-        return routed_experiment(cap, {"destination": destination, "request_links": _crossed(cap.packets, _echo(8)),
-                                       "reply_links": _crossed(cap.packets, _echo(0)), **_brief(seen)}, why=_LIVE)
+        return _experiment(cap, {"destination": destination, "request_links": _crossed(cap.packets, _echo(8)),
+                                       "reply_links": _crossed(cap.packets, _echo(0)), **_brief(seen)})
 
     return _run(network, live, f"routes-follow-{table_of_names[destination]}")
 
@@ -273,44 +285,45 @@ def _brief(seen: dict[str, Any]) -> dict[str, Any]:
 
 
 def _changed(network: Network | None, recorded: str, changes: dict[str, list[str]], undo: dict[str, list[str]],
-             destination: str, *, ttl: int = 64) -> RoutedExperiment:
+             destination: str, *, ttl: int = 64) -> RouteExperiment:
     """Ping `destination` once while `changes` (host → `ip route` commands) are in force; `undo` puts them back."""
     if (missing := _needs("ping", "to send ICMP echo requests", recorded)):
         return missing
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         _forget(net)
         try:
             for host, commands in changes.items():
                 for command in commands:
                     net.run(host, "ip", "route", *command.split())
             with net.capture(*LINKS) as cap:
-                seen = _ping(net, destination, ttl=ttl)
+                # Half a second for the reply: in the lab one comes within a millisecond, or never.
+                seen = _ping(net, destination, ttl=ttl, wait=0.5)
                 time.sleep(0.05)  # an ICMP error still on its way back
         finally:
             for host, commands in undo.items():
                 for command in commands:
                     net.run(host, "ip", "route", *command.split(), check=False)
-        return routed_experiment(cap, {"destination": destination, "ttl": ttl,
+        return _experiment(cap, {"destination": destination, "ttl": ttl,
                                        "request_links": _crossed(cap.packets, _echo(8)),
-                                       "reply_links": _crossed(cap.packets, _echo(0)), **_brief(seen)}, why=_LIVE)
+                                       "reply_links": _crossed(cap.packets, _echo(0)), **_brief(seen)})
 
     return _run(network, live, recorded)
 
 
-def missing_return(network: Network | None = None) -> RoutedExperiment:
+def missing_return(network: Network | None = None) -> RouteExperiment:
     """r2 forgets its route back to the client's network: the request arrives, the reply is lost at r2."""
     return _changed(network, "routes-missing-return", {"r2": ["del 10.1.0.0/24"]}, {"r2": ["add 10.1.0.0/24 via 10.0.12.1"]},
                     SERVER)
 
 
-def asymmetric(network: Network | None = None) -> RoutedExperiment:
+def asymmetric(network: Network | None = None) -> RouteExperiment:
     """r2 sends the way back through r3: requests go r1 → r2, replies r2 → r3 → r1."""
     return _changed(network, "routes-asymmetric", {"r2": ["replace 10.1.0.0/24 via 10.0.23.3"]},
                     {"r2": ["replace 10.1.0.0/24 via 10.0.12.1"]}, SERVER)
 
 
-def loop(network: Network | None = None, *, ttl: int = 8) -> RoutedExperiment:
+def loop(network: Network | None = None, *, ttl: int = 8) -> RouteExperiment:
     """A routing loop: r1 sends 10.9.0.0/16 to r2 and r2 sends it back to r1; one ping with TTL `ttl` into it.
 
     `result["crossings"]`: how many times the echo request crossed r1–r2; `time_exceeded_from`: who said so.
@@ -337,25 +350,25 @@ def loop_ttl(network: Network | None = None) -> int:
 # Ping, hop by hop.
 
 
-def ping(network: Network | None = None, destination: str = SERVER, *, count: int = 3) -> RoutedExperiment:
+def ping(network: Network | None = None, destination: str = SERVER, *, count: int = 3) -> RouteExperiment:
     """`ping -c count` from the client, captured on every link; `result`: the round trips (ms), sent, received, TTL."""
     check_int("count", count, 1, 10)
     if (missing := _needs("ping", "to send ICMP echo requests", "routes-ping")):
         return missing
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         _forget(net)
         _ping(net, destination)  # ARP done first: the round trips below are the echoes' own
         with net.capture(*LINKS) as cap:
             seen = _ping(net, destination, count=count)
         replies = [p["IP"].ttl for p in cap.packets if _echo(0)(p) and p.sniffed_on == "c-r1"]
-        return routed_experiment(cap, {"destination": destination, "reply_ttl": replies[0] if replies else None,
-                                       **_brief(seen)}, why=_LIVE)
+        return _experiment(cap, {"destination": destination, "reply_ttl": replies[0] if replies else None,
+                                       **_brief(seen)})
 
     return _run(network, live, "routes-ping")
 
 
-def hops(network: Network | None = None) -> RoutedExperiment:
+def hops(network: Network | None = None) -> RouteExperiment:
     """Ping each hop on the way to the server (r1, r2, the server), 5 echoes each: the round trip grows hop by hop.
 
     `result["hops"]`: one dict per hop: address, host, the links one way, the round trips (ms).
@@ -365,7 +378,7 @@ def hops(network: Network | None = None) -> RoutedExperiment:
         return missing
     steps = (("10.1.0.1", 1), ("10.0.12.2", 2), (SERVER, 3))
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         _forget(net)
         found = []
         with net.capture("c-r1") as cap:
@@ -373,7 +386,7 @@ def hops(network: Network | None = None) -> RoutedExperiment:
                 _ping(net, address)  # ARP on each link first
                 seen = _ping(net, address, count=5, interval=0.01)
                 found.append({"address": address, "host": NAMES[address], "links": links, "rtts_ms": seen["rtts_ms"]})
-        return routed_experiment(cap, {"hops": found, "delays_s": {f"{k.a}–{k.b}": k.delay for k in PLAN.links}}, why=_LIVE)
+        return _experiment(cap, {"hops": found, "delays_s": {f"{k.a}–{k.b}": k.delay for k in PLAN.links}})
 
     return _run(network, live, "routes-hops")
 
@@ -383,7 +396,7 @@ def hops(network: Network | None = None) -> RoutedExperiment:
 
 
 def fragments(network: Network | None = None, *, size: int = 1400, mtu: int = 576, drop: int | None = None,
-              df: bool = False) -> RoutedExperiment:
+              df: bool = False) -> RouteExperiment:
     """A UDP datagram of `size` bytes from the client to the server while r1's link to r2 carries at most `mtu`.
 
     r1 fragments it (or, with `df`, answers "fragmentation needed"); with `drop` (a fragment's
@@ -402,7 +415,7 @@ def fragments(network: Network | None = None, *, size: int = 1400, mtu: int = 57
     if drop is not None and (missing := _needs("nft", "to drop one fragment", name)):
         return missing
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         _forget(net)
         net.r1.run("ip", "link", "set", "r1-r2", "mtu", str(mtu))
         net.r2.run("ip", "link", "set", "r2-r1", "mtu", str(mtu))
@@ -417,7 +430,8 @@ def fragments(network: Network | None = None, *, size: int = 1400, mtu: int = 57
         try:
             with net.server.socket(socket.AF_INET, socket.SOCK_DGRAM) as server, net.capture(*LINKS) as cap:
                 server.bind((SERVER, 9))
-                server.settimeout(_TIMEOUT if drop is None and not df else 1.3)
+                # A datagram that arrives does within ms; a lost fragment is waited for 1 s (ipfrag_time).
+                server.settimeout(0.3 if df else 1.3 if drop is not None else _TIMEOUT)
                 done = threading.Event()
 
                 def receive() -> None:
@@ -449,8 +463,8 @@ def fragments(network: Network | None = None, *, size: int = 1400, mtu: int = 57
             net.server.run("sh", "-c", "echo 30 > /proc/sys/net/ipv4/ipfrag_time")
             _forget(net)
         intact = bytes(received) == bytes(i % 251 for i in range(size))
-        return routed_experiment(cap, {"size": size, "mtu": mtu, "drop": drop, "df": df, "received": len(received),
-                                       "intact": intact, "error": error}, why=_LIVE)
+        return _experiment(cap, {"size": size, "mtu": mtu, "drop": drop, "df": df, "received": len(received),
+                                       "intact": intact, "error": error})
 
     return _run(network, live, name)
 
@@ -485,7 +499,7 @@ protocol rip {{
 }}"""
 
 
-def rip(network: Network | None = None, *, down: str = "r1-r2") -> RoutedExperiment:
+def rip(network: Network | None = None, *, down: str = "r1-r2") -> RouteExperiment:
     """BIRD runs RIP on r1, r2 and r3 (static routes removed first): updates captured on the routers' links,
     the time until r1 knows every network, then link `down` fails and the time until r1 routes around it.
 
@@ -512,7 +526,7 @@ def rip(network: Network | None = None, *, down: str = "r1-r2") -> RoutedExperim
             time.sleep(0.05)
         return None
 
-    def live(net: Topology) -> RoutedExperiment:
+    def live(net: Topology) -> RouteExperiment:
         _forget(net)
         for host in ROUTERS:
             for route in PLAN.routes.get(host, ()):
@@ -547,8 +561,8 @@ def rip(network: Network | None = None, *, down: str = "r1-r2") -> RoutedExperim
             for host in ROUTERS:
                 for route in PLAN.routes.get(host, ()):
                     net.run(host, "ip", "route", "replace", *route.split(), check=False)
-        return routed_experiment(cap, {"converged_s": converged, "reconverged_s": reconverged, "down": down,
-                                       "tables": tables, "tables_after": tables_after}, why=_LIVE)
+        return _experiment(cap, {"converged_s": converged, "reconverged_s": reconverged, "down": down,
+                                       "tables": tables, "tables_after": tables_after})
 
     return _run(network, live, name)
 
