@@ -8,6 +8,8 @@ the tests of a daemon's life make their own topology.
 import os
 import random
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -338,3 +340,16 @@ def _alive(pid):
     except OSError:
         return False
     return "(bird)" in stat and stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.slow
+def test_cli_routes_recorded_says_so_and_names_the_links():
+    env = dict(os.environ, NETLAB_RECORDED="1")
+    done = subprocess.run([sys.executable, "-m", "netlab", "routes", "outside"], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("recorded: NETLAB_RECORDED is set")
+    assert "  0.0.0.0/0       → 10.0.13.3" in lines
+    assert "the request crossed c-r1 → r1-r3; the reply never came" in done.stdout
+    assert "from 10.0.13.3: Destination Net Unreachable" in done.stdout
