@@ -31,7 +31,10 @@ the lab agree because they read the same plan. `PATH`, notebook 10's, is one ins
    rate-limited in the router and server, so a traceroute gets an answer to every probe.
 
 A plan of more routers (notebook 11's) is the same kind of data: any number of hosts, each link a
-veth pair, a `dummy` interface for a network that ends in a host, routes as `ip route` says them.
+veth pair, an interface with no peer for a network that ends in a host (a bridge with no port:
+this kernel has no `dummy` module, and a lab cannot load one), routes as `ip route` says them.
+Per-link delays have their place in the plan (`Plan.delays`, `Link.delay`) for the delay line of
+issue #27; until it lands a Topology refuses any delay but 0.
 A long-running program (a routing daemon) is started on a host with `Topology.start` and ends
 with the topology (the agent's `spawn`/`stop`, and a parent-death signal should the agent die).
 
