@@ -6,8 +6,7 @@ ordinary user PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games, so 
 root run passed (issue 23). Here root runs the test files of the lab, the scripted peer, the
 bottleneck (congestion), the routed topologies (below; routes, with BIRD and ping) and the program
 lookup as uid 65534 (`netlab.classroom.ordinary_user`: setpriv, no new user needed), with that PATH
-and an empty HOME,
-in a child pytest, and asserts that it passes.
+and an empty HOME, in a child pytest, and asserts that it passes.
 
 Where root runs the whole suite, those files run only here, once (tests/conftest.py deselects
 them from root's own run): the rest of the suite uses the lab as root all along.
