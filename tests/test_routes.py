@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from netlab.core.experiment import load_recorded, recorded_meta
 from netlab.core.lab import Lab, lab_available
 from netlab.core.programs import find
 from netlab.core.topology import Interface, Plan, Topology, interface
@@ -166,8 +167,6 @@ def lookup(table, address):
 
 
 def test_lookup_verdict_accepts_longest_prefix_and_names_the_case_first_match_fails():
-    from netlab.core.experiment import recorded_meta
-
     meta = recorded_meta("routes-lookups")["result"]  # the verdict needs no lab: the recording's data serve
     assert checks.verdict_lookup(LONGEST, meta["tables"], meta["answers"])
     fb = checks.verdict_lookup(FIRST_MATCH, meta["tables"], meta["answers"])
@@ -197,8 +196,6 @@ def test_address_split_loop_and_fragment_verdicts_point_at_the_wrong_part_only()
 
 
 def test_distance_vector_verdict_against_birds_recorded_tables(tmp_path):
-    from netlab.core.experiment import load_recorded
-
     run = load_recorded("routes-rip", kind=routes.RouteExperiment)
     good = '''
 def update(table, neighbour, advertised):
@@ -353,3 +350,17 @@ def test_cli_routes_recorded_says_so_and_names_the_links():
     assert "  0.0.0.0/0       → 10.0.13.3" in lines
     assert "the request crossed c-r1 → r1-r3; the reply never came" in done.stdout
     assert "from 10.0.13.3: Destination Net Unreachable" in done.stdout
+
+
+@pytest.mark.parametrize("hidden, experiment, recording", [
+    ("bird", lambda: routes.rip(), "routes-rip"),
+    ("ping", lambda: routes.follow(destination=routes.SITE), "routes-follow-site"),
+    ("nft", lambda: routes.fragments(drop=1), "routes-fragments-drop1"),
+])
+def test_a_missing_debian_program_gives_the_recording_and_names_its_package(without_programs, hidden, experiment,
+                                                                             recording):
+    without_programs(hidden)
+    exp = experiment()
+    assert not exp.live and exp.why.startswith("recorded: ") and f"`{hidden}`" in exp.why
+    assert {"bird": "bird2", "ping": "iputils-ping", "nft": "nftables"}[hidden] in exp.why
+    assert exp.result == recorded_meta(recording)["result"]
