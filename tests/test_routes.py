@@ -364,3 +364,21 @@ def test_a_missing_debian_program_gives_the_recording_and_names_its_package(with
     assert not exp.live and exp.why.startswith("recorded: ") and f"`{hidden}`" in exp.why
     assert {"bird": "bird2", "ping": "iputils-ping", "nft": "nftables"}[hidden] in exp.why
     assert exp.result == recorded_meta(recording)["result"]
+
+
+def test_the_figure_draws_the_plan_and_marks_the_links_each_way_crossed(monkeypatch):
+    from netlab.lessons.routes.drawing import network_figure
+
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    lopsided = routes.asymmetric()
+    fig = routes.draw_network(lopsided, title="asymmetric")
+    lines = [line for line in fig.axes[0].lines if line.get_xydata().size]
+    thick = [line for line in lines if line.get_linewidth() == 5]
+    dashed = [line for line in lines if line.get_linestyle() != "-" and line.get_linewidth() == 2.5]
+    assert len(thick) == len(lopsided.result["request_links"]) == 3
+    assert len(dashed) == len(lopsided.result["reply_links"]) == 4
+    words = {t.get_text() for t in fig.axes[0].texts}
+    assert set(routes.PLAN.hosts) <= words and {i.network for i in routes.PLAN.interfaces} <= {w.split("\n")[-1] for w in words}
+    assert repr(fig) == "<Figure size 950x360 with 1 Axes>"
+    with pytest.raises(ValueError, match="no place on the page for router"):
+        network_figure(Plan(hosts=("client", "router"), interfaces=()))

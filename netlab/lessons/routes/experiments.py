@@ -43,7 +43,7 @@ __all__ = [
     "PLAN", "ROUTERS", "NAMES", "CLIENT", "SERVER", "SITE", "OUTSIDE", "LOOP_NET", "Network", "addresses", "table",
     "follow", "missing_return", "asymmetric", "loop", "ping", "hops", "fragments", "rip", "lookups",
     "frame_line", "RECORDINGS", "loop_ttl", "fragment_size", "BIRD_CONFIG", "Route",
-    "describe", "address_question", "split_question",
+    "describe", "address_question", "split_question", "draw_network",
 ]
 
 _I = interface
@@ -161,6 +161,14 @@ def _crossed(packets: list, keep: Callable[[Any], bool]) -> list[str]:
 
 def _echo(kind: int) -> Callable[[Any], bool]:
     return lambda p: p.haslayer("ICMP") and p["ICMP"].type == kind and not p.haslayer("IPerror")
+
+
+def draw_network(exp: RouteExperiment | None = None, *, title: str | None = None) -> Any:
+    """The lesson's network drawn from `PLAN`; given an experiment that followed packets, the links its requests
+    (thick) and replies (dashed) crossed. Returns a matplotlib figure (Jupyter shows it)."""
+    from netlab.lessons.routes.drawing import network_figure
+
+    return network_figure(PLAN, exp, title=title)
 
 
 # ---------------------------------------------------------------------------
