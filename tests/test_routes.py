@@ -382,3 +382,15 @@ def test_the_figure_draws_the_plan_and_marks_the_links_each_way_crossed(monkeypa
     assert repr(fig) == "<Figure size 950x360 with 1 Axes>"
     with pytest.raises(ValueError, match="no place on the page for router"):
         network_figure(Plan(hosts=("client", "router"), interfaces=()))
+
+
+def test_a_variant_never_recorded_is_one_sentence_where_the_lab_is_refused(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    with pytest.raises(ValueError, match="'routes-loop-ttl5' was not recorded: netlab ships routes-loop-ttl8"):
+        routes.loop(ttl=5)
+    with pytest.raises(ValueError, match="ttl"):
+        routes.loop(ttl=1)
+    with pytest.raises(ValueError, match="r1-r2 or r1-r3"):
+        routes.rip(down="r2-r3")
+    with pytest.raises(ValueError, match="destination must be one of"):
+        routes.follow(destination="8.8.8.8")

@@ -103,7 +103,14 @@ class Network(RoutedLab):
 
 
 def _run(network: Network | None, live: Callable[[Topology], RouteExperiment], recorded: str) -> RouteExperiment:
-    exp = run_routed(network, live, recorded, plan=PLAN, ipv6=False, kind=RouteExperiment)
+    try:
+        exp = run_routed(network, live, recorded, plan=PLAN, ipv6=False, kind=RouteExperiment)
+    except FileNotFoundError:
+        # The lab is refused here and this variant (another TTL, size or MTU) was never recorded.
+        family = recorded.split("-")[1]
+        shipped = sorted(n for n in RECORDINGS if n.split("-")[1] == family)
+        raise ValueError(f"this machine shows recordings instead of running the lab, and {recorded!r} was not "
+                         f"recorded: netlab ships {', '.join(shipped)} (call the experiment with its defaults)") from None
     if not exp.live:
         _rebuild_routes(exp.result)
     return exp
@@ -619,4 +626,5 @@ RECORDINGS = {
     "routes-fragments-drop1": lambda: fragments(drop=1),
     "routes-fragments-df": lambda: fragments(df=True),
     "routes-rip": rip,
+    "routes-rip-r1-r3": lambda: rip(down="r1-r3"),
 }
