@@ -617,7 +617,7 @@ class _Helper:
         return None, []
 
     def sniff_start(self, *args: Any) -> tuple[float, list]:
-        from netlab.core.capture import Sniffer
+        from netlab.core.inlab.sniffer import Sniffer
 
         self.stop_sniffer()
         self.sniffer = Sniffer(*args)
