@@ -23,6 +23,8 @@ frame arriving on `b` out of `a` (*backward*), each direction with its own `Dire
    class (`Discipline`: `enqueue` and `dequeue`) named by `discipline` ("droptail" or
    "package.module:Class"), so a lesson's RED or CoDel sees the queue it rules: each packet's
    arrival time (its sojourn), the backlog in packets and bytes, and may drop or mark CE (ECN).
+   Each direction's random draws are its own, and only frames that carry a payload are drawn
+   for corruption, so the same seed gives the same choices for the same frames in each direction.
  - **The capture** is made at one point, `capture` ("a" or "b"): a third packet socket on that
    interface sees both directions there, frames arriving from the host and frames this program
    sends towards it, each with the kernel's time stamp. One point and one clock: every
@@ -320,6 +322,16 @@ def _payload_start(frame: bytes, proto: int, at: int) -> int:
     return at + ((frame[at + 12] >> 4) * 4 if proto == 6 else 8)
 
 
+def _has_payload(frame: bytes) -> bool:
+    """True for a TCP segment or UDP datagram that carries payload: what corruption may change.
+
+    A header-only frame is left alone: a flipped header bit makes the receiving kernel drop the
+    frame (its IP or transport checksum fails), and that is loss, which `loss` already gives.
+    """
+    found = _transport(frame)
+    return bool(found and found[0] in (6, 17) and found[2] > _payload_start(frame, found[0], found[1]))
+
+
 def _corrupt(frame: bytes, rng: random.Random, keep_checksum: bool) -> tuple[bytes, str]:
     """Flip one bit of the payload above TCP or UDP (or, for anything else, past the Ethernet header).
 
@@ -406,7 +418,7 @@ class _Way:
             self.note(f"{self.name}: frame {number} lost")
             self.counts["lost"] += 1
             return
-        if spec.corrupt and rng.random() < spec.corrupt:
+        if spec.corrupt and _has_payload(frame) and rng.random() < spec.corrupt:
             frame, said = _corrupt(frame, rng, spec.keep_checksum)
             self.note(f"{self.name}: frame {number} corrupted: {said}")
             self.counts["corrupted"] += 1
