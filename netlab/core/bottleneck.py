@@ -63,9 +63,9 @@ from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
-from netlab.core.delayline import DelayLine, DelayLineError, Direction, stop_program
+from netlab.core.delayline import DelayLine, DelayLineError, Direction
 from netlab.core.errors import HelperError, LabUnavailable
-from netlab.core.lab import Lab, inner_refusal_sentence, last_line, read_line
+from netlab.core.lab import Lab, inner_refusal_sentence, last_line, read_line, stop_program
 from netlab.core.sockets import TCP_CONGESTION, TcpInfo, tcp_info
 
 __all__ = [
@@ -328,12 +328,12 @@ class Bottleneck:
                     raise BottleneckError(f"the bottleneck's {err}") from None
                 finally:
                     if self._receiver is not None:
-                        stop_program(self._receiver)
+                        stop_program(self._receiver, STOP_TIMEOUT)
                         self._receiver = None
                 self._read_report(line)
         finally:
             if self._receiver is not None:
-                stop_program(self._receiver)
+                stop_program(self._receiver, STOP_TIMEOUT)
                 self._receiver = None
             for link in ("snd0", "dl1"):
                 try:

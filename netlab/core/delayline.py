@@ -27,7 +27,7 @@ from typing import Any
 from netlab.core.arguments import check_seconds
 from netlab.core.errors import HelperError
 from netlab.core.inlab.delayline import MAX_DURATION, Direction
-from netlab.core.lab import last_line, read_line
+from netlab.core.lab import last_line, read_line, stop_program
 from netlab.core.pcapfiles import load_pcap
 
 __all__ = ["DelayLine", "DelayLineError", "DelayReport", "Direction", "START_TIMEOUT", "STOP_TIMEOUT"]
@@ -116,7 +116,7 @@ class DelayLine:
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
-                killed, said = stop_program(proc)
+                killed, said = stop_program(proc, STOP_TIMEOUT)
                 if self._ordered:
                     self._collect(killed, said)
         finally:
@@ -144,31 +144,3 @@ class DelayLine:
             if exc is None:
                 raise
             exc.add_note(str(err))
-
-
-def stop_program(proc: subprocess.Popen) -> tuple[bool, str]:
-    """Close a lab program's stdin (its signal to end), kill it after STOP_TIMEOUT s.
-
-    Returns (whether it was killed, the last line it wrote on stderr: why it failed, if it did).
-    """
-    killed = False
-    try:
-        proc.stdin.close()
-    except OSError:
-        pass
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_TIMEOUT)
-        killed = True
-    said = ""
-    if proc.stderr:
-        try:
-            said = last_line(proc.stderr.read().decode(errors="replace"))
-        except (OSError, ValueError):
-            pass
-    for stream in (proc.stdout, proc.stderr):
-        if stream:
-            stream.close()
-    return killed, said

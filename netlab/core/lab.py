@@ -560,6 +560,35 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def stop_program(proc: subprocess.Popen, timeout: float) -> tuple[bool, str]:
+    """End a program of the lab that stops when its stdin closes: close it, kill it after `timeout` s.
+
+    Returns (whether it had to be killed, the last line it wrote on stderr: why it failed, if it
+    did). Such a program writes a line or two to its pipes, so they cannot have filled up.
+    """
+    killed = False
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+        killed = True
+    said = ""
+    if proc.stderr:
+        try:
+            said = last_line(proc.stderr.read().decode(errors="replace"))
+        except (OSError, ValueError):
+            pass
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+    return killed, said
+
+
 def _split_addr(text: str) -> tuple[str, int] | None:
     host, _, port = text.rpartition(":")
     if port == "*" or not host:

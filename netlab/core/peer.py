@@ -60,7 +60,7 @@ from netlab.core.inlab import peer as program
 from netlab.core.inlab.peer import LAB_ADDRESS, MAX_DURATION, MSS, MTU, PEER_ADDRESS
 from netlab.core.inlab.peer import LAB_MAC as _LAB_MAC
 from netlab.core.inlab.peer import PEER_MAC as _PEER_MAC
-from netlab.core.lab import Lab, last_line, read_line
+from netlab.core.lab import Lab, last_line, read_line, stop_program
 from netlab.core.pcapfiles import load_pcap
 from netlab.core.sockets import unacknowledged
 
@@ -296,22 +296,8 @@ class Peer:
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
-                try:
-                    proc.stdin.close()  # the peer's signal to end now
-                except OSError:
-                    pass
-                killed = False
-                try:
-                    proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(STOP_TIMEOUT)
-                    killed = True
-                # The peer writes only a line or two to its pipes: they cannot have filled up.
-                err = proc.stderr.read().decode(errors="replace")
-                proc.stdout.close()
-                proc.stderr.close()
-                self._collect(err, killed)
+                killed, said = stop_program(proc, STOP_TIMEOUT)  # closing its stdin is the peer's signal to end now
+                self._collect(said, killed)
         finally:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
@@ -322,6 +308,7 @@ class Peer:
             self._proc.kill()
 
     def _collect(self, stderr: str, killed: bool = False) -> None:
+        """Read the peer's log and capture; `stderr` is the last line it wrote there."""
         out = Path(self._dir or "")
         log = out / "log.json"
         if killed and not log.is_file():
@@ -333,8 +320,8 @@ class Peer:
         pcap = out / "link.pcap"
         if pcap.is_file():
             self.packets = load_pcap(pcap)
-        elif stderr.strip() and not self.log:
-            raise PeerError(f"the peer failed: {last_line(stderr)}")
+        elif stderr and not self.log:
+            raise PeerError(f"the peer failed: {stderr}")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
