@@ -7,6 +7,7 @@ the live tests run it on the bottleneck's link, between the lab and a real Linux
 from __future__ import annotations
 
 import random
+import re
 import sys
 
 import pytest
@@ -136,9 +137,12 @@ def test_the_rate_limit_sends_one_frame_per_transmission_time():
     (Direction(rate=5), "forward's rate must be in bits/s"),
     (Direction(discipline="fifo"), "forward's discipline must be one of droptail or 'package.module:Class'"),
     (Direction(seed="x"), "forward's seed must be an integer or None"),
+    (Direction(drops=[0]), "forward's drops must be data segments' numbers, from 1"),
+    (Direction(outage=(5, -1)), "forward's outage must be (first data segment, seconds)"),
+    (Direction(port=70000), "forward's port must be a TCP port from 1 to 65535"),
 ])
 def test_bad_directions_are_refused_in_one_line(spec, words):
-    with pytest.raises(ValueError, match="^" + words.replace("(", r"\(")):
+    with pytest.raises(ValueError, match="^" + re.escape(words)):
         spec.check("forward")
 
 

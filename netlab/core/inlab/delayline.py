@@ -134,6 +134,17 @@ class Direction:
             raise ValueError(f"{name}'s rate must be in bits/s, from 10e3 to 1e9, or None, not {self.rate!r}")
         if not isinstance(self.queue, int) or isinstance(self.queue, bool) or not 1 <= self.queue <= 100_000:
             raise ValueError(f"{name}'s queue must be a number of packets from 1 to 100000, not {self.queue!r}")
+        if not isinstance(self.drops, (list, tuple)) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.drops):
+            raise ValueError(f"{name}'s drops must be data segments' numbers, from 1, not {self.drops!r}")
+        if self.outage is not None and not (
+                isinstance(self.outage, (list, tuple)) and len(self.outage) == 2 and isinstance(self.outage[0], int)
+                and self.outage[0] >= 1 and isinstance(self.outage[1], (int, float)) and 0 < self.outage[1] <= MAX_DURATION):
+            raise ValueError(f"{name}'s outage must be (first data segment, seconds), not {self.outage!r}")
+        if self.port is not None and (not isinstance(self.port, int) or not 0 < self.port < 65536):
+            raise ValueError(f"{name}'s port must be a TCP port from 1 to 65535 or None, not {self.port!r}")
+        if not isinstance(self.options, dict):
+            raise ValueError(f"{name}'s options must be a dict of the discipline's keyword arguments, not {self.options!r}")
         if not isinstance(self.discipline, str) or not (self.discipline in DISCIPLINES or ":" in self.discipline):
             raise ValueError(f"{name}'s discipline must be one of {', '.join(DISCIPLINES)} or 'package.module:Class', "
                              f"not {self.discipline!r}")
