@@ -189,3 +189,16 @@ def test_the_delay_lines_own_queue_paces_at_the_rate_and_drops_at_its_limit(noth
     acked = samples[-1].bytes_acked
     assert 0.6 * 5e6 / 8 * 1.5 < acked < 1.2 * 5e6 / 8 * 1.5 + 200_000  # about the rate, not the veth's speed
     assert Conversation.from_packets(report.packets).causality == []
+
+
+@pytest.mark.lab
+def test_the_rtt_probe_sees_the_queue_a_bulk_transfer_fills(nothing_left_behind):
+    """The bufferbloat probe (in the core, for any lesson): its round trip grows from the path's by the queue's wait."""
+    with Lab() as lab:
+        with Bottleneck(lab, rate=5e6, queue=200, rtt=0.03, capture=False) as path:
+            with path.connect("cubic") as bulk, path.probe(every=0.02) as probe:
+                send_sampled(bulk, seconds=1.0)
+    rtts = [rtt for _, rtt in probe.samples]
+    assert len(rtts) >= 5
+    assert min(rtts) >= 0.03 * 0.9  # never below the path's own round trip
+    assert max(rtts) > 0.03 + 0.05  # 200 packets at 5 Mbit/s can hold 0.48 s: it waited in the queue

@@ -57,6 +57,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ from netlab.core.lab import Lab, inner_refusal_sentence, last_line, read_line, s
 from netlab.core.sockets import TCP_CONGESTION, TcpInfo, tcp_info
 
 __all__ = [
-    "Bottleneck", "BottleneckError", "LinkReport", "send_sampled",
+    "Bottleneck", "BottleneckError", "LinkReport", "RttProbe", "send_sampled",
     "available_algorithms", "default_algorithm", "Direction",
     "SENDER_ADDRESS", "RECEIVER_ADDRESS", "SINK_PORT", "ECHO_PORT", "MTU", "MSS",
 ]
@@ -233,6 +234,10 @@ class Bottleneck:
             raise
         return sock
 
+    def probe(self, every: float = 0.02, bound: float = MAX_DURATION) -> RttProbe:
+        """A small connection to the echo service whose round trip is timed every `every` s (see `RttProbe`)."""
+        return RttProbe(self, every=every, bound=bound)
+
     def __enter__(self) -> Bottleneck:
         try:
             self._open()
@@ -367,6 +372,59 @@ def _size(text: str) -> int:
         if text.endswith(unit):
             return int(float(text[: -len(unit)]) * units[unit])
     return int(text) if text.isdigit() else 0
+
+
+class RttProbe:
+    """What a queue does to everyone else: a small connection's round trip, timed while a `with` block runs.
+
+        with path.connect("cubic") as bulk, path.probe(every=0.02) as probe:
+            send_sampled(bulk, seconds=2)
+        probe.samples        # [(Unix time sent, round trip in s), ...]
+
+    One byte to the receiver's echo service every `every` s (TCP_NODELAY, so it leaves at once),
+    timed until its echo comes back: its round trip is the path's plus the time it waited in
+    the queue behind the bulk transfer's packets (bufferbloat). It stops when the block ends,
+    at `bound` s, or when the connection fails (a probe lost in an overflowing queue waits for
+    a retransmission: that wait is in its round trip too).
+    """
+
+    def __init__(self, path: Bottleneck, *, every: float = 0.02, bound: float = MAX_DURATION) -> None:
+        check_seconds("every", every, 1.0)
+        check_seconds("bound", bound, MAX_DURATION)
+        self.path, self.every, self.bound = path, float(every), float(bound)
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RttProbe:
+        self._sock = self.path.connect(address=self.path.echo)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._thread = threading.Thread(target=self._run, name="netlab RTT probe", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        sock = self._sock
+        sock.settimeout(2.0)
+        end = time.monotonic() + self.bound
+        while not self._stop.is_set() and time.monotonic() < end:
+            sent_at = time.time()
+            try:
+                sock.sendall(b"?")
+                if not sock.recv(1):
+                    return
+            except OSError:
+                return
+            self.samples.append((sent_at, time.time() - sent_at))
+            self._stop.wait(self.every)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(3.0)  # a probe waits at most its 2 s timeout for its echo
+        if self._sock is not None:
+            self._sock.close()
 
 
 def send_sampled(sock: socket.socket, *, seconds: float = 2.0, size: int | None = None, every: float = 0.002,
