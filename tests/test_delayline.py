@@ -140,6 +140,9 @@ def test_the_rate_limit_sends_one_frame_per_transmission_time():
     (Direction(drops=[0]), "forward's drops must be data segments' numbers, from 1"),
     (Direction(outage=(5, -1)), "forward's outage must be (first data segment, seconds)"),
     (Direction(port=70000), "forward's port must be a TCP port from 1 to 65535"),
+    (Direction(rate=1e6, discipline="netlab.nothing:Red"), "forward's discipline 'netlab.nothing:Red' cannot be imported"),
+    (Direction(rate=1e6, discipline="netlab.core.inlab.delayline:Packet"),
+     "forward's discipline: netlab.core.inlab.delayline:Packet is not a Discipline class"),
 ])
 def test_bad_directions_are_refused_in_one_line(spec, words):
     with pytest.raises(ValueError, match="^" + re.escape(words)):

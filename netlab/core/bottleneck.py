@@ -263,7 +263,7 @@ class Bottleneck:
         # sockets only when its order comes, once dl1 exists.
         self._line = DelayLine(lab.popen, "dl0", "dl1", forward=self.forward, backward=self.backward,
                                capture="a" if self.capture else None, duration=self.duration,
-                               finish_checksums=["snd0"])
+                               finish_checksums=["snd0"], name="the bottleneck's delay line")
         self._line.start()
         pid = self._expect(self._receiver, "pid ", "receiver")
         steps = [
@@ -286,7 +286,7 @@ class Bottleneck:
         try:
             self._line.open()
         except DelayLineError as err:
-            raise BottleneckError(f"the bottleneck's {err}") from None
+            raise BottleneckError(str(err)) from None
 
     @staticmethod
     def _order(proc: subprocess.Popen, order: dict[str, Any]) -> None:
@@ -330,7 +330,7 @@ class Bottleneck:
                 try:
                     line.close()
                 except DelayLineError as err:
-                    raise BottleneckError(f"the bottleneck's {err}") from None
+                    raise BottleneckError(str(err)) from None
                 finally:
                     if self._receiver is not None:
                         stop_program(self._receiver, STOP_TIMEOUT)

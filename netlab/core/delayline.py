@@ -57,12 +57,13 @@ class DelayLine:
     `capture` ("a", "b" or None) is where both directions are captured, with the kernel's times.
     `finish_checksums` names the hosts' ends of the links that live in the same namespace, whose
     checksums must be finished by their kernel (a veth leaves them to hardware that does not exist).
-    `duration` (s) bounds the program's life. After the block, `report` holds what it did.
+    `duration` (s) bounds the program's life; `name` is what its errors call it. After the block,
+    `report` holds what it did.
     """
 
     def __init__(self, launch: Callable[..., subprocess.Popen], a: str, b: str, *,
                  forward: Direction | None = None, backward: Direction | None = None, capture: str | None = "a",
-                 duration: float = 15.0, finish_checksums: Sequence[str] = ()) -> None:
+                 duration: float = 15.0, finish_checksums: Sequence[str] = (), name: str = "the delay line") -> None:
         if capture not in ("a", "b", None):
             raise ValueError(f"capture must be 'a', 'b' or None, not {capture!r}")
         for name, device in (("a", a), ("b", b)):
@@ -72,7 +73,7 @@ class DelayLine:
         self.forward = (forward or Direction()).check("forward")
         self.backward = (backward or Direction()).check("backward")
         self._launch, self.a, self.b, self.capture = launch, a, b, capture
-        self.duration, self.finish_checksums = float(duration), list(finish_checksums)
+        self.duration, self.finish_checksums, self.name = float(duration), list(finish_checksums), name
         self.report = DelayReport()
         self._proc: subprocess.Popen | None = None
         self._dir: str | None = None
@@ -108,7 +109,7 @@ class DelayLine:
             code = proc.wait(STOP_TIMEOUT)
             detail = last_line(proc.stderr.read().decode(errors="replace")) if proc.stderr else ""
             when = f"within {START_TIMEOUT:g} s" if code < 0 else f"(it ended with status {code})"
-            raise DelayLineError(f"the delay line did not start {when}: {detail or line or 'it said nothing'}")
+            raise DelayLineError(f"{self.name} did not start {when}: {detail or line or 'it said nothing'}")
         self._ordered = True
 
     def close(self) -> None:
@@ -128,7 +129,7 @@ class DelayLine:
     def _collect(self, killed: bool, said: str) -> None:
         out = Path(self._dir or "")
         if not (out / "report.json").is_file():
-            raise DelayLineError("the delay line ended without writing its report"
+            raise DelayLineError(f"{self.name} ended without writing its report"
                                  + (f" (it did not stop within {STOP_TIMEOUT:g} s)" if killed else "")
                                  + (f": {said}" if said else ""))
         data = json.loads((out / "report.json").read_text())

@@ -148,6 +148,13 @@ class Direction:
         if not isinstance(self.discipline, str) or not (self.discipline in DISCIPLINES or ":" in self.discipline):
             raise ValueError(f"{name}'s discipline must be one of {', '.join(DISCIPLINES)} or 'package.module:Class', "
                              f"not {self.discipline!r}")
+        if self.rate is not None:
+            try:  # here, before anything starts: the program in the lab finds it the same way
+                discipline_class(self.discipline)
+            except ImportError as err:
+                raise ValueError(f"{name}'s discipline {self.discipline!r} cannot be imported: {err}") from None
+            except ValueError as err:
+                raise ValueError(f"{name}'s discipline: {err}") from None
         return self
 
     def to_order(self) -> dict[str, Any]:
@@ -263,7 +270,7 @@ def discipline_class(name: str) -> type[Discipline]:
     if name in DISCIPLINES:
         return DISCIPLINES[name]
     module, _, attribute = name.partition(":")
-    cls = getattr(importlib.import_module(module), attribute, None)
+    cls = getattr(importlib.import_module(module), attribute, None) if module and attribute else None
     if not (isinstance(cls, type) and issubclass(cls, Discipline)):
         raise ValueError(f"{name} is not a Discipline class")
     return cls
