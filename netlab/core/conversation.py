@@ -288,14 +288,14 @@ def _read_all(packets: Iterable[Any]) -> list[_Wire]:
     """Every TCP segment in `packets`, with IPv4 fragments put back together first (as Wireshark does)."""
     packets = list(packets)
     wires = []
-    last_pieces = {}  # (id, src, dst, protocol) -> time of the fragment that completes the packet
+    last_pieces = {}  # (link, id, src, dst, protocol) -> time of the fragment that completes the packet
     for pkt in packets:
         wire = _read(pkt)
         if wire is not None:
             wires.append(wire)
         ip = _fragment(pkt, wire)
         if ip is not None:
-            last_pieces[(ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
+            last_pieces[(getattr(pkt, "sniffed_on", None), ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
     if not last_pieces:
         return wires
     return [w for w in map(_read, _reassemble(packets, last_pieces)) if w is not None]
@@ -311,20 +311,30 @@ def _fragment(pkt: Any, wire: _Wire | None) -> Any:
 
 
 def _reassemble(packets: list[Any], last_pieces: dict[tuple, float]) -> list[Any]:
-    """IPv4 fragments put back together by scapy's `defragment`, each whole packet dissected anew
-    (so a SYN split before its options keeps them) and placed, and timed, where its last piece was
-    captured, as in Wireshark."""
+    """IPv4 fragments put back together by scapy's `defragment`, link by link (a capture on several
+    links holds each fragment once per link), each whole packet dissected anew (so a SYN split before
+    its options keeps them) and placed, and timed, where its last piece was captured, as in Wireshark.
+    The pieces of a packet that never came whole (a fragment lost) make no packet."""
     from scapy.layers.inet import IP, defragment
 
-    originals = {id(pkt) for pkt in packets}
-    result = list(defragment(packets))
-    for number, pkt in enumerate(result):
-        if id(pkt) not in originals:
-            whole = pkt.__class__(bytes(pkt))
-            ip = whole.getlayer(IP)
-            whole.time = last_pieces.get((ip.id, ip.src, ip.dst, ip.proto), pkt.time)
-            result[number] = whole
-    return result
+    links: dict[Any, list[Any]] = {}
+    for pkt in packets:
+        links.setdefault(getattr(pkt, "sniffed_on", None), []).append(pkt)
+    result = []
+    for link, group in links.items():
+        originals = {id(pkt) for pkt in group}
+        for pkt in defragment(group):
+            if isinstance(pkt, tuple):  # scapy's way of returning the pieces of an incomplete packet
+                continue
+            if id(pkt) not in originals:
+                whole = pkt.__class__(bytes(pkt))
+                ip = whole.getlayer(IP)
+                whole.time = last_pieces.get((link, ip.id, ip.src, ip.dst, ip.proto), pkt.time)
+                if link is not None:
+                    whole.sniffed_on = link
+                pkt = whole
+            result.append(pkt)
+    return sorted(result, key=lambda pkt: float(pkt.time))  # stable: packets stamped alike keep their order
 
 
 def _split(wires: list[_Wire]) -> list[list[_Wire]]:
