@@ -21,13 +21,18 @@ from __future__ import annotations
 import contextlib
 import dis
 import functools
+import importlib
 import os
 import signal
+import sys
 import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
+
+from netlab.core.handover import HandoverError, decode, encode
 
 __all__ = ["CHECK_MIME", "CHECK_SECONDS", "GRADING_ENV", "NOT_ANSWERED", "Feedback", "borrowed", "exercise_check",
            "grading", "is_exercise_check", "names_used", "number", "set_grade_id", "unanswered", "whole"]
@@ -35,8 +40,14 @@ __all__ = ["CHECK_MIME", "CHECK_SECONDS", "GRADING_ENV", "NOT_ANSWERED", "Feedba
 
 # The MIME type of a check's result as data: {"grade_id", "passed", "feedback"}, read by netlab's grader.
 CHECK_MIME = "application/vnd.netlab.check+json"
-# Set (to anything but "" or "0") by a grader: a failed check then raises AssertionError.
+# Set (to anything but "" or "0") by a grader: a failed check then raises AssertionError; set to
+# VERIFIER by `netlab grade`: a check cell then only hands its answer over (ANSWER_MIME).
 GRADING_ENV = "NETLAB_GRADING"
+VERIFIER = "verifier"
+# The MIME type of an answer handed over: {"grade_id", "check", "args", "kwargs"} (see `hand_over`).
+ANSWER_MIME = "application/vnd.netlab.answer+json"
+# The programs that serve an interactive frontend to a kernel (the parent process's name).
+_SERVERS = ("jupyter-lab", "jupyter-notebook", "jupyter-server", "jupyterhub-singleuser", "jupyter-nbclassic")
 # A check that runs longer than this (seconds) is stopped: a student's function may hang.
 CHECK_SECONDS = 90.0
 NOT_ANSWERED = "Not answered yet: replace the `...` with your answer and run the cell again."
@@ -185,7 +196,7 @@ def _verdict(check: Any, args: tuple, kwargs: dict) -> Feedback:
     return result
 
 
-def _show(feedback: Feedback) -> None:
+def _show(feedback: Any) -> None:
     try:
         from IPython.display import display
     except ImportError:
@@ -194,32 +205,132 @@ def _show(feedback: Feedback) -> None:
     display(feedback)
 
 
+def check_name(check: Any) -> str:
+    """The name a verifier finds a check by: `module:function` of the lesson's checks module."""
+    check = getattr(check, "__wrapped__", check)
+    return f"{check.__module__}:{check.__qualname__}"
+
+
+def find_check(name: str) -> Callable[..., Feedback]:
+    """The exercise check called `name` (see `check_name`); only a lesson's checks module is looked in."""
+    module, _, function = str(name).partition(":")
+    if not (module.startswith("netlab.lessons.") and module.endswith(".checks") and function.isidentifier()):
+        raise HandoverError(f"{name!r} names no exercise check (netlab.lessons.LESSON.checks:NAME)")
+    try:
+        check = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError):
+        raise HandoverError(f"no exercise check {name}") from None
+    if not is_exercise_check(check):
+        raise HandoverError(f"{name} is no exercise check")
+    return check
+
+
+def hand_over(check: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The answer to `check` as data a verifier reads (ANSWER_MIME): the check's name and its arguments, encoded."""
+    return {"check": check_name(check), "args": encode(list(args)), "kwargs": encode(dict(kwargs))}
+
+
+def verify(answer: dict[str, Any]) -> Feedback:
+    """The verdict on handed-over `answer` (from `hand_over`): decode it, functions included, and run its check.
+
+    This is the verdict a student sees in their own run and the one a grader's verifier computes in a
+    process of its own: a function of the data alone. Bad data gives a ✘ that says so, never a traceback.
+    """
+    try:
+        check = find_check(answer["check"])
+        args = decode(answer.get("args", []), functions=True)
+        kwargs = decode(answer.get("kwargs", {"dict": []}), functions=True)
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise HandoverError("the arguments are not a list and a dict")
+    except (HandoverError, KeyError, TypeError, ValueError, SyntaxError) as err:
+        return Feedback(False, f"The answer handed over cannot be read ({type(err).__name__}: {str(err)[:200]}).")
+    except Exception as err:  # the student's function's source, run to define it, raised
+        return Feedback(False, f"Your answer could not be rebuilt ({type(err).__name__}: {str(err)[:200]}).")
+    depth = getattr(_depth, "value", 0)
+    _depth.value = depth + 1  # a check that calls another check: the inner one only computes
+    try:
+        return _verdict(check.__wrapped__, tuple(args), kwargs)
+    finally:
+        _depth.value = depth
+
+
+def handing_over() -> bool:
+    """True under `netlab grade` (NETLAB_GRADING=verifier): a check cell hands its answer over and decides nothing."""
+    return os.environ.get(GRADING_ENV, "") == VERIFIER
+
+
+def interactive() -> bool:
+    """False in a Jupyter kernel that no interactive frontend drives (nbgrader, nbconvert, nbclient, papermill).
+
+    A kernel is interactive when the process that started it is a Jupyter server (JupyterLab, Notebook,
+    JupyterHub's single-user server); outside any kernel (a script, a test, a terminal) it counts as
+    interactive, since a caller reads the Feedback it gets. Read from the parent process, which code in
+    a cell cannot change.
+    """
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return True
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            words = [PurePath(w.decode(errors="replace")).name for w in f.read().split(b"\0")]
+    except OSError:
+        return False
+    return any(w in _SERVERS or any(w.startswith(s + "-") for s in _SERVERS) for w in words) or \
+        any(w in ("jupyterlab", "notebook", "jupyter_server", "jupyterhub.singleuser", "nbclassic") for w in words)
+
+
+def must_raise() -> bool:
+    """True where a failed check raises AssertionError: under a grader, and, failing closed, in a headless kernel."""
+    return grading() or not interactive()
+
+
 def exercise_check(check: Callable[..., Feedback]) -> Callable[..., Feedback]:
-    """Make a function an exercise check (a decorator): stubs say "not answered yet", errors and hangs
-    become a ✘, the result carries the grade id set for it, and under grading a failed result is shown
-    and raised as AssertionError. `netlab.checks` offers every function of a lesson's checks so marked."""
+    """Make a function an exercise check (a decorator): what the cell passes is handed over as data
+    (`hand_over`) and the verdict is `verify` of that data; stubs say "not answered yet", errors and
+    hangs become a ✘, the result carries the grade id set for it, and where `must_raise` a failed
+    result is shown and raised as AssertionError. Under `netlab grade` the cell only hands over.
+    `netlab.checks` offers every function of a lesson's checks so marked."""
 
     @functools.wraps(check)
     def graded(*args: Any, **kwargs: Any) -> Feedback:
         global _next_grade_id
-        depth = getattr(_depth, "value", 0)
-        if depth:
+        if getattr(_depth, "value", 0):
             return check(*args, **kwargs)
         grade_id, _next_grade_id = _next_grade_id, None
-        _depth.value = depth + 1
         try:
-            feedback = _verdict(check, args, kwargs)
-        finally:
-            _depth.value = depth
+            answer = hand_over(graded, args, kwargs)
+        except HandoverError as err:
+            feedback = Feedback(False, f"Your answer cannot be checked: {err}.")
+        else:
+            if handing_over():
+                _show(Answer(answer, grade_id))
+                return Feedback(True, "handed over to the grader", grade_id)
+            feedback = verify(answer)
         if grade_id is not None:
             feedback = Feedback(feedback.ok, feedback.message, grade_id)
-        if grading() and not feedback:
+        if not feedback and must_raise():
             _show(feedback)  # the cell ends in an error, so its result would not be shown otherwise
             raise AssertionError(feedback.message)
         return feedback
 
     graded.exercise_check = True  # what `is_exercise_check` looks for
     return graded
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer handed over under `netlab grade`: shown as ANSWER_MIME data for the grader, one line for a person."""
+
+    data: dict[str, Any]
+    grade_id: str | None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": "→ handed over to the grader", ANSWER_MIME: {"grade_id": self.grade_id, **self.data}}
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
 
 
 def is_exercise_check(value: Any) -> bool:
