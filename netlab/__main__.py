@@ -116,16 +116,19 @@ def _student_edition(args: argparse.Namespace) -> int:
 
 def _grade(args: argparse.Namespace) -> int:
     from netlab.classroom.grading import grade, isolation, progress_bar, summary, write_csv
+    from netlab.classroom.sandbox import problem
 
-    if not isolation():
-        print("netlab: no private namespace for the kernels here: students' code runs on the host (rows say so)",
-              file=sys.stderr)
-    try:
-        rows = grade(args.submissions, Path(args.source), workers=args.workers, cell_seconds=args.cell_timeout,
-                     notebook_seconds=args.notebook_timeout, progress=progress_bar())
-    except ValueError as err:
-        print(f"netlab: error: {err}", file=sys.stderr)
-        return 2
+    if args.unsandboxed:
+        print("netlab: grading WITHOUT a sandbox: students' code runs as you, and can reach what you can (rows say "
+              "'unsandboxed')", file=sys.stderr)
+        if not isolation():
+            print("netlab: no private namespace for the kernels here either: students' code runs on the host",
+                  file=sys.stderr)
+    elif (why := problem()) is not None:
+        raise NetlabError(f"grading runs each submission in a sandbox, and {why}; install bubblewrap, or pass "
+                          "--unsandboxed to grade without one (every row then says so)")
+    rows = grade(args.submissions, Path(args.source), workers=args.workers, cell_seconds=args.cell_timeout,
+                 notebook_seconds=args.notebook_timeout, unsandboxed=args.unsandboxed, progress=progress_bar())
     print(summary(rows))
     print(f"wrote {write_csv(rows, Path(args.out))}")
     return 0
@@ -196,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=float, default=180.0, metavar="SECONDS", help="time limit per cell (default 180)")
     p.add_argument("--notebook-timeout", type=float, default=900.0, metavar="SECONDS",
                    help="time limit per notebook (default 900)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade where no sandbox can be made: students' code then runs as you (every row says so)")
     p.set_defaults(func=_grade)
 
     p = commands.add_parser("record", help="(maintainers) re-record the captures shipped in netlab/data")

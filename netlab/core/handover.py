@@ -26,6 +26,7 @@ import base64
 import builtins
 import dataclasses
 import enum
+import functools
 import hashlib
 import importlib
 import inspect
@@ -257,7 +258,7 @@ def _decode(data: Any, functions: bool, depth: int) -> Any:
     if tag == "dict":
         return {_decode(k, functions, deeper): _decode(v, functions, deeper) for k, v in data["dict"]}
     if tag == "packet":
-        cls = _allowed_class(data["packet"], _scapy_class("Packet") or _load_scapy())
+        cls = _allowed_class(data["packet"], _load_scapy())
         pkt = cls(base64.b64decode(data["bytes"]))
         pkt.time = data.get("time", 0.0)
         if data.get("sniffed_on") is not None:
@@ -277,7 +278,10 @@ def _decode(data: Any, functions: bool, depth: int) -> Any:
     raise HandoverError(f"not an answer's data: the tag {tag!r}")
 
 
+@functools.cache
 def _load_scapy() -> type:
+    """scapy's Packet, with every layer it knows bound (or a frame would dissect as Raw in a fresh process)."""
+    import scapy.layers.all  # noqa: F401
     from scapy.packet import Packet
 
     return Packet

@@ -34,7 +34,7 @@ PACKAGES: dict[str, str] = {
     "ip": "iproute2", "tc": "iproute2", "ss": "iproute2", "nstat": "iproute2",
     "nft": "nftables", "sysctl": "procps",
     "unshare": "util-linux", "nsenter": "util-linux", "setpriv": "util-linux",
-    "iperf3": "iperf3", "tracepath": "iputils-tracepath",
+    "iperf3": "iperf3", "tracepath": "iputils-tracepath", "bwrap": "bubblewrap",
 }
 
 
