@@ -21,12 +21,12 @@ Rules for this file:
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -53,7 +53,7 @@ from netlab.core.checking import (  # the contract with the checks: an answer's 
     is_exercise_check,
 )
 from netlab.core.errors import NetlabError
-from netlab.core.handover import captures
+from netlab.core.handover import HandoverError, captures, decode
 
 CELL_SECONDS = 180.0  # one cell; the slowest lesson cells take about 20 s live
 NOTEBOOK_SECONDS = 900.0  # one notebook, start of its kernel included
@@ -169,20 +169,50 @@ def _prepare(nb: Any, reference: dict[str, Any], stem: str) -> dict[str, int]:
     return {g: i for g, i in mine.items() if g in wanted}
 
 
-def _expected_check(reference: dict[str, Any], index: int) -> str | None:
-    """The check the instructor's check cell calls (`netlab.checks.NAME(...)`), by `checking.check_name`."""
+@dataclass(frozen=True)
+class _Expected:
+    """What the instructor's check cell calls: the check (by `checking.check_name`), and its literal arguments."""
+
+    check: str | None
+    literals: dict[int | str, Any]  # position or keyword -> value, for arguments written as literals (8760)
+
+
+def _expected_check(reference: dict[str, Any], index: int) -> _Expected:
     from netlab.lessons import lesson_parts
 
     source = "".join(reference["cells"][index]["source"])
-    found = re.findall(r"netlab\.checks\.(\w+)\s*\(", source)
-    for module in lesson_parts("checks") if found else ():
-        check = getattr(module, found[-1], None)
+    calls = []
+    with contextlib.suppress(SyntaxError):
+        calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Attribute) and ast.unparse(n.func.value) == "netlab.checks"]
+    if not calls:
+        return _Expected(None, {})
+    call = calls[-1]
+    literals: dict[int | str, Any] = {}
+    for key, node in [*enumerate(call.args), *((k.arg, k.value) for k in call.keywords if k.arg)]:
+        with contextlib.suppress(ValueError, TypeError, SyntaxError):
+            literals[key] = ast.literal_eval(node)
+    for module in lesson_parts("checks"):
+        check = getattr(module, call.func.attr, None)
         if is_exercise_check(check) and check.__module__ == module.__name__:
-            return check_name(check)
-    return None
+            return _Expected(check_name(check), literals)
+    return _Expected(None, literals)
 
 
-def _answer(cell: Any, grade_id: str, expected: str | None) -> tuple[dict[str, Any] | None, str, str]:
+def _same_literals(answer: dict[str, Any], literals: dict[int | str, Any]) -> bool:
+    """True when the answer carries the values the instructor's cell wrote as literals (not ones a kernel made up)."""
+    try:
+        args, kwargs = answer["args"], decode(answer["kwargs"])
+        for key, value in literals.items():
+            given = decode(args[key]) if isinstance(key, int) else kwargs[key]
+            if given != value or type(given) is not type(value):
+                return False
+    except (HandoverError, KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def _answer(cell: Any, grade_id: str, expected: _Expected) -> tuple[dict[str, Any] | None, str, str]:
     """The one answer a check cell handed over: (answer or None, why none, note)."""
     outputs = [o for o in cell.outputs if o.get("output_type") in ("display_data", "execute_result")]
     handed = [o["data"][ANSWER_MIME] for o in outputs if ANSWER_MIME in o.get("data", {})]
@@ -190,7 +220,8 @@ def _answer(cell: Any, grade_id: str, expected: str | None) -> tuple[dict[str, A
     verdicts = [o for o in outputs if CHECK_MIME in o.get("data", {})
                 and (o["data"][CHECK_MIME] if isinstance(o["data"][CHECK_MIME], dict) else {}).get("passed")]
     if len(handed) == 1 and not verdicts and isinstance(handed[0], dict) \
-            and handed[0].get("grade_id") in (grade_id, None) and handed[0].get("check") == expected:
+            and handed[0].get("grade_id") in (grade_id, None) and handed[0].get("check") == expected.check \
+            and _same_literals(handed[0], expected.literals):
         return handed[0], "", ""
     if handed or verdicts:
         return None, "the check cell showed something other than its one answer (a verdict of its own, another " \

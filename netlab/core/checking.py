@@ -238,6 +238,14 @@ def verify(answer: dict[str, Any]) -> Feedback:
     """
     try:
         check = find_check(answer["check"])
+    except (HandoverError, KeyError, TypeError) as err:
+        return Feedback(False, f"The answer handed over cannot be read ({type(err).__name__}: {str(err)[:200]}).")
+    return decide(check, answer)
+
+
+def decide(check: Any, answer: dict[str, Any]) -> Feedback:
+    """The verdict of exercise check `check` on handed-over `answer`: its arguments decoded (functions too), then judged."""
+    try:
         args = decode(answer.get("args", []), functions=True)
         kwargs = decode(answer.get("kwargs", {"dict": []}), functions=True)
         if not isinstance(args, list) or not isinstance(kwargs, dict):
@@ -304,7 +312,7 @@ def exercise_check(check: Callable[..., Feedback]) -> Callable[..., Feedback]:
         else:
             if handing_over():  # the cell's result is the answer as data; a verifier decides, elsewhere
                 return Answer(answer, grade_id)  # type: ignore[return-value]
-            feedback = verify(answer)
+            feedback = decide(graded, answer)
         if grade_id is not None:
             feedback = Feedback(feedback.ok, feedback.message, grade_id)
         if not feedback and must_raise():
