@@ -81,14 +81,14 @@ def _capture() -> dict:
     ], "97-capture")
 
 
-def _with(nb: dict, answer: str, *, before: str = "", index: int = 2) -> dict:
-    """`nb` with every answer cell set to `answer`, and a cell of `before` run first."""
+def _with(nb: dict, answer: str, *, before: str = "") -> dict:
+    """`nb` with every answer cell set to `answer`, and a cell of `before` run first of all."""
     nb = json.loads(json.dumps(nb))
     for cell in nb["cells"]:
         if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
             cell["source"] = answer
     if before:
-        nb["cells"].insert(1, new_code_cell(before))
+        nb["cells"].insert(0, new_code_cell(before))
     return nb
 
 
@@ -243,7 +243,7 @@ def test_each_kind_of_cheating_gets_a_point_from_the_old_grader_and_none_now(tmp
     mine = [r for r in rows if r.student == "zz-honest"]
     assert len(mine) == 3 and all(r.passed and r.note == "" for r in mine), mine
     by_student = {r.student: r for r in rows}
-    assert by_student["recorded-mode"].note == "recorded"
+    assert by_student["recorded-mode"].note == "recorded", by_student["recorded-mode"]
     assert by_student["forges-literals"].note == "tampered"
     assert by_student["post-run-hook"].note == "tampered"
     for star in ("link-to-classmate", "named-pipe"):

@@ -316,13 +316,18 @@ def _run_sandboxed(nb: Any, plan: list[tuple[str, Path | None]], scratch: Path, 
                    cell_seconds: float, notebook_seconds: float) -> None:
     spec = scratch / "plan.json"  # read by the launcher before the sandbox exists: out of the student's reach
     kernel = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    cgroup = f"netlab-{scratch.name}"
     spec.write_text(json.dumps({"files": [(rel, None if src is None else str(src)) for rel, src in plan],
+                                "cgroup": cgroup,
                                 "argv": kernel,
                                 # JPY_PARENT_PID 1: ipykernel neither polls a parent (PID 1 stays) nor prints its
                                 # connection details for a console.
                                 "env": {GRADING_ENV: VERIFIER, "JPY_PARENT_PID": "1"}}))
     kernels = _kernel_spec(scratch, sandbox.kernel_argv(spec))
-    asyncio.run(_execute(nb, kernels, scratch, checks, cell_seconds, notebook_seconds))
+    try:
+        asyncio.run(_execute(nb, kernels, scratch, checks, cell_seconds, notebook_seconds))
+    finally:
+        sandbox.release(cgroup)
 
 
 def _run_unsandboxed(nb: Any, folder: Path, scratch: Path, checks: dict[str, int], cell_seconds: float,

@@ -10,10 +10,14 @@ a process it forks and forgets) runs inside one `bwrap` whose every namespace is
   submissions, the instructor edition, the grader's files and the grades are not there to see;
 - its network is its own (loopback only), so the lab the notebook makes is inside it and live;
 - `--die-with-parent` and its PID namespace end every process it started when it ends;
-- limits per process (address space, file size, CPU seconds) and per sandbox: RLIMIT_NPROC is set
-  just before `bwrap` makes its user namespace, and since Linux 5.14 the kernel counts processes
-  against it per user namespace, so one sandbox's fork bomb stops at its own limit and does not
-  use up another's (the grading user's own count is not the one that fills).
+- limits per process (address space, file size, CPU seconds) and per sandbox on processes. The
+  grading user's RLIMIT_NPROC counts all its processes together, every sandbox's; but since Linux
+  5.14 the kernel also counts them per user namespace, against the limit of the process that
+  forks. So the sandbox's first program is `prlimit --nproc=N` inside the sandbox's own user
+  namespace: its processes stop at N, and another sandbox's fork bomb does not eat into them
+  (measured: two bombs side by side as an ordinary user each stopped at their own limit). Root's
+  processes are exempt from RLIMIT_NPROC, so a grader running as root (CI) also puts each sandbox
+  in a pids cgroup of its own (`confine`, `release`).
 
 Two programs run in such a sandbox: a student's kernel (`kernel_argv`, which jupyter_client starts
 through `python -m netlab.classroom.sandbox`, a launcher that opens the student's files and execs
@@ -29,13 +33,15 @@ import resource
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from netlab.core import programs
 
-__all__ = ["LIMITS", "Limits", "command", "copy_plan", "kernel_argv", "problem"]
+__all__ = ["LIMITS", "Limits", "SandboxRefused", "command", "confine", "copy_plan", "kernel_argv", "problem",
+           "release", "set_limits"]
 
 INSIDE = "/submission"  # where the student's folder is, inside the sandbox
 HOME = "/home/student"
@@ -118,17 +124,58 @@ def command(argv: list[str], *, files: list[tuple[str, int | None]] = (), binds:
             "TMPDIR": "/tmp", "PYTHONSAFEPATH": "1", "MPLBACKEND": "agg", "PYTHONUNBUFFERED": "1"}
     for key, value in {**base, **(env or {})}.items():
         args += ["--setenv", key, value]
-    return [*args, "--", *argv]
+    # prlimit runs inside the sandbox's user namespace: the process limit counts this sandbox alone.
+    nproc = f"--nproc={limits.processes}:{limits.processes}"
+    return [*args, "--", programs.program("prlimit"), nproc, "--", *argv]
 
 
 def set_limits(limits: Limits = LIMITS) -> None:
-    """Apply `limits` to this process and what it starts (call it just before exec'ing `bwrap`)."""
+    """Apply `limits` per process to this process and what it starts (call it just before exec'ing `bwrap`)."""
     for which, value in ((resource.RLIMIT_AS, limits.memory), (resource.RLIMIT_FSIZE, limits.file_size),
-                         (resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_NPROC, limits.processes),
-                         (resource.RLIMIT_CORE, 0)):
+                         (resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_CORE, 0)):
         soft, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(which, (value, value))
+
+
+def _pids_root() -> Path | None:
+    """Where a pids cgroup can be made: cgroup v1's pids hierarchy, or v2's root if it offers pids."""
+    v1 = Path("/sys/fs/cgroup/pids")
+    if (v1 / "cgroup.procs").exists():
+        return v1
+    v2 = Path("/sys/fs/cgroup")
+    controllers = v2 / "cgroup.controllers"
+    if controllers.exists() and "pids" in controllers.read_text().split():
+        return v2
+    return None
+
+
+def confine(name: str, limits: Limits = LIMITS) -> None:
+    """Bound this process and all it starts (call it just before exec'ing `bwrap`): `set_limits`, and as root
+    a pids cgroup `name` of its own, since the kernel exempts root's processes from RLIMIT_NPROC."""
+    set_limits(limits)
+    if os.geteuid() != 0:
+        return
+    where = _pids_root()
+    if where is None:
+        return  # no cgroup to make: root's sandboxes are then bounded in processes only by time (README)
+    group = where / name
+    group.mkdir(exist_ok=True)
+    (group / "pids.max").write_text(f"{limits.processes}\n")
+    (group / "cgroup.procs").write_text(f"{os.getpid()}\n")
+
+
+def release(name: str) -> None:
+    """Remove the pids cgroup `confine` made, once the sandbox's processes are gone (up to 5 s)."""
+    where = _pids_root() if os.geteuid() == 0 else None
+    if where is None or not (where / name).exists():
+        return
+    for _ in range(50):
+        try:
+            (where / name).rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def copy_plan(folder: Path, limits: Limits = LIMITS) -> list[tuple[str, Path | None]]:
@@ -207,7 +254,7 @@ def _launch(plan_file: str, connection_file: str) -> None:
     for _, fd in files:
         if fd is not None:
             os.set_inheritable(fd, True)
-    set_limits()
+    confine(plan["cgroup"])
     os.execv(args[0], args)
 
 

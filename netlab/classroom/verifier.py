@@ -30,6 +30,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -101,10 +102,11 @@ def verify_answers(answers: list[dict[str, Any]], *, sandboxed: bool = True,
     command = sandbox.command(argv) if sandboxed else argv
     env = None if sandboxed else {**os.environ, "PYTHONSAFEPATH": "1"}
     total = seconds * len(answers) + 60
+    cgroup = f"netlab-verifier-{os.getpid()}-{threading.get_ident()}"
     try:
         done = subprocess.run(command, input=json.dumps({"answers": answers, "seconds": seconds}).encode(),
                               capture_output=True, timeout=total, env=env, cwd="/",
-                              preexec_fn=sandbox.set_limits if sandboxed else None)
+                              preexec_fn=(lambda: sandbox.confine(cgroup)) if sandboxed else None)
         verdicts = json.loads(done.stdout)
         if not isinstance(verdicts, list) or len(verdicts) != len(answers):
             raise ValueError("not one verdict per answer")
@@ -113,6 +115,9 @@ def verify_answers(answers: list[dict[str, Any]], *, sandboxed: bool = True,
     except (ValueError, OSError) as err:
         said = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1] if "done" in locals() else ""
         return [{"passed": False, "feedback": f"the verifier failed ({err}; {said[:200]})"}] * len(answers)
+    finally:
+        if sandboxed:
+            sandbox.release(cgroup)
     return verdicts
 
 
