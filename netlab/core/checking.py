@@ -1,21 +1,45 @@
-"""What every exercise check shares: the verdict (`Feedback`), "not answered yet", grading data.
+"""What every exercise check shares: the answer as data, the verdict (`Feedback`), "not answered yet", grading.
 
 Each lesson's `checks` module holds its notebook's checks, each a function marked with
 `@exercise_check`; `netlab.checks` gathers them for the notebooks. What belongs here is what a
-check needs whichever lesson it belongs to, and nothing that knows a lesson:
+check needs whichever lesson it belongs to, and nothing that knows a lesson.
 
-1. the verdict, `Feedback`: one line in a notebook (✔ or ✘ and why), and the same verdict as data
-   a grader reads (CHECK_MIME: grade id, passed, feedback);
-2. the wrapper every check goes through (`exercise_check`): an answer left as `...` (or a stub
+Theory of operation: a check is an answer and a verdict, apart.
+
+1. The answer: what the check cell passes (`netlab.checks.NAME(exp, port)`) is turned into data by
+   `hand_over`: the check's name (`module:function`) and its arguments encoded by
+   `netlab.core.handover` (values, bytes, scapy packets, netlab's own results and captures, a
+   function the student wrote as its source plus the modules and notebook functions it uses).
+2. The verdict: `decide(check, answer)` (or `verify(answer)`, which finds the check by its name)
+   decodes that data and runs the check on it. It is a function of the data alone, so it can run
+   in another process: in a student's own run both happen at once, in the kernel, and the cell
+   shows ✔ or ✘ as before; under `netlab grade` (NETLAB_GRADING=verifier) the cell only shows the
+   answer (ANSWER_MIME) and `netlab.classroom.verifier` decides it in a sandbox of its own.
+3. The wrapper every check goes through (`exercise_check`): an answer left as `...` (or a stub
    function) says "not answered yet"; an answer that makes the check raise or hang gives a ✘,
-   never a traceback; under grading (NETLAB_GRADING=1) a failed check raises AssertionError with
-   its hint, which is how nbgrader takes a test cell's points away (README, "Teaching with netlab");
-3. small helpers for reading an answer (`unanswered`, `whole`, `number`, `borrowed`).
+   never a traceback; where `must_raise()` (NETLAB_GRADING set, or a kernel that no interactive
+   frontend drives: nbgrader's autograde, nbconvert) a failed check raises AssertionError with its
+   hint, so a headless run fails closed (README, "Teaching with netlab").
 
-A check never reveals the answer: when an answer is wrong it points at the part of the capture
-(or the idea) to look at again.
-"""
+For check authors (the verifier's interface):
 
+- Write the check as an ordinary function of its arguments, decorated with `@exercise_check`, in
+  the lesson's `checks.py`, returning `Feedback(ok, message)`. Everything it judges must come in
+  through its arguments or be made again inside it from an oracle: scapy, the kernel (a fresh
+  live run: `handshake(...)`), the standard library. Never a module-level variable the notebook
+  set, never a hand-written model answer.
+- Its arguments must be data `handover.encode` knows: int, float, str, bytes, list, tuple, dict,
+  set, None, `...`, scapy packets, exceptions, netlab's dataclasses (an `Experiment` and its
+  subclasses, `Conversation`, results such as `LoadPoint`), and functions. A new result type is a
+  dataclass in netlab whose fields are such data; anything else (a socket, a lab, a look-alike)
+  is refused with a ✘ that says which argument, in the student's own run already.
+- A function the student wrote arrives rebuilt from its source: call it on your cases as usual.
+  In the verifier it runs in a forked child with no student file and no network but its own lab.
+- A capture ("from your own capture") arrives as the `Experiment` the student ran; the grader
+  gives no point, with the note `recorded`, for one that is a shipped recording on a live grader.
+  Say in the message what to look at again, never the answer.
+- Literal arguments in the check cell (`segments_for_write(8760, answer)`) are compared by the
+  grader with what the kernel handed over: keep the problem's constants literal in the call.
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +58,10 @@ from typing import Any
 
 from netlab.core.handover import HandoverError, decode, encode
 
-__all__ = ["CHECK_MIME", "CHECK_SECONDS", "GRADING_ENV", "NOT_ANSWERED", "Feedback", "borrowed", "exercise_check",
-           "grading", "is_exercise_check", "names_used", "number", "set_grade_id", "unanswered", "whole"]
+__all__ = ["ANSWER_MIME", "CHECK_MIME", "CHECK_SECONDS", "GRADING_ENV", "NOT_ANSWERED", "VERIFIER", "Answer", "Feedback",
+           "borrowed", "check_name", "decide", "exercise_check", "find_check", "grading", "hand_over", "handing_over",
+           "interactive", "is_exercise_check", "must_raise", "names_used", "number", "set_grade_id", "unanswered",
+           "verify", "whole"]
 
 
 # The MIME type of a check's result as data: {"grade_id", "passed", "feedback"}, read by netlab's grader.
