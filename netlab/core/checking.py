@@ -40,6 +40,8 @@ For check authors (the verifier's interface):
   Say in the message what to look at again, never the answer.
 - Literal arguments in the check cell (`segments_for_write(8760, answer)`) are compared by the
   grader with what the kernel handed over: keep the problem's constants literal in the call.
+"""
+
 from __future__ import annotations
 
 import contextlib
