@@ -270,3 +270,31 @@ def test_the_sandbox_shows_nothing_of_the_grader_and_bounds_what_it_uses(tmp_pat
     assert seen["tmp"] == [] and seen["home"] == []
     assert not seen["package_writable"] and not seen["grader_tree"]
     assert seen["nproc"] == sandbox.LIMITS.processes and seen["uid"] != 0
+
+
+def _nbgrader_style(nb: dict, folder: Path, python: str) -> list[bool]:
+    """Run `nb` headless as nbgrader's autograde does (NETLAB_GRADING=1): a check cell without an error is a point."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    spec = folder / "kernels" / "py"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                                  "display_name": "py", "language": "python"}))
+    node = nbformat.reads(json.dumps(nb), as_version=4)
+    km = KernelManager(kernel_name="py", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder / "kernels")]))
+    client = NotebookClient(node, km=km, timeout=120, allow_errors=True, resources={"metadata": {"path": str(folder)}})
+    os.environ["NETLAB_GRADING"] = "1"
+    try:
+        client.execute()
+    finally:
+        os.environ.pop("NETLAB_GRADING")
+    graded = [c for c in node.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    return [not any(o["output_type"] == "error" for o in c.outputs) for c in graded]
+
+
+def test_unsetting_the_grading_switch_under_nbgrader_no_longer_gives_points(tmp_path, old_grader):
+    cheat = _with(_sample(), WRONG, before="import os\nos.environ.pop('NETLAB_GRADING', None)")
+    assert _nbgrader_style(cheat, tmp_path / "old", str(old_grader)) == [True, True]  # before #28: two points
+    assert _nbgrader_style(cheat, tmp_path / "new", sys.executable) == [False, False]  # a headless kernel fails closed
