@@ -35,12 +35,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from netlab.classroom import sandbox, verifier
+from netlab.classroom import copies, sandbox, verifier
 from netlab.classroom.edition import exercises, read_notebook, series
 from netlab.core import programs
 from netlab.core.arguments import check_int, check_seconds
@@ -79,6 +79,7 @@ class Row:
     passed: bool
     feedback: str
     note: str = ""  # tampered, recorded, timeout, unsandboxed, copied:<whom> (several joined by ";"), or ""
+    captures: tuple[str, ...] = field(default=(), compare=False, repr=False)  # ids of the captures handed over
 
     def csv(self) -> list[str]:
         return [self.student, self.notebook, self.exercise, "true" if self.passed else "false", self.feedback, self.note]
@@ -405,7 +406,8 @@ def grade_notebook(student: str, path: Path, reference: Path, *, cell_seconds: f
         if live and (recorded := _recorded(answer)) is not None:
             passed, feedback = False, f"no point: {recorded} ({feedback})"
             notes.append("recorded")
-        rows.append(Row(student, stem, grade_id, passed, feedback, ";".join(notes)))
+        rows.append(Row(student, stem, grade_id, passed, feedback, ";".join(notes),
+                        tuple(c["id"] for c in captures(answer) if c["packets"] and c["source"] == "live")))
     return rows
 
 
@@ -449,7 +451,43 @@ def grade(folders: Iterable[Path], source: Path, *, workers: int | None = None, 
         progress(0, len(jobs), "")
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, jobs))
-    return [row for job in jobs for row in results[job[:2]]]
+    rows = [row for job in jobs for row in results[job[:2]]]
+    return _flag_copies(rows, {s: f for s, f in who.items()}, references)
+
+
+def _answer_texts(path: Path, stem: str) -> dict[str, str]:
+    """The text of each exercise's answer cells in notebook `path`, by grade id ({} for no readable notebook)."""
+    try:
+        nb = _validated(path) if not path.is_symlink() else None
+        found = exercises(nb, stem) if nb is not None else []
+    except (ValueError, OSError):
+        return {}
+    return {e.grade_id: "\n".join(nb.cells[i].source for i in e.answers) for e in found}
+
+
+def _flag_copies(rows: list[Row], folders: dict[str, Path], references: dict[str, Path]) -> list[Row]:
+    """`rows` with `copied:<whom>` added to the note of each answer near-identical to another's (`copies`)."""
+    flagged: dict[tuple[str, str, str], list[str]] = {}
+    for stem, reference in references.items():
+        graded = {(r.student, r.exercise) for r in rows if r.notebook == stem and r.exercise != "*"}
+        if not graded:
+            continue
+        solutions = _answer_texts(reference, stem)
+        texts = {student: _answer_texts(folder / f"{stem}.ipynb", stem) for student, folder in folders.items()
+                 if any(s == student for s, _ in graded)}
+        held = {(r.student, r.exercise): r.captures for r in rows if r.notebook == stem}
+        for grade_id in solutions:
+            answers = {student: mine[grade_id] for student, mine in texts.items() if grade_id in mine}
+            ids = {student: held.get((student, grade_id), ()) for student in answers}
+            for student, whom in copies.copied(answers, solutions[grade_id], ids).items():
+                flagged[(student, stem, grade_id)] = whom
+    out = []
+    for row in rows:
+        whom = flagged.get((row.student, row.notebook, row.exercise))
+        if whom:
+            row = replace(row, note=";".join(n for n in (row.note, f"copied:{','.join(whom)}") if n))
+        out.append(row)
+    return out
 
 
 def write_csv(rows: list[Row], out: Path) -> Path:
