@@ -61,8 +61,8 @@ COLUMNS = ("student", "notebook", "exercise", "passed", "feedback", "note")
 ON_HOST = " [graded on the host: this system refuses a private namespace for the kernel]"
 UNSANDBOXED = "unsandboxed"
 
-__all__ = ["COLUMNS", "GradingRefused", "Row", "grade", "grade_notebook", "isolation", "students", "summary",
-           "write_csv"]
+__all__ = ["COLUMNS", "GradingRefused", "Row", "grade", "grade_notebook", "isolation", "merge", "parse_shard",
+           "read_csv", "shard", "students", "summary", "write_csv"]
 
 
 class GradingRefused(NetlabError):
@@ -453,6 +453,54 @@ def grade(folders: Iterable[Path], source: Path, *, workers: int | None = None, 
         list(pool.map(run, jobs))
     rows = [row for job in jobs for row in results[job[:2]]]
     return _flag_copies(rows, {s: f for s, f in who.items()}, references)
+
+
+def shard(folders: Iterable[Path], part: tuple[int, int]) -> list[Path]:
+    """The `part` = (K, N) share of the submission folders: the K-th of N (from 1), by student name, so that
+    N graders given the same folders grade each student exactly once."""
+    k, n = part
+    check_int("the shard's number of parts (N in K/N)", n, 1, 10_000)
+    check_int("the shard (K in K/N)", k, 1, n)
+    return [f for i, f in enumerate(sorted(map(Path, folders), key=lambda f: f.resolve().name)) if i % n == k - 1]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"K/N" (the K-th of N parts, 1 ≤ K ≤ N) as (K, N); ValueError naming what is wrong."""
+    k, slash, n = str(text).partition("/")
+    if not slash or not k.strip().isdigit() or not n.strip().isdigit():
+        raise ValueError(f"{text!r} is not a shard: write K/N, the K-th of N parts (1/4, 2/4, …)")
+    part = int(k), int(n)
+    if not 1 <= part[0] <= part[1]:
+        raise ValueError(f"{text!r} is not a shard: K/N needs 1 ≤ K ≤ N")
+    return part
+
+
+def read_csv(path: Path) -> list[Row]:
+    """The rows of a grades CSV that `write_csv` wrote; ValueError naming the file if it is not one."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        lines = list(csv.reader(f))
+    if not lines or tuple(lines[0]) != COLUMNS:
+        raise ValueError(f"{path}: not a grades CSV of this netlab (its header is not {','.join(COLUMNS)})")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if len(line) != len(COLUMNS) or line[3] not in ("true", "false"):
+            raise ValueError(f"{path}, line {number}: not a row of {len(COLUMNS)} columns with passed true or false")
+        rows.append(Row(line[0], line[1], line[2], line[3] == "true", line[4], line[5]))
+    return rows
+
+
+def merge(parts: Iterable[Path]) -> list[Row]:
+    """The rows of several shards' CSVs as one class, sorted; ValueError if two parts graded the same notebook."""
+    rows, seen = [], {}
+    for part in parts:
+        for row in read_csv(part):
+            key = (row.student, row.notebook, row.exercise)
+            if key in seen:
+                raise ValueError(f"{row.student}/{row.notebook} ({row.exercise}) is in both {seen[key]} and {part}: "
+                                 "were the shards made from the same folders with one N?")
+            seen[key] = part
+            rows.append(row)
+    return sorted(rows, key=lambda r: (r.student, r.notebook, r.exercise != "*", r.exercise))
 
 
 def _answer_texts(path: Path, stem: str) -> dict[str, str]:
