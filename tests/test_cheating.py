@@ -106,6 +106,7 @@ def _kinds(root: Path, csv_path: Path) -> dict[str, dict]:
     sample, capture = _sample(), _capture()
     recorded_port = netlab.load_recorded("handshake").conversation.server[1]
     honest = root / "zz-honest" / "98-sample.ipynb"
+    bomb = sandbox.LIMITS.processes + 100
     outliver = (f"import time; time.sleep(2); open({str(csv_path)!r}, 'a')"
                 ".write('outlives-kernel,98-sample,98-ex1,true,forged\\n')")
     return {
@@ -152,10 +153,12 @@ def _kinds(root: Path, csv_path: Path) -> dict[str, dict]:
         "zy-friend-of-home-startup": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG)}},
         "link-to-classmate": {"old": "point", "links": {"98-sample.ipynb": honest}},
         "fork-bomb": {"old": None, "notebooks": {"98-sample": _with(sample, NEXT + (
-            "import os, time\npids = []\ntry:\n    while len(pids) < 600:\n        pid = os.fork()\n"
+            f"import os, time\npids = []\ntry:\n    while len(pids) < {bomb}:\n        pid = os.fork()\n"
             "        if pid == 0:\n            time.sleep(3)\n            os._exit(0)\n        pids.append(pid)\n"
             "except OSError:\n    pass\n"
-            "answer = [6, 35][n] if len(pids) == 600 else 1\n"))}},
+            f"answer = [6, 35][n] if len(pids) == {bomb} else 1\n"))}},
+        "eats-memory": {"old": None, "notebooks": {"98-sample": _with(sample, NEXT + (
+            "try:\n    hoard = bytearray(9 * 2**30)\n    answer = [6, 35][n]\nexcept MemoryError:\n    answer = 1\n"))}},
         "fills-the-disk": {"old": None, "notebooks": {"98-sample": _with(sample, NEXT + (
             "import os\ntry:\n    with open(os.path.expanduser('~/big'), 'wb') as f:\n        f.write(bytes(100 * 2**20))\n"
             "    answer = [6, 35][n]\nexcept OSError:\n    answer = 1\n"))}},

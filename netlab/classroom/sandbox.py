@@ -17,7 +17,8 @@ a process it forks and forgets) runs inside one `bwrap` whose every namespace is
   namespace: its processes stop at N, and another sandbox's fork bomb does not eat into them
   (measured: two bombs side by side as an ordinary user each stopped at their own limit). Root's
   processes are exempt from RLIMIT_NPROC, so a grader running as root (CI) also puts each sandbox
-  in a pids cgroup of its own (`confine`, `release`).
+  in cgroups of its own (`confine`, `release`): pids, and memory (2 GiB for the whole sandbox).
+  An ordinary user cannot make cgroups here, so its sandboxes' memory is bounded per process only.
 
 Two programs run in such a sandbox: a student's kernel (`kernel_argv`, which jupyter_client starts
 through `python -m netlab.classroom.sandbox`, a launcher that opens the student's files and execs
@@ -51,8 +52,9 @@ HOME = "/home/student"
 class Limits:
     """What one sandbox may use: bytes of memory per process, processes, bytes per file, CPU seconds, tmpfs bytes."""
 
-    memory: int = 3 * 2**30  # address space per process: scapy, matplotlib and a lab's threads fit in 1.5 GiB
-    processes: int = 512  # processes and threads of the sandbox together (notebook 07 starts ~200 threads)
+    memory: int = 8 * 2**30  # address space per process: 07's threaded server reserves 8 MB of stack per thread
+    sandbox_memory: int = 2 * 2**30  # bytes of memory of the whole sandbox, where a memory cgroup can be made (root)
+    processes: int = 2048  # processes and threads of the sandbox together (07's threaded server has 500 threads)
     file_size: int = 64 * 2**20
     cpu_seconds: int = 1800
     folder_bytes: int = 256 * 2**20  # the tmpfs holding the student's folder (and what the notebook writes there)
@@ -138,44 +140,57 @@ def set_limits(limits: Limits = LIMITS) -> None:
         resource.setrlimit(which, (value, value))
 
 
-def _pids_root() -> Path | None:
-    """Where a pids cgroup can be made: cgroup v1's pids hierarchy, or v2's root if it offers pids."""
-    v1 = Path("/sys/fs/cgroup/pids")
-    if (v1 / "cgroup.procs").exists():
-        return v1
+def _cgroups() -> list[tuple[Path, dict[str, int]]]:
+    """Where this process may make child cgroups, and what each bounds: [(folder, {file: LIMITS' field})]."""
+    found = []
     v2 = Path("/sys/fs/cgroup")
-    controllers = v2 / "cgroup.controllers"
-    if controllers.exists() and "pids" in controllers.read_text().split():
-        return v2
-    return None
+    if (v2 / "cgroup.controllers").exists():  # cgroup v2: one tree, this process's own folder in it
+        own = (Path("/proc/self/cgroup").read_text().splitlines() or ["0::/"])[0].split("::", 1)[-1]
+        here = v2 / own.lstrip("/")
+        controllers = (here / "cgroup.subtree_control").read_text().split() if here.exists() else []
+        limits = {"pids.max": "processes", "memory.max": "sandbox_memory"}
+        found.append((here, {f: n for f, n in limits.items() if f.split(".")[0] in controllers}))
+        return found
+    for line in Path("/proc/self/cgroup").read_text().splitlines():  # cgroup v1: one tree per controller
+        _, names, path = line.split(":", 2)
+        for controller, limit in (("pids", ("pids.max", "processes")), ("memory", ("memory.limit_in_bytes", "sandbox_memory"))):
+            if controller in names.split(","):
+                found.append((Path("/sys/fs/cgroup") / controller / path.lstrip("/"), dict([limit])))
+    return found
 
 
 def confine(name: str, limits: Limits = LIMITS) -> None:
     """Bound this process and all it starts (call it just before exec'ing `bwrap`): `set_limits`, and as root
-    a pids cgroup `name` of its own, since the kernel exempts root's processes from RLIMIT_NPROC."""
+    cgroups `name` of its own for processes (root's are exempt from RLIMIT_NPROC) and memory."""
     set_limits(limits)
     if os.geteuid() != 0:
         return
-    where = _pids_root()
-    if where is None:
-        return  # no cgroup to make: root's sandboxes are then bounded in processes only by time (README)
-    group = where / name
-    group.mkdir(exist_ok=True)
-    (group / "pids.max").write_text(f"{limits.processes}\n")
-    (group / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    for where, files in _cgroups():
+        if not files or not where.is_dir():
+            continue
+        try:
+            group = where / name
+            group.mkdir(exist_ok=True)
+            for file, field in files.items():
+                (group / file).write_text(f"{getattr(limits, field)}\n")
+            (group / "cgroup.procs").write_text(f"{os.getpid()}\n")
+        except OSError:
+            continue  # not allowed here: the sandbox is then bounded by its rlimits and time alone (README)
 
 
 def release(name: str) -> None:
-    """Remove the pids cgroup `confine` made, once the sandbox's processes are gone (up to 5 s)."""
-    where = _pids_root() if os.geteuid() == 0 else None
-    if where is None or not (where / name).exists():
+    """Remove the cgroups `confine` made, once the sandbox's processes are gone (up to 5 s)."""
+    if os.geteuid() != 0:
         return
-    for _ in range(50):
-        try:
-            (where / name).rmdir()
-            return
-        except OSError:
-            time.sleep(0.1)
+    for where, _ in _cgroups():
+        group = where / name
+        for _ in range(50):
+            if not group.exists():
+                break
+            try:
+                group.rmdir()
+            except OSError:
+                time.sleep(0.1)
 
 
 def copy_plan(folder: Path, limits: Limits = LIMITS) -> list[tuple[str, Path | None]]:
