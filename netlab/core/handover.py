@@ -123,8 +123,16 @@ def _encode(value: Any, depth: int, where: str) -> Any:
     if isinstance(value, tuple) and _ours(type(value)):  # a NamedTuple of netlab's
         return {"object": _name(type(value)), "items": [_encode(v, deeper, where) for v in value]}
     if dataclasses.is_dataclass(value) and not isinstance(value, type) and _ours(type(value)):
-        fields = {f.name: _encode(getattr(value, f.name), deeper, f"{where}'s {f.name}")
-                  for f in dataclasses.fields(value)}
+        fields = {}
+        for f in dataclasses.fields(value):
+            try:
+                fields[f.name] = _encode(getattr(value, f.name), deeper, f"{where}'s {f.name}")
+            except HandoverError:
+                if f.type not in ("Any", Any):
+                    raise
+                # A field that holds anything (an Experiment's `result`: a program's return value) travels
+                # as its repr, as a recording keeps it (core/experiment.py, `write_recording`).
+                fields[f.name] = {"repr": repr(getattr(value, f.name))}
         return {"object": _name(type(value)), "fields": fields}
     what = type(value).__name__
     raise HandoverError(f"{where} holds a {what}, which cannot be handed to a grader: give numbers, text, bytes, "
@@ -249,6 +257,11 @@ def _decode(data: Any, functions: bool, depth: int) -> Any:
         return float(data["float"])
     if tag == "ellipsis":
         return ...
+    if tag == "repr":
+        try:
+            return ast.literal_eval(data["repr"])
+        except (ValueError, SyntaxError):
+            return str(data["repr"])
     if tag == "bytes":
         return base64.b64decode(data["bytes"])
     if tag == "tuple":
