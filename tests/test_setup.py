@@ -22,7 +22,7 @@ CONDA_ONLY = {"libpcap"}
 # What conda needs to build the environment, not what netlab imports.
 CONDA_TOOLING = {"python", "pip"}
 # Not on conda-forge: environment.yml has pip install them, with pyproject's specifier.
-PIP_ONLY = {"pyseccomp"}
+PIP_ONLY = {"pyseccomp", "kubernetes-validate"}
 
 
 def pyproject() -> dict:
