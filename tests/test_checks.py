@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import struct
 import time
+from dataclasses import fields
 
 import pytest
 from scapy.layers.inet import TCP
@@ -703,10 +704,15 @@ def test_retrying_connect_unanswered_or_not_a_function():
 
 
 def _load_point(**kw):
-    from types import SimpleNamespace
+    """A real LoadPoint (what a check cell hands over is netlab's own result, never a look-alike)."""
+    from netlab.lessons.concurrency.experiments import LoadPoint
 
     values = {"requests": 10_000, "seconds": 0.5, "clients": 100, "p50_ms": 4.2, **kw}
-    return SimpleNamespace(requests_per_second=values["requests"] / values["seconds"], **values)
+    latency_us = int(values["p50_ms"] * 1000)
+    return LoadPoint(model="asyncio", clients=values["clients"], messages=100, size=64, generators=2,
+                     requests=values["requests"], wrong=0, seconds=values["seconds"],
+                     latencies_us=[latency_us - 1, latency_us, latency_us + 1], server_threads=0, generator_busy=1.0,
+                     server_busy=1.0, server_cpu=0.5, generator_cpu=0.5, server_switches=10)
 
 
 def test_mean_round_trip_by_littles_law():
@@ -927,16 +933,20 @@ def _recovery_run():
     Recovery lasts 120 ms; srtt grows from 60 ms (when it begins) to 80 ms (when it ends) as the queue
     fills, over a path of 40 ms: 1.5 round trips by the rule, 2.0 by srtt at its start, 3.0 by the path.
     """
-    from types import SimpleNamespace
+    from dataclasses import replace
 
+    from netlab.core.sockets import TcpInfo
+    from netlab.lessons.congestion.experiments import CongestionExperiment
+
+    zero = dict.fromkeys(f.name for f in fields(TcpInfo))
     samples = []
     for k in range(150):
         t = k * 0.002
         state = "Open" if t < 0.095 else "Disorder" if t < 0.099 else "Recovery" if t < 0.219 else "Open"
         srtt = 0.06 if t < 0.101 else 0.08
-        samples.append(SimpleNamespace(time=1000.0 + t, ca_state=state, cwnd=90 if t < 0.1 else 63, srtt=srtt,
-                                       min_rtt=0.04))
-    return SimpleNamespace(samples=samples, rtt=0.04, algorithm="cubic")
+        samples.append(replace(TcpInfo(**{**zero, "time": 0.0, "algorithm": "cubic", "ca_state": "Open", "cwnd": 0}),
+                               time=1000.0 + t, ca_state=state, cwnd=90 if t < 0.1 else 63, srtt=srtt, min_rtt=0.04))
+    return CongestionExperiment([], "recorded", "made up for a test", samples=samples, rtt=0.04, algorithm="cubic")
 
 
 def test_recovery_duration_right_with_rounding():
