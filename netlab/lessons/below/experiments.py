@@ -225,9 +225,9 @@ def unreachable(path: LabPath | None = None) -> PathExperiment:
             net.client.run("ip", "route", "add", "default", "via", ROUTER)
         with net.capture("c0") as cap, net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-            # Linux's router reports an unroutable packet at most once a second per sender, and starts
-            # a sender it has not reported to before with that second still to wait: the first
-            # datagram may be dropped in silence, the one after the wait is answered.
+            # Linux's router rate-limits these errors per sender with a token bucket (ip_error: one a
+            # second, bursts of up to five, full for a sender it has not answered yet), so the first
+            # datagram is answered; a second leaves only if no answer came within a second.
             for sent in (1, 2):
                 sock.sendto(b"to an address no route leads to", (NOWHERE, DATAGRAM_PORT))
                 error = icmp_error(sock, 1.1 if sent == 1 else _TIMEOUT)
