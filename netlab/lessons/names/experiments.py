@@ -508,6 +508,7 @@ def iterate_in_lab(resolve: Callable[[str, str, Callable[[str, bytes], bytes]], 
     def live(lab: Any) -> NamesExperiment:
         lab.check_join()
         with Topology(lab, PLAN, ipv6=False) as net:
+            _nat(net)  # the laptop's questions go out with the router's address: the internet has no way back to 192.168.1.x
             _dns(net, extra=names)
             out: dict[str, Any] = {}
             for name in names:
