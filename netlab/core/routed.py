@@ -271,16 +271,19 @@ except OSError as err:
 
 
 def lab_getaddrinfo(net: Any, host: str, nameserver: str, name: str, port: int, *, connect: bool = False,
-                    timeout: float = 10.0) -> dict[str, Any]:
+                    single_request: bool = False, timeout: float = 10.0) -> dict[str, Any]:
     """getaddrinfo(name) as a program on `host` does it, asking `nameserver` (the lab's resolv.conf, not the host's).
 
-    With `connect`, the program also connects to `name` on TCP `port` (socket.create_connection).
+    With `connect`, the program also connects to `name` on TCP `port` (socket.create_connection). With
+    `single_request` the library asks for A, waits for its answer, then asks for AAAA (resolv.conf's
+    `options single-request`), instead of both at once: a capture then reads the same every run.
     Returns what it saw: {"addresses": [...]} (or {"peer": [address, port]}), or {"error": "gaierror: ..."}.
     A mount namespace the system refuses raises LabUnavailable (the caller's recording takes over).
     """
     etc = Path(tempfile.mkdtemp(prefix="netlab-resolver-"))
     try:
-        (etc / "resolv.conf").write_text(f"nameserver {nameserver}\noptions timeout:1 attempts:1\n")
+        options = "timeout:1 attempts:1" + (" single-request" if single_request else "")
+        (etc / "resolv.conf").write_text(f"nameserver {nameserver}\noptions {options}\n")
         (etc / "hosts").write_text("127.0.0.1 localhost\n")
         (etc / "nsswitch.conf").write_text("hosts: files dns\n")
         script = etc / "resolve.py"

@@ -66,8 +66,8 @@ def verdict_walk(name: str, asked: list[str], answer: Any) -> Feedback:
                                "Unbound with an empty cache).")
     answer = [a.strip() for a in answer]
     if answer == asked:
-        return Feedback(True, f"Right: {len(asked)} servers asked for {name}, from the root down, each question the "
-                              "whole name, each referral naming the next server and its address (glue).")
+        return Feedback(True, "Right: from the root down, each server asked the whole name, each referral naming "
+                              "the next server and its address (glue).")
     if len(answer) != len(asked):
         return Feedback(False, f"Your list has {len(answer)} servers; your capture shows {len(asked)} queries for the A "
                                f"record of {name} on w0. Count only queries (not answers), for that name and type; "

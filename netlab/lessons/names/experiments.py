@@ -50,7 +50,7 @@ from netlab.lessons.names.zones import SERVERS, check_name
 __all__ = [
     "PLAN", "LAPTOP", "HOME", "HOME_OUT", "INTERNET", "ROOT", "WEB", "PHONE", "HomeNetwork", "NamesExperiment",
     "addresses", "lookup", "cache", "records", "truncated", "dhcp", "dhcp_offer", "discover_for",
-    "nat", "unsolicited", "nat_port", "iterate_in_lab", "describe", "RECORDINGS", "SERVERS", "NAT_RULES",
+    "nat", "unsolicited", "nat_port", "walk_name", "your_mac", "iterate_in_lab", "describe", "RECORDINGS", "SERVERS", "NAT_RULES",
 ]
 
 _I = interface
@@ -67,6 +67,7 @@ PLAN = Plan(
     routers=("home", "internet"),
 )
 LAPTOP, HOME, HOME_OUT, INTERNET = "192.168.1.2", "192.168.1.1", "203.0.113.2", "203.0.113.1"
+OUTSIDER_PORT = 20080  # the internet host's source port when it connects to the home router
 PHONE = "192.168.1.3"  # a second device at home: an address added to the laptop's link for the NAT clash
 ROOT = SERVERS["."][1]
 WEB = "198.51.100.80"
@@ -111,7 +112,8 @@ class NamesExperiment(RoutedExperiment):
 
     def lines(self, interface: str | None = None, *, keep: Callable[[Any], bool] | None = None) -> list[str]:
         frames = self.packets if interface is None else self.on(interface)
-        return [describe(p) for p in frames if keep is None or keep(p)]
+        flows: dict = {}
+        return [describe(p, flows) for p in frames if keep is None or keep(p)]
 
 
 # ---------------------------------------------------------------------------
@@ -264,8 +266,13 @@ def addresses() -> list[dict[str, str]]:
 # What a frame says, in one line.
 
 
-def describe(pkt: Any) -> str:
-    """One frame in a line: where it was seen, who to whom (with ports), and what it says (DNS, DHCP, TCP)."""
+def describe(pkt: Any, flows: dict | None = None) -> str:
+    """One frame in a line: where it was seen, who to whom, and what it says (DNS, DHCP, TCP with ports).
+
+    A DNS line shows the server's port (53) and not the asker's, which the resolver draws at
+    random for every question (a defence against forged answers). `flows` (a dict kept across
+    the frames of one capture) follows DNS messages over TCP that take several segments.
+    """
     from scapy.layers.dhcp import BOOTP, DHCP
     from scapy.layers.dns import DNS
     from scapy.layers.inet import IP, TCP, UDP
@@ -275,26 +282,33 @@ def describe(pkt: Any) -> str:
         return frame_line(pkt)
     ip = pkt[IP]
     layer = pkt[UDP] if UDP in pkt else (pkt[TCP] if TCP in pkt else None)
-    ends = f"{ip.src}:{layer.sport} → {ip.dst}:{layer.dport}" if layer is not None else f"{ip.src} → {ip.dst}"
+    if layer is None:
+        return where + f"{ip.src} → {ip.dst}  " + frame_line(pkt).split(" · ")[-1]
+    ends = f"{ip.src}:{layer.sport} → {ip.dst}:{layer.dport}"
+    if 53 in (layer.sport, layer.dport):
+        ends = f"{ip.src}{':53' if layer.sport == 53 else ''} → {ip.dst}{':53' if layer.dport == 53 else ''}"
     if DHCP in pkt:
         return where + f"{ends}  " + _dhcp_line(pkt[BOOTP], pkt[DHCP])
     if UDP in pkt and DNS in pkt:
         return where + f"{ends}  UDP " + _dns_line(bytes(pkt[UDP].payload))
-    if TCP in pkt and 53 in (pkt[TCP].sport, pkt[TCP].dport) and len(pkt[TCP].payload):
+    if TCP in pkt and 53 in (layer.sport, layer.dport) and len(pkt[TCP].payload):
         # DNS over TCP: each message after its length in two bytes (RFC 1035 4.2.2); a long one takes several segments
-        data = bytes(pkt[TCP].payload)
+        data, flow = bytes(pkt[TCP].payload), (ip.src, layer.sport, ip.dst, layer.dport)
+        flows = {} if flows is None else flows
+        if flows.get(flow, 0) > 0:
+            flows[flow] -= len(data)
+            return where + f"{ends}  TCP DNS: the next {len(data)} bytes of that message"
         size = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
-        if len(data) >= 2 and size == len(data) - 2:
-            return where + f"{ends}  TCP " + _dns_line(data[2:])
-        if len(data) >= 14 and size > len(data) - 2:
-            return where + f"{ends}  TCP DNS {'answer' if data[4] & 0x80 else 'query'}: a {size}-byte message, " \
-                           f"its first {len(data) - 2} bytes here"
-        return where + f"{ends}  TCP DNS: the rest of the message ({len(data)} bytes)"
+        if size > len(data) - 2:
+            flows[flow] = size - (len(data) - 2)
+            kind = "answer" if len(data) > 4 and data[4] & 0x80 else "query"
+            return where + f"{ends}  TCP DNS {kind}: a {size}-byte message, its first {len(data) - 2} bytes here"
+        return where + f"{ends}  TCP " + _dns_line(data[2:])
     if TCP in pkt:
         tcp = pkt[TCP]
         flags = [n for bit, n in ((0x02, "SYN"), (0x10, "ACK"), (0x08, "PSH"), (0x01, "FIN"), (0x04, "RST")) if tcp.flags & bit]
         return where + f"{ends}  TCP {'+'.join(flags)} {len(bytes(tcp.payload))} bytes"
-    return where + ends + "  " + frame_line(pkt).split("  ")[-1]
+    return where + f"{ends}  UDP {len(bytes(layer.payload))} bytes"
 
 
 def _dns_line(message: bytes) -> str:
@@ -350,8 +364,8 @@ def _dhcp_line(bootp: Any, dhcp: Any) -> str:
         text += f" ciaddr {bootp.ciaddr}"
     if bootp.yiaddr != "0.0.0.0":
         text += f" yiaddr {bootp.yiaddr}"
-    shown = [f"{k} {opts[k]}" for k in ("requested_addr", "server_id", "router", "name_server", "lease_time",
-                                         "renewal_time") if k in opts]
+    # Not T1 (renewal_time): dnsmasq draws it a little earlier for each renewal, so that clients spread out.
+    shown = [f"{k} {opts[k]}" for k in ("requested_addr", "server_id", "router", "name_server", "lease_time") if k in opts]
     return text + (f" · {', '.join(shown)}" if shown else "")
 
 
@@ -378,6 +392,7 @@ def _queries(packets: list) -> list[str]:
 def lookup(home: HomeNetwork | None = None, *, name: str = "www.example.test") -> NamesExperiment:
     """getaddrinfo(name) on the laptop, twice, through the lab's resolv.conf (nameserver 192.168.1.1, Unbound).
 
+    The C library asks for A, then for AAAA (`single-request`), so the capture reads the same every run.
     Unbound starts with an empty cache. `result`: `addresses` (what getaddrinfo returned, each time),
     `upstream` (the queries Unbound sent the internet for each lookup: the first walks, the second none).
     """
@@ -392,7 +407,7 @@ def lookup(home: HomeNetwork | None = None, *, name: str = "www.example.test") -
         with net.capture("l0", "w0") as cap:
             for _ in range(2):
                 before = time.time()
-                said.append(lab_getaddrinfo(net, "laptop", HOME, fqdn.rstrip("."), 80))
+                said.append(lab_getaddrinfo(net, "laptop", HOME, fqdn.rstrip("."), 80, single_request=True))
                 time.sleep(0.02)  # the last frames of this lookup
                 upstream.append(before)
         frames = cap.packets
@@ -718,7 +733,8 @@ def _conntrack(net: Topology) -> list[str]:
         if len(pairs) < 8 or " tcp " not in f" {line} ":
             continue
         v = [value for _, value in pairs[:8]]
-        state = next((w for w in line.split() if w.isupper() and w.isalpha() and len(w) > 3 and w != "ASSURED"), "?")
+        found = re.search(r"\b\d+\s+([A-Z_]{4,})\s+src=", line)  # "tcp 6 431999 ESTABLISHED src=..."
+        state = found.group(1) if found else "?"
         out.append(f"{state}  {v[0]}:{v[2]} → {v[1]}:{v[3]}  replies: {v[4]}:{v[6]} → {v[5]}:{v[7]}")
     return sorted(out)
 
@@ -733,6 +749,7 @@ class _Server:
         self.sock.listen(8)
         self.sock.settimeout(0.1)
         self.peers: list[tuple[str, int]] = []
+        self._handlers: list[threading.Thread] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -744,13 +761,19 @@ class _Server:
             except (TimeoutError, OSError):
                 continue
             self.peers.append((peer[0], peer[1]))
-            with conn:
-                conn.settimeout(_TIMEOUT)
-                try:
-                    conn.recv(1024)
-                    conn.sendall(b"hello from " + peer[0].encode())
-                except OSError:
-                    pass
+            handler = threading.Thread(target=self._answer, args=(conn, peer[0]), daemon=True)
+            handler.start()
+            self._handlers.append(handler)
+
+    def _answer(self, conn: socket.socket, peer: str) -> None:
+        with conn:
+            conn.settimeout(_TIMEOUT)
+            try:
+                conn.recv(1024)
+                conn.sendall(b"hello from " + peer.encode())
+                conn.recv(1024)  # the client closes first: the connection stays open until then
+            except OSError:
+                pass
 
     def __enter__(self) -> _Server:
         return self
@@ -758,6 +781,8 @@ class _Server:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(2.0)
+        for handler in self._handlers:
+            handler.join(_TIMEOUT)
         self.sock.close()
 
 
@@ -780,15 +805,16 @@ def _tuples(packets: list, interface: str) -> list[tuple[str, int, str, int]]:
             if p.sniffed_on == interface and TCP in p and p[TCP].flags == "S"]
 
 
-def nat(home: HomeNetwork | None = None, *, port: int = 40000, clash: bool = True) -> NamesExperiment:
-    """The laptop (192.168.1.2, source `port`) connects to the web server; with `clash`, a second device at
-    home (192.168.1.3) does too from the same port. Captured inside (h0) and outside (w0).
+def nat(home: HomeNetwork | None = None, *, port: int = 20000, clash: bool = True) -> NamesExperiment:
+    """The laptop (192.168.1.2, source `port`: 20000 is below the ports Linux draws) connects to the web server;
+    with `clash`, a second device at home (192.168.1.3) does too from the same port. Captured inside (h0) and
+    outside (w0).
 
     `result`: `inside` and `outside` (each connection's 4-tuple on either side), `server_saw` (the
     peers the web server accepted), `conntrack` (the home router's table while both were open).
     """
     check_int("port", port, 1024, 65535)
-    recorded = "names-nat" if (port, clash) == (40000, True) else ("names-nat-one" if not clash else "")
+    recorded = "names-nat" if (port, clash) == (20000, True) else ("names-nat-one" if not clash else "")
     if (missing := _needs(("nft",), recorded or "names-nat")):
         return missing
 
@@ -819,6 +845,17 @@ def nat_port(home: HomeNetwork | None = None) -> int:
     return random.Random().randrange(20000, 60000)
 
 
+def walk_name(home: HomeNetwork | None = None) -> str:
+    """A name drawn for this run, for the walk exercise: one of the zones' names with an address."""
+    return random.Random().choice(["www.example.test", "mail.example.test", "shop.example.test", "edge.cdn.test"])
+
+
+def your_mac(home: HomeNetwork | None = None) -> str:
+    """A MAC address drawn for this run (locally administered, 02:…), for the DHCP exercise."""
+    rng = random.Random()
+    return "02:00:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(4))
+
+
 def unsolicited(home: HomeNetwork | None = None, *, forward: bool = False) -> NamesExperiment:
     """A host on the internet connects to the home router's public address, port 8080, where the laptop listens.
 
@@ -838,6 +875,8 @@ def unsolicited(home: HomeNetwork | None = None, *, forward: bool = False) -> Na
         try:
             with _Server(net, "laptop", (LAPTOP, 8080)) as server, net.capture("h0", "w0") as cap:
                 with net.socket("internet", socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind((INTERNET, OUTSIDER_PORT))  # a port of its own, so that the capture reads the same every run
                     sock.settimeout(0.8)  # under the first retransmission (1 s): one SYN on the wire
                     try:
                         sock.connect((HOME_OUT, 8080))
