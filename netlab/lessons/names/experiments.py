@@ -107,6 +107,11 @@ FORWARD_RULES = """table ip home {
 }"""
 
 
+# The lookups shipped as recordings: the section's, and each name the walk exercise may draw.
+_LOOKUP_RECORDINGS = {"www.example.test": "names-lookup", "mail.example.test": "names-lookup-mail",
+                      "shop.example.test": "names-lookup-shop", "edge.cdn.test": "names-lookup-edge"}
+
+
 class NamesExperiment(RoutedExperiment):
     """An experiment in the home network: frames labelled with their interface, lines that spell DNS, DHCP and ports."""
 
@@ -397,7 +402,7 @@ def lookup(home: HomeNetwork | None = None, *, name: str = "www.example.test") -
     `upstream` (the queries Unbound sent the internet for each lookup: the first walks, the second none).
     """
     fqdn = check_name(name)
-    recorded = "names-lookup" if fqdn == "www.example.test." else "names-lookup-unknown"
+    recorded = _LOOKUP_RECORDINGS.get(fqdn.rstrip("."), "names-lookup-unknown")
     if (missing := _needs(("nsd", "unbound"), recorded)):
         return missing
 
@@ -847,7 +852,7 @@ def nat_port(home: HomeNetwork | None = None) -> int:
 
 def walk_name(home: HomeNetwork | None = None) -> str:
     """A name drawn for this run, for the walk exercise: one of the zones' names with an address."""
-    return random.Random().choice(["www.example.test", "mail.example.test", "shop.example.test", "edge.cdn.test"])
+    return random.Random().choice(sorted(_LOOKUP_RECORDINGS))
 
 
 def your_mac(home: HomeNetwork | None = None) -> str:
@@ -898,6 +903,9 @@ def unsolicited(home: HomeNetwork | None = None, *, forward: bool = False) -> Na
 # Every recording this lesson ships (`python -m netlab record` remakes them).
 RECORDINGS = {
     "names-lookup": lookup,
+    "names-lookup-mail": lambda: lookup(name="mail.example.test"),
+    "names-lookup-shop": lambda: lookup(name="shop.example.test"),
+    "names-lookup-edge": lambda: lookup(name="edge.cdn.test"),
     "names-lookup-unknown": lambda: lookup(name="nowhere.example.test"),
     "names-cache": cache,
     "names-records": records,
