@@ -279,7 +279,6 @@ def describe(pkt: Any, flows: dict | None = None) -> str:
     the frames of one capture) follows DNS messages over TCP that take several segments.
     """
     from scapy.layers.dhcp import BOOTP, DHCP
-    from scapy.layers.dns import DNS
     from scapy.layers.inet import IP, TCP, UDP
 
     where = f"{getattr(pkt, 'sniffed_on', '?'):>2}  "
@@ -294,7 +293,7 @@ def describe(pkt: Any, flows: dict | None = None) -> str:
         ends = f"{ip.src}{':53' if layer.sport == 53 else ''} → {ip.dst}{':53' if layer.dport == 53 else ''}"
     if DHCP in pkt:
         return where + f"{ends}  " + _dhcp_line(pkt[BOOTP], pkt[DHCP])
-    if UDP in pkt and DNS in pkt:
+    if UDP in pkt and 53 in (layer.sport, layer.dport):
         return where + f"{ends}  UDP " + _dns_line(bytes(pkt[UDP].payload))
     if TCP in pkt and 53 in (layer.sport, layer.dport) and len(pkt[TCP].payload):
         # DNS over TCP: each message after its length in two bytes (RFC 1035 4.2.2); a long one takes several segments
