@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int
-from netlab.core.errors import LabUnavailable
+from netlab.core.errors import LabUnavailable, ProtocolError, WaitTimeout
 from netlab.core.experiment import load_recorded
 from netlab.core.programs import ProgramMissing, find, program
 from netlab.core.routed import RoutedExperiment, RoutedLab, frame_line, lab_getaddrinfo, routed_experiment, run_routed
@@ -536,7 +536,7 @@ def iterate_in_lab(resolve: Callable[[str, str, Callable[[str, bytes], bytes]], 
                 def ask(server: str, query: bytes, asked: list[str] = asked) -> bytes:
                     asked.append(str(server))
                     if len(asked) > 30:
-                        raise RuntimeError("more than 30 questions for one name: does your resolver go round in circles?")
+                        raise ProtocolError("more than 30 questions for one name: does your resolver go round in circles?")
                     with net.socket("laptop", socket.AF_INET, socket.SOCK_DGRAM) as sock:
                         sock.settimeout(_TIMEOUT)
                         sock.sendto(bytes(query), (str(server), 53))
@@ -649,7 +649,7 @@ def dhcp(home: HomeNetwork | None = None) -> NamesExperiment:
         with net.capture("l0") as cap:
             offer = _raw_exchange(net, [bytes(discover_for(mac, xid))], xid, {2})
             if not offer:
-                raise TimeoutError("dnsmasq sent no OFFER")
+                raise WaitTimeout(f"dnsmasq sent no OFFER within {_TIMEOUT:g} s")
             o = offer[0]
             request = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") /
                        UDP(sport=68, dport=67) / BOOTP(chaddr=bytes.fromhex(mac.replace(":", "")), xid=xid, flags=0x8000) /
