@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from netlab.core.experiment import load_recorded, recorded_meta
 from netlab.core.lab import Lab, lab_available
 from netlab.core.programs import find
 from netlab.core.topology import Interface, Plan, Topology, interface
@@ -166,8 +167,6 @@ def lookup(table, address):
 
 
 def test_lookup_verdict_accepts_longest_prefix_and_names_the_case_first_match_fails():
-    from netlab.core.experiment import recorded_meta
-
     meta = recorded_meta("routes-lookups")["result"]  # the verdict needs no lab: the recording's data serve
     assert checks.verdict_lookup(LONGEST, meta["tables"], meta["answers"])
     fb = checks.verdict_lookup(FIRST_MATCH, meta["tables"], meta["answers"])
@@ -197,8 +196,6 @@ def test_address_split_loop_and_fragment_verdicts_point_at_the_wrong_part_only()
 
 
 def test_distance_vector_verdict_against_birds_recorded_tables(tmp_path):
-    from netlab.core.experiment import load_recorded
-
     run = load_recorded("routes-rip", kind=routes.RouteExperiment)
     good = '''
 def update(table, neighbour, advertised):
@@ -353,3 +350,47 @@ def test_cli_routes_recorded_says_so_and_names_the_links():
     assert "  0.0.0.0/0       → 10.0.13.3" in lines
     assert "the request crossed c-r1 → r1-r3; the reply never came" in done.stdout
     assert "from 10.0.13.3: Destination Net Unreachable" in done.stdout
+
+
+@pytest.mark.parametrize("hidden, experiment, recording", [
+    ("bird", lambda: routes.rip(), "routes-rip"),
+    ("ping", lambda: routes.follow(destination=routes.SITE), "routes-follow-site"),
+    ("nft", lambda: routes.fragments(drop=1), "routes-fragments-drop1"),
+])
+def test_a_missing_debian_program_gives_the_recording_and_names_its_package(without_programs, hidden, experiment,
+                                                                             recording):
+    without_programs(hidden)
+    exp = experiment()
+    assert not exp.live and exp.why.startswith("recorded: ") and f"`{hidden}`" in exp.why
+    assert {"bird": "bird2", "ping": "iputils-ping", "nft": "nftables"}[hidden] in exp.why
+    assert exp.result == recorded_meta(recording)["result"]
+
+
+def test_the_figure_draws_the_plan_and_marks_the_links_each_way_crossed(monkeypatch):
+    from netlab.lessons.routes.drawing import network_figure
+
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    lopsided = routes.asymmetric()
+    fig = routes.draw_network(lopsided, title="asymmetric")
+    lines = [line for line in fig.axes[0].lines if line.get_xydata().size]
+    thick = [line for line in lines if line.get_linewidth() == 5]
+    dashed = [line for line in lines if line.get_linestyle() != "-" and line.get_linewidth() == 2.5]
+    assert len(thick) == len(lopsided.result["request_links"]) == 3
+    assert len(dashed) == len(lopsided.result["reply_links"]) == 4
+    words = {t.get_text() for t in fig.axes[0].texts}
+    assert set(routes.PLAN.hosts) <= words and {i.network for i in routes.PLAN.interfaces} <= {w.split("\n")[-1] for w in words}
+    assert repr(fig) == "<Figure size 950x360 with 1 Axes>"
+    with pytest.raises(ValueError, match="no place on the page for router"):
+        network_figure(Plan(hosts=("client", "router"), interfaces=()))
+
+
+def test_a_variant_never_recorded_is_one_sentence_where_the_lab_is_refused(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    with pytest.raises(ValueError, match="'routes-loop-ttl5' was not recorded: netlab ships routes-loop-ttl8"):
+        routes.loop(ttl=5)
+    with pytest.raises(ValueError, match="ttl"):
+        routes.loop(ttl=1)
+    with pytest.raises(ValueError, match="r1-r2 or r1-r3"):
+        routes.rip(down="r2-r3")
+    with pytest.raises(ValueError, match="destination must be one of"):
+        routes.follow(destination="8.8.8.8")

@@ -65,7 +65,8 @@ class RoutedExperiment(Experiment):
     def lines(self, interface: str | None = None, *, keep: Callable[[Any], bool] | None = None) -> list[str]:
         """One line per frame (see `frame_line`), on one interface or all of them, optionally filtered."""
         frames = self.packets if interface is None else self.on(interface)
-        return [frame_line(p, checksum=self.checksums) for p in frames if keep is None or keep(p)]
+        width = max((len(getattr(p, "sniffed_on", "?")) for p in frames), default=2)  # the interface names line up
+        return [frame_line(p, checksum=self.checksums, width=width) for p in frames if keep is None or keep(p)]
 
     def show(self, interface: str | None = None, *, keep: Callable[[Any], bool] | None = None) -> None:
         """Print `lines` (a table a person reads: no times, no ports the kernel picked)."""
@@ -89,16 +90,17 @@ def routed_experiment(cap: Any, result: dict[str, Any], *, kind: type[RoutedExpe
     return kind(cap.packets, "live", why, result=result, interfaces=[p.sniffed_on for p in cap.packets])
 
 
-def frame_line(pkt: Any, *, checksum: bool = True) -> str:
+def frame_line(pkt: Any, *, checksum: bool = True, width: int = 2) -> str:
     """One frame in a line: interface, MACs, and what it carries (ARP, IP with TTL and checksum, fragments,
-    ICMP, TCP, UDP, DNS, RIP). Without `checksum` the IP header checksum is left out."""
+    ICMP, TCP, UDP, DNS, RIP). Without `checksum` the IP header checksum is left out; `width` pads the
+    interface's name (characters)."""
     from scapy.layers.dns import DNS
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, IPv6
     from scapy.layers.l2 import ARP
     from scapy.layers.rip import RIP
 
-    where = f"{getattr(pkt, 'sniffed_on', '?'):>2}  {pkt.src} → {pkt.dst}  "
+    where = f"{getattr(pkt, 'sniffed_on', '?'):>{width}}  {pkt.src} → {pkt.dst}  "
     if ARP in pkt:
         arp = pkt[ARP]
         if arp.op == 1:

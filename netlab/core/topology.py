@@ -432,7 +432,8 @@ class Topology:
                 os.close(fd)
             if reply.get("refused"):  # the system would not make the router's and server's namespaces
                 call, code = reply["refused"]
-                others = " and the ".join(self.plan.hosts[1:])
+                *some, last = self.plan.hosts[1:]  # "the router and the server", "the r1, r2, r3 and the server"
+                others = f"{', '.join(some)} and the {last}" if some else last
                 raise LabUnavailable(inner_refusal_sentence(call, code, f"network namespaces for the {others}"))
             raise TopologyError(reply.get("error", "the agent failed"))
         return reply, fds

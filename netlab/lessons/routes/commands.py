@@ -21,12 +21,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _routes(args: argparse.Namespace) -> int:
-    from netlab.lessons.routes.experiments import follow, table
+    from netlab.lessons.routes.experiments import Network, follow
 
-    exp = follow(destination=_DESTINATIONS[args.destination])
+    with Network() as net:  # one network for both (or, where it is refused, the recordings at once)
+        exp = follow(net, _DESTINATIONS[args.destination])
+        routes = net.table("r1")
     print(exp.why if exp.live else f"recorded: {exp.why}")
     print("r1's routing table (prefix → next hop or own link):")
-    for prefix, via in table().result["routes"]:
+    for prefix, via in routes:
         print(f"  {prefix:<15} → {via}")
     r = exp.result
     print(f"ping {r['destination']}: the request crossed {' → '.join(r['request_links']) or 'no link'}; "

@@ -43,7 +43,7 @@ __all__ = [
     "PLAN", "ROUTERS", "NAMES", "CLIENT", "SERVER", "SITE", "OUTSIDE", "LOOP_NET", "Network", "addresses", "table",
     "follow", "missing_return", "asymmetric", "loop", "ping", "hops", "fragments", "rip", "lookups",
     "frame_line", "RECORDINGS", "loop_ttl", "fragment_size", "BIRD_CONFIG", "Route",
-    "describe", "address_question", "split_question",
+    "describe", "address_question", "split_question", "draw_network",
 ]
 
 _I = interface
@@ -103,7 +103,14 @@ class Network(RoutedLab):
 
 
 def _run(network: Network | None, live: Callable[[Topology], RouteExperiment], recorded: str) -> RouteExperiment:
-    exp = run_routed(network, live, recorded, plan=PLAN, ipv6=False, kind=RouteExperiment)
+    try:
+        exp = run_routed(network, live, recorded, plan=PLAN, ipv6=False, kind=RouteExperiment)
+    except FileNotFoundError:
+        # The lab is refused here and this variant (another TTL, size or MTU) was never recorded.
+        family = recorded.split("-")[1]
+        shipped = sorted(n for n in RECORDINGS if n.split("-")[1] == family)
+        raise ValueError(f"this machine shows recordings instead of running the lab, and {recorded!r} was not "
+                         f"recorded: netlab ships {', '.join(shipped)} (call the experiment with its defaults)") from None
     if not exp.live:
         _rebuild_routes(exp.result)
     return exp
@@ -161,6 +168,14 @@ def _crossed(packets: list, keep: Callable[[Any], bool]) -> list[str]:
 
 def _echo(kind: int) -> Callable[[Any], bool]:
     return lambda p: p.haslayer("ICMP") and p["ICMP"].type == kind and not p.haslayer("IPerror")
+
+
+def draw_network(exp: RouteExperiment | None = None, *, title: str | None = None) -> Any:
+    """The lesson's network drawn from `PLAN`; given an experiment that followed packets, the links its requests
+    (thick) and replies (dashed) crossed. Returns a matplotlib figure (Jupyter shows it)."""
+    from netlab.lessons.routes.drawing import network_figure
+
+    return network_figure(PLAN, exp, title=title)
 
 
 # ---------------------------------------------------------------------------
@@ -264,10 +279,10 @@ def follow(network: Network | None = None, destination: str = SERVER) -> RouteEx
     `result`: `request_links` and `reply_links` (each link named by its first end, in the order
     crossed), what ping saw (`received`, `errors`).
     """
-    table_of_names = {SERVER: "server", SITE: "site", OUTSIDE: "outside"}
-    if destination not in table_of_names:
-        raise ValueError(f"destination must be one of {', '.join(table_of_names)} (the recorded ones), not {destination!r}")
-    if (missing := _needs("ping", "to send ICMP echo requests", f"routes-follow-{table_of_names[destination]}")):
+    recorded_as = {SERVER: "server", SITE: "site", OUTSIDE: "outside"}
+    if destination not in recorded_as:
+        raise ValueError(f"destination must be one of {', '.join(recorded_as)} (the recorded ones), not {destination!r}")
+    if (missing := _needs("ping", "to send ICMP echo requests", f"routes-follow-{recorded_as[destination]}")):
         return missing
 
     def live(net: Topology) -> RouteExperiment:
@@ -277,7 +292,7 @@ def follow(network: Network | None = None, destination: str = SERVER) -> RouteEx
         return _experiment(cap, {"destination": destination, "request_links": _crossed(cap.packets, _echo(8)),
                                        "reply_links": _crossed(cap.packets, _echo(0)), **_brief(seen)})
 
-    return _run(network, live, f"routes-follow-{table_of_names[destination]}")
+    return _run(network, live, f"routes-follow-{recorded_as[destination]}")
 
 
 def _brief(seen: dict[str, Any]) -> dict[str, Any]:
@@ -501,13 +516,14 @@ protocol rip {{
 
 def rip(network: Network | None = None, *, down: str = "r1-r2") -> RouteExperiment:
     """BIRD runs RIP on r1, r2 and r3 (static routes removed first): updates captured on the routers' links,
-    the time until r1 knows every network, then link `down` fails and the time until r1 routes around it.
+    the time until r1 knows every network, then r1's link `down` (r1-r2 or r1-r3) fails and the time until
+    r1 routes around it (to the server's /24, or to r3's /16, through the other router).
 
     `result`: `converged_s`, `reconverged_s` (seconds), `tables` and `tables_after` (router →
     [prefix, via, metric] from `birdc show route`). Afterwards BIRD stops and the static routes return.
     """
-    if down not in ("r1-r2", "r1-r3", "r2-r3"):
-        raise ValueError(f"down must be a link between two routers (r1-r2, r1-r3 or r2-r3), not {down!r}")
+    if down not in ("r1-r2", "r1-r3"):
+        raise ValueError(f"down must be one of r1's links to another router, r1-r2 or r1-r3, not {down!r}")
     name = "routes-rip" if down == "r1-r2" else f"routes-rip-{down}"
     if (missing := _needs("bird", "to run RIP in the routers (Debian's bird2)", name)):
         return missing
@@ -544,20 +560,18 @@ def rip(network: Network | None = None, *, down: str = "r1-r2") -> RouteExperime
                 converged = None if late is None else time.monotonic() - started
                 time.sleep(1.2)  # one more round of periodic updates, for the capture
                 tables = {h: routes(net, h) for h in ROUTERS}
-                a, b = down.split("-")
                 failed = time.monotonic()
-                net.run(a, "ip", "link", "set", down, "down")
-                far = "10.2.1.0/24" if down == "r1-r2" else ("10.0.23.0/24" if down == "r1-r3" else "10.2.1.0/24")
-                watcher = "r1" if a == "r1" else "r3"
-                direct = PLAN.interface(PLAN.interface(down).peer).ipv4
-                reconverged = knows(net, watcher, lambda r: any(x[0] == far and x[1] not in (direct, down) and x[1]
-                                                                 for x in r), 15.0)
+                net.r1.run("ip", "link", "set", down, "down")
+                far = "10.2.1.0/24" if down == "r1-r2" else "10.2.0.0/16"  # what r1 reached through that link
+                lost = PLAN.interface(PLAN.interface(down).peer).ipv4  # the next hop gone with it
+                reconverged = knows(net, "r1", lambda r: any(x[0] == far and x[1] not in (lost, down, None) for x in r),
+                                    15.0)
                 reconverged = None if reconverged is None else time.monotonic() - failed
                 tables_after = {h: routes(net, h) for h in ROUTERS}
         finally:
             for daemon in daemons:
                 daemon.stop()
-            net.run(down.split("-")[0], "ip", "link", "set", down, "up", check=False)
+            net.r1.run("ip", "link", "set", down, "up", check=False)
             for host in ROUTERS:
                 for route in PLAN.routes.get(host, ()):
                     net.run(host, "ip", "route", "replace", *route.split(), check=False)
@@ -597,6 +611,8 @@ RECORDINGS = {
     "routes-table-r1": lambda: table(host="r1"),
     "routes-table-r2": lambda: table(host="r2"),
     "routes-table-r3": lambda: table(host="r3"),
+    "routes-table-client": lambda: table(host="client"),
+    "routes-table-server": lambda: table(host="server"),
     "routes-lookups": lambda: lookups(seed=11),
     "routes-follow-server": lambda: follow(destination=SERVER),
     "routes-follow-site": lambda: follow(destination=SITE),
@@ -610,4 +626,5 @@ RECORDINGS = {
     "routes-fragments-drop1": lambda: fragments(drop=1),
     "routes-fragments-df": lambda: fragments(df=True),
     "routes-rip": rip,
+    "routes-rip-r1-r3": lambda: rip(down="r1-r3"),
 }
