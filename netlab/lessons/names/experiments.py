@@ -423,7 +423,7 @@ def lookup(home: HomeNetwork | None = None, *, name: str = "www.example.test") -
     return _run(home, live, recorded)
 
 
-def cache(home: HomeNetwork | None = None, *, wait: float = 1.5) -> NamesExperiment:
+def cache(home: HomeNetwork | None = None, *, wait: float = 1.1) -> NamesExperiment:
     """Ask Unbound for www.example.test twice, `wait` seconds apart, then for a name that does not exist, twice.
 
     `result`: `ttl` (the two TTLs the laptop got, seconds), `waited` (seconds between them),
@@ -603,7 +603,8 @@ def discover_for(mac: str, xid: int) -> Any:
 
 
 def _raw_exchange(net: Topology, frames: list[bytes], xid: int, want: set[int]) -> list:
-    """Send Ethernet frames on the laptop's l0 and collect the DHCP replies with transaction id `xid` (kinds `want`)."""
+    """Send Ethernet frames on the laptop's l0; return the first DHCP reply with transaction id `xid` of a kind in `want`
+    (as a list of one), or [] after `_TIMEOUT` seconds."""
     from scapy.layers.dhcp import BOOTP, DHCP
     from scapy.layers.l2 import Ether
 
@@ -613,17 +614,15 @@ def _raw_exchange(net: Topology, frames: list[bytes], xid: int, want: set[int]) 
             sock.send(frame)
         replies: list = []
         deadline = time.monotonic() + _TIMEOUT
-        while time.monotonic() < deadline and want:
+        while time.monotonic() < deadline:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             try:
                 pkt = Ether(sock.recv(65535))
             except TimeoutError:
                 break
             if DHCP in pkt and pkt[BOOTP].op == 2 and pkt[BOOTP].xid == xid:
-                kind = _dhcp_options(pkt[DHCP]).get("message-type")
-                if kind in want:
-                    want.discard(kind)
-                    replies.append(pkt)
+                if _dhcp_options(pkt[DHCP]).get("message-type") in want:
+                    return [pkt]
         return replies
 
 
@@ -881,7 +880,7 @@ def unsolicited(home: HomeNetwork | None = None, *, forward: bool = False) -> Na
                 with net.socket("internet", socket.AF_INET, socket.SOCK_STREAM) as sock:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     sock.bind((INTERNET, OUTSIDER_PORT))  # a port of its own, so that the capture reads the same every run
-                    sock.settimeout(0.8)  # under the first retransmission (1 s): one SYN on the wire
+                    sock.settimeout(0.5)  # under the first retransmission (1 s): one SYN on the wire
                     try:
                         sock.connect((HOME_OUT, 8080))
                         sock.sendall(b"hello")
