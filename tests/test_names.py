@@ -7,6 +7,7 @@ checks that run in a fresh lab make their own.
 
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -107,6 +108,26 @@ def test_a_discover_that_is_not_a_frame_gets_one_sentence():
 
     with pytest.raises(ValueError, match="scapy packet built from Ether"):
         names.dhcp_offer(None, IP() / UDP())
+
+
+@pytest.mark.parametrize("question, words", [
+    (("example.test", "MXX"), "'MXX' is not a DNS record type"), (("example.test", 15), "15 is not a DNS record type"),
+    (("exa mple.test", "A"), "is not a DNS name"), ("example.test", "a (name, record type) pair"),
+])
+def test_a_question_that_is_not_one_gets_one_sentence(question, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        names.records(questions=[question])
+
+
+def test_a_variant_never_recorded_is_one_sentence_where_the_lab_is_refused(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    with pytest.raises(ValueError, match="'names-nat-30000' was not recorded: netlab ships names-nat, names-nat-one"):
+        names.nat(port=30000)
+    with pytest.raises(ValueError, match="'names-lookup-abc.example.test' was not recorded"):
+        names.lookup(name="abc.example.test")
+    with pytest.raises(ValueError, match="'names-records-yours' was not recorded: netlab ships names-records"):
+        names.records(questions=[("example.test", "mx")])
+    assert names.records().source == "recorded"
 
 
 @pytest.mark.parametrize("port", [0, 80, 70000, "20000", True])
@@ -243,6 +264,18 @@ def test_a_lookup_walks_from_the_root_once_and_then_comes_from_the_cache(home):
     assert r["upstream"][0] and r["upstream"][1] == []
     lines = exp.lines(keep=lambda p: p.haslayer("DNS"))
     assert any("referral" in line and "glue 192.0.2.3" in line for line in lines)
+
+
+@pytest.mark.lab
+@live
+@with_dns
+def test_each_record_type_asked_gets_its_records_and_a_chain_is_followed(home):
+    answers = dict(names.records(home).result["answers"])
+    assert answers["example.test MX"] == ["example.test MX 10 mail.example.test"]
+    assert answers["shop.example.test A"][-1] == "edge.cdn.test A 198.51.100.81" and len(answers["shop.example.test A"]) == 3
+    yours = dict(names.records(home, [("example.test", "soa"), ("www.example.test", "TXT")]).result["answers"])
+    assert yours["example.test SOA"][0].startswith("example.test SOA ns1.example.test")
+    assert yours["www.example.test TXT"] == []
 
 
 @pytest.mark.lab

@@ -110,6 +110,7 @@ FORWARD_RULES = """table ip home {
 # The lookups shipped as recordings: the section's, and each name the walk exercise may draw.
 _LOOKUP_RECORDINGS = {"www.example.test": "names-lookup", "mail.example.test": "names-lookup-mail",
                       "shop.example.test": "names-lookup-shop", "edge.cdn.test": "names-lookup-edge"}
+_WALK_NAMES = tuple(_LOOKUP_RECORDINGS)
 
 
 class NamesExperiment(RoutedExperiment):
@@ -241,7 +242,19 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def _run(home: HomeNetwork | None, live: Callable[[Topology], NamesExperiment], recorded: str) -> NamesExperiment:
-    return run_routed(home, live, recorded, plan=PLAN, ipv6=False, kind=NamesExperiment)
+    try:
+        return run_routed(home, live, recorded, plan=PLAN, ipv6=False, kind=NamesExperiment)
+    except FileNotFoundError:
+        raise _not_recorded(recorded) from None
+
+
+def _not_recorded(recorded: str) -> ValueError:
+    """The lab is refused here (or a program is missing) and this variant (another name, port or question) was never
+    recorded: one sentence naming what is shipped."""
+    family = recorded.split("-")[1]
+    shipped = sorted(n for n in RECORDINGS if n.split("-")[1] == family)
+    return ValueError(f"this machine shows recordings instead of running the lab, and {recorded!r} was not "
+                      f"recorded: netlab ships {', '.join(shipped)} (call the experiment with its defaults)")
 
 
 def _experiment(cap: Any, result: dict[str, Any]) -> NamesExperiment:
@@ -254,7 +267,10 @@ def _needs(names: tuple[str, ...], recorded: str) -> NamesExperiment | None:
         try:
             program(name)
         except ProgramMissing as err:
-            return load_recorded(recorded, kind=NamesExperiment, why=f"recorded: {err}")
+            try:
+                return load_recorded(recorded, kind=NamesExperiment, why=f"recorded: {err}")
+            except FileNotFoundError:
+                raise _not_recorded(recorded) from None
     return None
 
 
@@ -401,7 +417,7 @@ def lookup(home: HomeNetwork | None = None, *, name: str = "www.example.test") -
     `upstream` (the queries Unbound sent the internet for each lookup: the first walks, the second none).
     """
     fqdn = check_name(name)
-    recorded = _LOOKUP_RECORDINGS.get(fqdn.rstrip("."), "names-lookup-unknown")
+    recorded = _LOOKUP_RECORDINGS.get(fqdn.rstrip("."), f"names-lookup-{fqdn.rstrip('.')}")
     if (missing := _needs(("nsd", "unbound"), recorded)):
         return missing
 
@@ -466,25 +482,37 @@ _RECORD_QUESTIONS = (("www.example.test", "A"), ("www.example.test", "AAAA"), ("
                      ("example.test", "MX"), ("shop.example.test", "A"))
 
 
-def records(home: HomeNetwork | None = None) -> NamesExperiment:
-    """Ask Unbound for each kind of record the zones hold: A, AAAA, NS, MX, and an A behind a chain of CNAMEs.
+def records(home: HomeNetwork | None = None, questions: list[tuple[str, str]] | None = None) -> NamesExperiment:
+    """Ask Unbound each question, a (name, record type) pair: by default A, AAAA, NS, MX, and an A behind a chain of
+    CNAMEs.
 
-    `result["answers"]`: for each question, its records as "owner TTL TYPE value" lines (TTLs left out: "owner TYPE value").
+    `result["answers"]`: for each question, [question, its records as "owner TYPE value" lines].
     """
-    if (missing := _needs(("nsd", "unbound"), "names-records")):
+    from dnslib import QTYPE
+
+    asked = list(_RECORD_QUESTIONS if questions is None else questions)
+    for question in asked:
+        if not isinstance(question, (tuple, list)) or len(question) != 2:
+            raise ValueError(f"a question is a (name, record type) pair such as ('example.test', 'MX'), not {question!r}")
+        check_name(question[0])
+        if not isinstance(question[1], str) or question[1].upper() not in QTYPE.reverse:
+            raise ValueError(f"{question[1]!r} is not a DNS record type: try A, AAAA, NS, MX, CNAME, SOA or TXT")
+    asked = [(name, qtype.upper()) for name, qtype in asked]
+    recorded = "names-records" if questions is None else "names-records-yours"
+    if (missing := _needs(("nsd", "unbound"), recorded)):
         return missing
 
     def live(net: Topology) -> NamesExperiment:
         _dns(net)
         answers = []
         with net.capture("l0") as cap:
-            for name, qtype in _RECORD_QUESTIONS:
+            for name, qtype in asked:
                 reply = _ask(net, "laptop", HOME, name, qtype)
                 answers.append([f"{name} {qtype}", [f"{str(r.rname).rstrip('.')} {_qtype(r.rtype)} "
                                                     f"{str(r.rdata).rstrip('.')}" for r in reply.rr]])
         return _experiment(cap, {"answers": answers})
 
-    return _run(home, live, "names-records")
+    return _run(home, live, recorded)
 
 
 def truncated(home: HomeNetwork | None = None) -> NamesExperiment:
@@ -817,8 +845,9 @@ def nat(home: HomeNetwork | None = None, *, port: int = 20000, clash: bool = Tru
     peers the web server accepted), `conntrack` (the home router's table while both were open).
     """
     check_int("port", port, 1024, 65535)
-    recorded = "names-nat" if (port, clash) == (20000, True) else ("names-nat-one" if not clash else "")
-    if (missing := _needs(("nft",), recorded or "names-nat")):
+    recorded = "names-nat" if (port, clash) == (20000, True) else ("names-nat-one" if (port, clash) == (20000, False)
+                                                                    else f"names-nat-{port}{'' if clash else '-one'}")
+    if (missing := _needs(("nft",), recorded)):
         return missing
 
     def live(net: Topology) -> NamesExperiment:
@@ -840,7 +869,7 @@ def nat(home: HomeNetwork | None = None, *, port: int = 20000, clash: bool = Tru
         return _experiment(cap, {"inside": _tuples(cap.packets, "h0"), "outside": _tuples(cap.packets, "w0"),
                                  "server_saw": list(server.peers), "conntrack": table})
 
-    return _run(home, live, recorded or "names-nat")
+    return _run(home, live, recorded)
 
 
 def nat_port(home: HomeNetwork | None = None) -> int:
@@ -850,7 +879,7 @@ def nat_port(home: HomeNetwork | None = None) -> int:
 
 def walk_name(home: HomeNetwork | None = None) -> str:
     """A name drawn for this run, for the walk exercise: one of the zones' names with an address."""
-    return random.Random().choice(sorted(_LOOKUP_RECORDINGS))
+    return random.Random().choice(sorted(_WALK_NAMES))
 
 
 def your_mac(home: HomeNetwork | None = None) -> str:
@@ -904,7 +933,7 @@ RECORDINGS = {
     "names-lookup-mail": lambda: lookup(name="mail.example.test"),
     "names-lookup-shop": lambda: lookup(name="shop.example.test"),
     "names-lookup-edge": lambda: lookup(name="edge.cdn.test"),
-    "names-lookup-unknown": lambda: lookup(name="nowhere.example.test"),
+    "names-lookup-nowhere.example.test": lambda: lookup(name="nowhere.example.test"),
     "names-cache": cache,
     "names-records": records,
     "names-truncated": truncated,
