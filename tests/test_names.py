@@ -398,3 +398,15 @@ def test_cli_names_recorded_says_so_and_lists_the_walk():
     bad = subprocess.run([sys.executable, "-m", "netlab", "names", "no such.name"], capture_output=True, text=True,
                          timeout=60, env=env)
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "is not a DNS name" in bad.stderr
+
+
+@pytest.mark.lab
+@live
+@with_dns
+def test_a_resolver_that_cannot_start_says_why_at_once_and_gives_the_recording(monkeypatch):
+    # Unbound refusing its configuration (as AppArmor's profile makes it on Ubuntu): a bad option stands in for it.
+    monkeypatch.setattr(zones, "unbound_config", lambda folder, listen, allow: "server:\n  no-such-option: yes\n")
+    started = time.monotonic()
+    exp = names.lookup()
+    assert time.monotonic() - started < names._READY
+    assert exp.source == "recorded" and "Unbound did not start in the lab" in exp.why and "error" in exp.why

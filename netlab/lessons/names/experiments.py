@@ -166,12 +166,19 @@ def _dns(net: Topology, *, extra: dict[str, str] | None = None, fresh_cache: boo
     d = _daemons(net)
     nsd = program("nsd", "to serve the lab's DNS zones (Debian's nsd)")
     unbound = program("unbound", "to resolve names recursively in the lab (Debian's unbound)")
+    logs = Path(net.folder)  # Topology.start writes each program's output to HOST-PROGRAM.log there
     if not d.nsd:
         configs = zones.write_all(d.folder, extra)
         for conf in configs.values():
             d.nsd.append(net.start("internet", nsd, "-d", "-c", str(conf)))
-        for zone, (_, address) in SERVERS.items():
-            _wait_ready(net, "internet", address, zone, "SOA", f"NSD for {zone}", d.folder)
+        try:
+            for zone, (_, address) in SERVERS.items():
+                _wait_ready(net, "internet", address, zone, "SOA", f"NSD for {zone}", logs / "internet-nsd.log")
+        except LabUnavailable:
+            for daemon in d.nsd:
+                daemon.stop()
+            d.nsd = []
+            raise
     if d.unbound is not None and fresh_cache:
         d.unbound.stop()
         d.unbound = None
@@ -179,28 +186,36 @@ def _dns(net: Topology, *, extra: dict[str, str] | None = None, fresh_cache: boo
         conf = d.folder / "unbound.conf"
         conf.write_text(zones.unbound_config(d.folder, HOME, "192.168.1.0/24"))
         d.unbound = net.start("home", unbound, "-d", "-c", str(conf))
-        # A question Unbound answers itself (its own name, class CHAOS): ready, and nothing asked upstream.
-        _wait_ready(net, "laptop", HOME, "id.server.", "TXT", "Unbound", d.folder, qclass="CH")
+        try:
+            # A question Unbound answers itself (its own name, class CHAOS): ready, and nothing asked upstream.
+            _wait_ready(net, "laptop", HOME, "id.server.", "TXT", "Unbound", logs / "home-unbound.log", qclass="CH")
+        except LabUnavailable:
+            d.unbound.stop()
+            d.unbound = None
+            raise
 
 
-def _wait_ready(net: Topology, host: str, server: str, name: str, qtype: str, what: str, folder: Path,
+def _wait_ready(net: Topology, host: str, server: str, name: str, qtype: str, what: str, log: Path,
                 qclass: str = "IN") -> None:
+    """Ask until the daemon answers (at most `_READY` s); a daemon that says it failed ends the wait at once."""
     deadline = time.monotonic() + _READY
+    said = ""
     while time.monotonic() < deadline:
         try:
             _ask(net, host, server, name, qtype, qclass=qclass, timeout=0.2)
             return
         except OSError:  # no answer yet, or "port unreachable" until the daemon has bound its socket
+            said = log.read_text(errors="replace") if log.exists() else ""
+            if "fatal" in said.lower() or "error:" in said.lower():
+                break
             time.sleep(0.02)
-    logs = " ".join(p.read_text(errors="replace") for p in Path(folder).parent.glob("*.log"))
-    last = [line for line in logs.splitlines() if "error" in line.lower() or "fatal" in line.lower()]
-    detail = last[-1].strip() if last else "no answer"
-    if "permission denied" in logs.lower():
+    failed = [line for line in said.splitlines() if "error" in line.lower() or "fatal" in line.lower()]
+    detail = failed[-1].strip() if failed else f"no answer within {_READY:g} s"
+    if "permission denied" in said.lower():
         # Ubuntu's AppArmor profiles confine unbound and nsd to their own folders.
         raise LabUnavailable(f"{what} could not read its files in the lab's folder ({detail}): on Ubuntu, AppArmor's "
                              "profile for it allows only its own folders, so netlab shows recorded captures instead.")
-    raise LabUnavailable(f"{what} did not answer within {_READY:g} s in the lab ({detail}), "
-                         "so netlab shows recorded captures instead.")
+    raise LabUnavailable(f"{what} did not start in the lab ({detail}), so netlab shows recorded captures instead.")
 
 
 def _ask(net: Topology, host: str, server: str, name: str, qtype: str, *, qclass: str = "IN", timeout: float = _TIMEOUT,
