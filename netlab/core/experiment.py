@@ -23,6 +23,8 @@ import ast
 import builtins
 import json
 import platform
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,13 +33,13 @@ from typing import Any, TypeVar
 
 from netlab.core import pcapfiles
 from netlab.core.conversation import Conversation, conversations
-from netlab.core.errors import LabError, LabUnavailable
+from netlab.core.errors import LabError, LabUnavailable, WaitTimeout
 from netlab.core.lab import Lab, SocketState, lab_available
 from netlab.core.pcapfiles import recorded_packets, save_pcap
 from netlab.core.sockets import EchoServer
 
 __all__ = [
-    "Experiment", "LIVE", "all_closed", "live_or_recorded", "lab_or_host", "lab_or_none", "load_recorded", "mode",
+    "Experiment", "LIVE", "all_closed", "at_once", "live_or_recorded", "lab_or_host", "lab_or_none", "load_recorded", "mode",
     "recorded_meta", "rebuild", "run", "write_recording",
 ]
 
@@ -47,6 +49,7 @@ LIVE = "live: captured just now in a private network namespace that netlab creat
 _BUSY = {"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK", "CLOSING"}
 
 E = TypeVar("E", bound="Experiment")
+R = TypeVar("R")  # what an experiment run by `at_once` returns
 
 
 @dataclass
@@ -163,16 +166,18 @@ def all_closed(states: list[SocketState]) -> bool:
 
 
 def run(client: Callable[[Lab, tuple[str, int] | None], Any], *, recorded: str | None = None,
-        server: bool = True, close_delay: float = 0.0, timeout: float = 5.0) -> Experiment:
+        server: bool = True, close_delay: float = 0.0, timeout: float = 5.0,
+        kind: type[E] = Experiment) -> E:  # type: ignore[assignment]
     """Run `client(lab, server_address)` in a fresh lab with an echo server, capturing every packet.
 
     `recorded` names the capture in netlab/data to show instead when this machine refuses the
     lab. `close_delay` (seconds) holds the server's close after the client's (see EchoServer).
     Exceptions from `client` are kept in `Experiment.result`, not raised: a refused connection
-    is an outcome to look at.
+    is an outcome to look at. The result is a `kind`, live or recorded (an Experiment or a
+    subclass whose own fields all have defaults).
     """
 
-    def live(lab: Lab) -> Experiment:
+    def live(lab: Lab) -> E:
         server_ctx = EchoServer(lab=lab, timeout=timeout, close_delay=close_delay) if server else None
         try:
             with lab.capture(timeout=timeout) as cap:
@@ -184,10 +189,10 @@ def run(client: Callable[[Lab, tuple[str, int] | None], Any], *, recorded: str |
         finally:
             if server_ctx is not None:
                 server_ctx.close()
-        return Experiment(cap.packets, "live", LIVE, kernel_states=[s for s in states if s.state != "LISTEN"],
-                          result=result, capture_ready_seconds=cap.ready_seconds)
+        return kind(cap.packets, "live", LIVE, kernel_states=[s for s in states if s.state != "LISTEN"],
+                    result=result, capture_ready_seconds=cap.ready_seconds)
 
-    return live_or_recorded(live, recorded)
+    return live_or_recorded(live, recorded, kind=kind)
 
 
 # ---------------------------------------------------------------------------
@@ -274,3 +279,34 @@ def _plain_or_repr(value: Any) -> Any:
             pass
     return repr(value)
 
+
+def at_once(*experiments: Callable[[], R], timeout: float = 60.0) -> list[R]:
+    """Run experiments at the same time, each in its own thread and its own lab; return their results in order.
+
+    Each lab has its own namespaces, links, queue and delay line: the runs share nothing but
+    the machine's CPUs. A run's time is mostly waiting (round trips, a queue draining), so two
+    take about as long as one. The first failure is raised once all have ended; no run takes
+    longer than `timeout` seconds (each is bounded far below it by its own time bounds).
+    """
+    results: list[Any] = [None] * len(experiments)
+    errors: list[BaseException | None] = [None] * len(experiments)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = experiments[i]()
+        except BaseException as err:  # noqa: BLE001  (raised in the caller's thread below)
+            errors[i] = err
+
+    threads = [threading.Thread(target=one, args=(i,), name=f"netlab-experiment-{i}", daemon=True)
+               for i in range(len(experiments))]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        raise WaitTimeout(f"experiments still running after {timeout:g} s")
+    for err in errors:
+        if err is not None:
+            raise err
+    return results

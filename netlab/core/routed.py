@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab.core.errors import LabUnavailable
+from netlab.core.errors import LabError, LabUnavailable
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
 from netlab.core.lab import Lab, inner_refusal_sentence
 from netlab.core.topology import Plan, Topology
@@ -302,5 +302,5 @@ def lab_getaddrinfo(net: Any, host: str, nameserver: str, name: str, port: int, 
         # unshare refused whatever its errno (as the lab's own); a bind mount refused with these
         if call.startswith("unshare") or code in (errno.EPERM, errno.EACCES, errno.ENOSYS):
             raise LabUnavailable(inner_refusal_sentence(call, code, "a mount namespace for the resolver's own files"))
-        raise OSError(code, f"{call} failed in the resolver's mount namespace: {os.strerror(code)}")
+        raise LabError(f"{call} failed in the resolver's mount namespace: {os.strerror(code)}")
     return said

@@ -17,13 +17,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from netlab.core.errors import ProtocolError, WaitTimeout
+from netlab.core.inlab.frames import SO_TIMESTAMPNS, kernel_time, recv_stamped  # the one reader of kernel time stamps
 
 if TYPE_CHECKING:
     from netlab.core.lab import Lab
 
 __all__ = [
     "EchoServer", "echo_server", "recv_exactly", "recv_until_closed", "hello", "new_socket",
-    "MessageTooLarge", "send_message", "recv_message", "MAX_FRAME", "unacknowledged",
+    "MessageTooLarge", "PeerClosed", "send_message", "recv_message", "MAX_FRAME", "unacknowledged",
     "RetryError", "connect_with_retry", "listener", "connect_to_unused_port", "SO_TIMESTAMPNS", "recv_stamped", "kernel_time",
     "TcpInfo", "tcp_info", "CA_STATES", "TCP_CONGESTION",
 ]
@@ -102,13 +103,20 @@ def echo_server(lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0, 
     return EchoServer(host, port, lab=lab, **kwargs)
 
 
+class PeerClosed(ProtocolError, EOFError):
+    """The peer closed the connection before the bytes a reader waited for had all arrived.
+
+    An `EOFError` too, as Python's own readers raise at an unexpected end, so `except EOFError` catches it.
+    """
+
+
 def recv_exactly(sock: socket.socket, length: int) -> bytes:
-    """Read exactly `length` bytes: TCP is a byte stream and one recv may return fewer."""
+    """Read exactly `length` bytes: TCP is a byte stream and one recv may return fewer (PeerClosed if it ends first)."""
     data = bytearray()
     while len(data) < length:
         chunk = sock.recv(length - len(data))
         if not chunk:
-            raise EOFError(f"the peer closed the connection with {length - len(data)} of {length} bytes still missing")
+            raise PeerClosed(f"the peer closed the connection with {length - len(data)} of {length} bytes still missing")
         data += chunk
     return bytes(data)
 
@@ -165,7 +173,7 @@ def recv_message(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes | 
     """Receive one whole message sent by `send_message`; None when the peer has closed between messages.
 
     However the bytes were split into segments or recvs, the result is exactly one message.
-    A peer that closes in the middle of a message raises EOFError naming the bytes missing; a
+    A peer that closes in the middle of a message raises PeerClosed (an EOFError) naming the bytes missing; a
     length larger than `limit` (bytes) raises MessageTooLarge before anything is read into memory.
     """
     if limit < 0:
@@ -175,8 +183,8 @@ def recv_message(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes | 
         return None  # a clean end: the peer closed after its last whole message
     try:
         header = first + recv_exactly(sock, _LENGTH.size - len(first))
-    except EOFError:
-        raise EOFError(f"the peer closed the connection inside a length prefix: {len(first)} of its "
+    except PeerClosed:
+        raise PeerClosed(f"the peer closed the connection inside a length prefix: {len(first)} of its "
                        f"{_LENGTH.size} bytes arrived") from None
     (length,) = _LENGTH.unpack(header)
     if length > limit:
@@ -185,7 +193,7 @@ def recv_message(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes | 
     while len(data) < length:
         chunk = sock.recv(min(length - len(data), 1 << 20))
         if not chunk:
-            raise EOFError(f"the peer closed the connection in the middle of a {length}-byte message: "
+            raise PeerClosed(f"the peer closed the connection in the middle of a {length}-byte message: "
                            f"{length - len(data)} bytes still missing")
         data += chunk
     return bytes(data)
@@ -255,26 +263,6 @@ def connect_to_unused_port(lab: Lab, _address: Any = None) -> str:
     ConnectionRefusedError. Takes the arguments of an experiment's client, for `netlab.run`."""
     with lab.create_connection(lab.unused_port(), timeout=2.0):
         return "connected (unexpected)"
-
-
-# setsockopt(SOL_SOCKET, SO_TIMESTAMPNS, 1): each frame read with recvmsg carries the kernel's time.
-SO_TIMESTAMPNS = 35
-
-
-def recv_stamped(sock: socket.socket, size: int = 65535) -> tuple[bytes, float, Any]:
-    """Read one frame (up to `size` bytes) from a packet socket with the kernel's receive time
-    (SO_TIMESTAMPNS, seconds), not the moment Python got to it; return (frame, time, address)."""
-    data, anc, _flags, addr = sock.recvmsg(size, socket.CMSG_SPACE(16))
-    return data, kernel_time(anc), addr
-
-
-def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float:
-    """The kernel's time (Unix seconds) in a recvmsg's ancillary data (SO_TIMESTAMPNS); now if it has none."""
-    for level, kind, value in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
-            sec, nsec = struct.unpack("qq", value[:16])
-            return sec + nsec / 1e9
-    return time.time()
 
 
 def unacknowledged(sock: socket.socket) -> int:

@@ -15,14 +15,13 @@ recordings made from one live run.
 
 from __future__ import annotations
 
+import contextlib
 import platform
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.bottleneck import (
@@ -34,17 +33,33 @@ from netlab.core.bottleneck import (
     send_sampled,
 )
 from netlab.core.conversation import CLIENT_TO_SERVER, Conversation
-from netlab.core.errors import WaitTimeout
-from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
+from netlab.core.experiment import Experiment, at_once, live_or_recorded, load_recorded
 from netlab.core.lab import Lab
 from netlab.core.sockets import TcpInfo
 
 __all__ = [
     "CongestionExperiment", "Round", "Reduction", "run", "slow_start", "after_loss", "timeout", "window_limits",
     "bufferbloat", "rounds", "reductions", "capture_check", "kernel_facts", "available_algorithms",
-    "default_algorithm", "figure", "window_estimate", "WindowEstimate", "RECORDINGS", "MSS", "at_once",
-    "growth", "growth_recorded", "growth_figure", "increments", "Stretch", "slow_start_end", "SlowStartEnd",
+    "default_algorithm", "window_estimate", "WindowEstimate", "RECORDINGS", "MSS", "at_once",
+    "growth", "growth_recorded", "increments", "Stretch", "slow_start_end", "SlowStartEnd",
 ]
+
+# The lesson's drawings (draw.py), offered here as `netlab.congestion.NAME` and loaded on first use:
+# matplotlib takes 0.5 s to import, which an experiment run without a figure (`python -m netlab cwnd`)
+# should not pay.
+_DRAWINGS = ("cwnd_plot", "figure", "growth_figure", "rtt_plot")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DRAWINGS:
+        from netlab.lessons.congestion import draw
+
+        return getattr(draw, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_DRAWINGS})
 
 WHY = ("live: sent just now through a bottleneck in a private network namespace that netlab created "
        "(tbf queue, a delay line for the round trip, a Linux receiver)")
@@ -303,21 +318,11 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
     def live(lab: Lab) -> CongestionExperiment:
         with Bottleneck(lab, rate=rate, queue=queue, rtt=rtt, drops=drops, outage=outage, rcvbuf=rcvbuf,
                         initial_window=initial_window, duration=seconds + 10, capture=capture) as path:
-            pings: list[tuple[float, float]] = []
-            stop = threading.Event()
-            prober = None
-            if probe is not None:
-                small = path.connect(address=path.echo)
-                small.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                prober = threading.Thread(target=_probe, args=(small, probe, stop, pings, seconds + 5), daemon=True)
-            with path.connect(algorithm) as sock:
-                if prober is not None:
-                    prober.start()
+            # The small connection whose round trip shows the queue (bufferbloat), when asked for.
+            probing = path.probe(every=probe, bound=seconds + 5) if probe is not None else contextlib.nullcontext()
+            with path.connect(algorithm) as sock, probing as prober:
                 sent, samples = send_sampled(sock, seconds=seconds, size=size, every=every)
-                stop.set()
-                if prober is not None:
-                    prober.join(3.0)
-                    small.close()
+            pings = prober.samples if prober is not None else []
         first = next((s.time for s in samples if s.bytes_sent), samples[0].time)
         return CongestionExperiment(
             path.report.packets, "live", WHY, result=sent, algorithm=samples[0].algorithm, path=path.describe(),
@@ -326,23 +331,6 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
             kernel=f"{platform.system()} {platform.release()}")
 
     return live_or_recorded(live, recorded, kind=CongestionExperiment)
-
-
-def _probe(sock: socket.socket, every: float, stop: threading.Event, out: list[tuple[float, float]],
-           bound: float) -> None:
-    """Send one byte every `every` s and time its echo, until `stop` (or `bound` s); append (when, round trip)."""
-    sock.settimeout(2.0)
-    end = time.monotonic() + bound
-    while not stop.is_set() and time.monotonic() < end:
-        sent_at = time.time()
-        try:
-            sock.sendall(b"?")
-            if not sock.recv(1):
-                return
-        except OSError:
-            return
-        out.append((sent_at, time.time() - sent_at))
-        stop.wait(every)
 
 
 def slow_start(algorithm: str = "reno", *, initial_window: int | None = None, capture: bool = True,
@@ -407,41 +395,6 @@ def window_limits(limit: str, *, recorded: str | None = "") -> CongestionExperim
         recorded = f"congestion-{limit}"
     return run("reno", rate=10e6, queue=30, rtt=0.04, seconds=1.0, rcvbuf=SMALL_RCVBUF if limit == "rwnd" else None,
                recorded=recorded)
-
-
-E = TypeVar("E")
-
-
-def at_once(*experiments: Callable[[], E], timeout: float = 60.0) -> list[E]:
-    """Run experiments at the same time, each in its own thread and its own lab; return their results in order.
-
-    Each lab has its own namespaces, links, queue and delay line: the runs share nothing but
-    the machine's CPUs. A run's time is mostly waiting (round trips, a queue draining), so two
-    take about as long as one. The first failure is raised once all have ended; no run takes
-    longer than `timeout` seconds (each is bounded far below it by its own time bounds).
-    """
-    results: list[Any] = [None] * len(experiments)
-    errors: list[BaseException | None] = [None] * len(experiments)
-
-    def one(i: int) -> None:
-        try:
-            results[i] = experiments[i]()
-        except BaseException as err:  # noqa: BLE001  (raised in the caller's thread below)
-            errors[i] = err
-
-    threads = [threading.Thread(target=one, args=(i,), name=f"netlab-experiment-{i}", daemon=True)
-               for i in range(len(experiments))]
-    for t in threads:
-        t.start()
-    end = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, end - time.monotonic()))
-    if any(t.is_alive() for t in threads):
-        raise WaitTimeout(f"experiments still running after {timeout:g} s")
-    for err in errors:
-        if err is not None:
-            raise err
-    return results
 
 
 def bufferbloat(queue: int, *, recorded: str | None = "") -> CongestionExperiment:
@@ -563,19 +516,6 @@ def slow_start_end(exp: CongestionExperiment) -> SlowStartEnd | None:
     return None
 
 
-def growth_figure(reno: CongestionExperiment, cubic: CongestionExperiment) -> Any:
-    """cwnd against time for the long Reno and CUBIC runs, one above the other, in seconds."""
-    from netlab.core.draw import NotebookFigure, cwnd_plot
-
-    fig = NotebookFigure(figsize=(8.6, 7.0))
-    for exp, box in ((reno, (0.09, 0.56, 0.88, 0.37)), (cubic, (0.09, 0.07, 0.88, 0.37))):
-        ax = fig.add_axes(box)
-        source = "recorded" if not exp.live else "live"
-        cwnd_plot(exp.samples, start=exp.start, ax=ax, unit="s",
-                  title=f"{exp.algorithm} ({source}): cwnd over {exp.samples[-1].time - exp.start:.0f} s")
-    return fig
-
-
 # The recordings shipped in netlab/data, re-recorded by `python -m netlab record`.
 RECORDINGS: dict[str, Callable[[], Experiment]] = {
     "congestion-slow-start": lambda: slow_start(recorded=None),
@@ -590,25 +530,6 @@ RECORDINGS: dict[str, Callable[[], Experiment]] = {
     "congestion-growth-reno": lambda: _long_run("reno", 15.0, recorded=None),
     "congestion-growth-cubic": lambda: _long_run("cubic", 15.0, recorded=None),
 }
-
-
-def figure(exp: CongestionExperiment, title: str | None = None) -> Any:
-    """The time-sequence graph of the bulk transfer above the sender's cwnd from its kernel, on one time axis.
-
-    Both start at the bulk connection's SYN, so a round of segments in the upper graph sits
-    above the cwnd that allowed it.
-    """
-    from scapy.layers.inet import TCP
-
-    from netlab.core.draw import NotebookFigure, cwnd_plot, time_sequence
-
-    fig = NotebookFigure(figsize=(8.6, 7.6))
-    top, bottom = fig.add_axes((0.09, 0.56, 0.88, 0.38)), fig.add_axes((0.09, 0.07, 0.88, 0.38))
-    conv = exp.conversation
-    time_sequence(conv, ax=top, title=title or f"{exp.algorithm}: {exp.path}")
-    zero = next((float(p.time) for p in exp.packets if TCP in p and SINK_PORT in (p[TCP].dport, p[TCP].sport)), None)
-    cwnd_plot(exp.samples, start=zero, ax=bottom, unit=top.get_xlabel().removeprefix("time (").rstrip(")"))
-    return fig
 
 
 @dataclass(frozen=True)
