@@ -251,7 +251,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            raise ConnectionError(f"the server closed the connection {size - len(data)} bytes short")
+            raise ProtocolError(f"the DNS server closed the connection {size - len(data)} bytes short of its message")
         data += chunk
     return data
 
