@@ -36,6 +36,7 @@ PACKAGES: dict[str, str] = {
     "unshare": "util-linux", "nsenter": "util-linux", "setpriv": "util-linux", "prlimit": "util-linux",
     "iperf3": "iperf3", "tracepath": "iputils-tracepath", "ping": "iputils-ping",
     "bird": "bird2", "birdc": "bird2", "bwrap": "bubblewrap",
+    "nsd": "nsd", "unbound": "unbound", "dnsmasq": "dnsmasq-base", "conntrack": "conntrack",
 }
 
 

@@ -525,7 +525,12 @@ class LinkCapture:
 
 def read_frames(path: Path) -> list:
     """Read the agent's capture file: Ethernet frames as scapy packets with `time` and `sniffed_on`."""
-    import scapy.layers.all  # noqa: F401  (dissects what the frames carry: ARP, IP, ICMP, DNS, IPv6)
+    # The layers the lessons' frames carry (ARP, IP, ICMP, IPv6, DNS, DHCP, RIP), each bound to its port:
+    # about a second less than scapy.layers.all the first time a kernel reads a capture.
+    import scapy.layers.dhcp  # noqa: F401
+    import scapy.layers.dns  # noqa: F401
+    import scapy.layers.inet6  # noqa: F401
+    import scapy.layers.rip  # noqa: F401
     from scapy.layers.l2 import Ether
 
     packets, data = [], Path(path).read_bytes()
