@@ -324,6 +324,10 @@ def problem(run: TransportRun, case: Case) -> str | None:
         return f"{where}, your receiver raised {receiver.value}."
     needed = -(-run.size // PAYLOAD)
     sent = sum(1 for _, way, seg in run.segments() if way == "→")
+    if sent == 0 and sender is not None and sender.kind == "timeout":
+        return f"{where}, your sender sent nothing in {case.seconds:g} s (and had not returned)."
+    if sent == 0:
+        return f"{where}, your sender returned without sending anything: sock.sendto(bytes(segment), peer) sends one."
     if sent > FLOOD * needed + 20:
         return (f"{where}, your sender sent {sent} segments for {needed} segments of data: it floods the path. "
                 "Does it wait for an ACK (or a timeout) before sending again?")

@@ -1,6 +1,6 @@
 """The lesson's lossy path: a sender in the lab, a receiver in a namespace of its own, the delay line between.
 
-    sender (the lab)                   the delay line (a program in the lab)          receiver (its own namespace)
+    sender (the lab, its link at most SENDER_RATE)   the delay line (a program in the lab)          receiver (its own namespace)
     tx0 10.13.0.1  ⇄  dl0  ──▶ forward: delay, loss, duplication, reordering, corruption ──▶ dl1  ⇄  rx0 10.13.0.2
                        ◀── backward: the same for the receiver's ACKs ◀──────────────
 
@@ -34,11 +34,12 @@ from netlab.core.programs import program
 
 from netlab.lessons.transport.protocol import PORT
 
-__all__ = ["LossyPath", "PathError", "SENDER", "RECEIVER", "MTU"]
+__all__ = ["LossyPath", "PathError", "SENDER", "RECEIVER", "MTU", "SENDER_RATE"]
 
 SENDER = ("10.13.0.1", PORT)
 RECEIVER = ("10.13.0.2", PORT)
 MTU = 1500
+SENDER_RATE = 10e6  # bits/s: the most the sender's link carries (a flood's frames beyond it never reach the line)
 _TX_MAC, _RX_MAC = "02:0d:00:00:00:01", "02:0d:00:00:00:02"
 REQUEST_TIMEOUT = 15.0  # seconds for one request to the agent (its start included)
 
@@ -90,6 +91,11 @@ class LossyPath:
             raise PathError("this lab has a lossy path already; close it first")
         lab.add_veth("tx0", "dl0", address=f"{SENDER[0]}/24", neighbour=RECEIVER[0], neighbour_mac=_RX_MAC, mtu=MTU,
                      near_mac=_TX_MAC)
+        # A sender that floods (a loop without a wait) is held to SENDER_RATE by the kernel's tbf on
+        # its own link, which drops the rest before the delay line: the capture stays small enough
+        # to read in a second or two, and the verdict "floods" comes in seconds, not minutes.
+        lab.run("tc", "qdisc", "replace", "dev", "tx0", "root", "tbf", "rate", f"{int(SENDER_RATE)}bit",
+                "burst", str(4 * (MTU + 14)), "limit", str(20 * (MTU + 14)))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._chan = ours
         try:
