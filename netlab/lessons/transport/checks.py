@@ -14,10 +14,9 @@ from typing import Any
 from netlab.core.checking import Feedback, exercise_check, grading, unanswered
 from netlab.core.errors import LabUnavailable
 from netlab.core.lab import Lab
-
+from netlab.lessons.transport.experiments import CASES, PIPELINE_CASES, WINDOW, retransmissions
 from netlab.lessons.transport.harness import Case, TransportRun, problem, run_cases
 from netlab.lessons.transport.protocol import PAYLOAD
-from netlab.lessons.transport.experiments import CASES, PIPELINE_CASES, WINDOW, retransmissions
 
 __all__ = ["stop_and_wait", "go_back_n", "selective_repeat"]
 

@@ -22,7 +22,6 @@ from typing import Any
 from netlab.core.delayline import Direction
 from netlab.core.experiment import Experiment
 from netlab.core.lab import Lab
-
 from netlab.lessons.transport.harness import Case, TransportRun, run_cases
 from netlab.lessons.transport.path import RECEIVER, LossyPath
 from netlab.lessons.transport.protocol import HEADER, PAYLOAD, PORT, Segment

@@ -42,7 +42,6 @@ from typing import Any
 from netlab.core.delayline import Direction
 from netlab.core.experiment import Experiment
 from netlab.core.lab import Lab
-
 from netlab.lessons.transport.path import RECEIVER, SENDER, LossyPath
 from netlab.lessons.transport.protocol import PAYLOAD, Segment
 
@@ -118,8 +117,11 @@ class TransportRun(Experiment):
                     fates[int(number)] = f"{fates[int(number)]}, {fate}" if int(number) in fates else fate
         return fates
 
-    def lines(self) -> list[str]:
-        """One line per segment captured: time (ms), direction, flags, seq/ack, payload bytes, what the line did."""
+    def lines(self, *, times: bool = True) -> list[str]:
+        """One line per segment captured: time (ms), direction, flags, seq/ack, payload bytes, what the line did.
+
+        Without `times`, the lines hold only what the same seed gives again on every run.
+        """
         fates, out, forward = self.fates(), [], 0
         for seconds, way, seg in self.segments():
             note = ""
@@ -129,7 +131,8 @@ class TransportRun(Experiment):
             flags = str(seg.flags) or "-"
             size = len(seg.payload) if seg.payload else 0
             intact = "" if seg.intact() else " checksum wrong"
-            out.append(f"{seconds * 1000:8.1f} ms {way} {flags:<9} seq={seg.seq:<4} ack={seg.ack:<4} {size:5} B"
+            when = f"{seconds * 1000:8.1f} ms " if times else ""
+            out.append(f"{when}{way} {flags:<9} seq={seg.seq:<4} ack={seg.ack:<4} {size:5} B"
                        + (f"  [{note}]" if note else "") + intact)
         return out
 

@@ -31,7 +31,6 @@ from netlab.core.delayline import DelayLine, Direction
 from netlab.core.errors import HelperError, LabUnavailable
 from netlab.core.lab import Lab, inner_refusal_sentence, last_line
 from netlab.core.programs import program
-
 from netlab.lessons.transport.protocol import PORT
 
 __all__ = ["LossyPath", "PathError", "SENDER", "RECEIVER", "MTU", "SENDER_RATE"]
