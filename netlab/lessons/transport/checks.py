@@ -13,8 +13,7 @@ from typing import Any
 
 from netlab.core.checking import Feedback, exercise_check, grading, unanswered
 from netlab.core.errors import LabUnavailable
-from netlab.core.lab import Lab
-from netlab.lessons.transport.experiments import CASES, PIPELINE_CASES, WINDOW, retransmissions
+from netlab.lessons.transport.experiments import CASES, PIPELINE_CASES, WINDOW, kept_path, retransmissions
 from netlab.lessons.transport.harness import Case, TransportRun, problem, run_cases
 from netlab.lessons.transport.protocol import PAYLOAD
 
@@ -40,8 +39,8 @@ def _shape(func: Any, role: str, params: int, shape: str) -> Feedback | None:
 
 def _run(sender: Any, receiver: Any, cases: list[Case], window: int | None) -> list[tuple[TransportRun, Case]] | Feedback:
     try:
-        with Lab() as lab:
-            runs = run_cases(lab, cases, sender, receiver, window=window)
+        # The kernel's kept path in a student's run; under a grader, the verifier's own, made afresh.
+        runs = run_cases(kept_path(), cases, sender, receiver, window=window)
     except LabUnavailable as err:
         return Feedback(False, f"This exercise runs your code on the live lab's lossy path, and here: {err}")
     return list(zip(runs, cases, strict=False))
@@ -58,8 +57,9 @@ def _failed(runs: list[tuple[TransportRun, Case]]) -> Feedback | None:
 
 
 def _summary(runs: list[tuple[TransportRun, Case]]) -> str:
-    names = ", ".join(case.name for _, case in runs)
-    return f"every byte arrived once and in order, and both functions ended, in all {len(runs)} cases ({names})"
+    names = "; ".join(case.name for _, case in runs)
+    cases = f"in all {len(runs)} cases" if len(runs) > 1 else "in the case"
+    return f"every byte arrived once and in order, and both functions ended, {cases} ({names})"
 
 
 def _cases(all_cases: list[Case], kind: str) -> list[Case]:

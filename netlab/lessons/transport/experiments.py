@@ -12,6 +12,7 @@ on (RECORDINGS is empty). Where the lab is refused, each function says so in one
 
 from __future__ import annotations
 
+import atexit
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.core.delayline import Direction
+from netlab.core.errors import NetlabError
 from netlab.core.experiment import Experiment
 from netlab.core.lab import Lab
 from netlab.lessons.transport.harness import Case, TransportRun, run_cases
@@ -27,7 +29,7 @@ from netlab.lessons.transport.path import RECEIVER, LossyPath
 from netlab.lessons.transport.protocol import HEADER, PAYLOAD, PORT, Segment
 
 __all__ = ["run", "utilisation", "tcp_beside", "retransmissions", "case", "Utilisation", "TcpRun", "Segment",
-           "Direction", "Case", "CASES", "PIPELINE_CASES", "SINGLE_LOSS", "WINDOW", "PORT", "PAYLOAD", "RECORDINGS"]
+           "Direction", "Case", "kept_path", "CASES", "PIPELINE_CASES", "SINGLE_LOSS", "WINDOW", "PORT", "PAYLOAD", "RECORDINGS"]
 
 RECORDINGS: dict[str, Any] = {}  # the student's protocol is run live, never recorded
 WINDOW = 4  # segments: the window the pipelined exercises run with
@@ -105,9 +107,48 @@ def run(sender: Callable[..., Any], receiver: Callable[..., Any], *, case: str |
     chosen = globals()["case"](case) if isinstance(case, str) else case
     if not isinstance(chosen, Case):
         raise TypeError(f"case must be a case's name or a Case, not {type(case).__name__}")
-    with Lab() as lab:
-        (result,) = run_cases(lab, [chosen], sender, receiver, window=window)
+    (result,) = run_cases(kept_path(), [chosen], sender, receiver, window=window)
     return result
+
+
+# One lab and one path kept for a notebook's cells and checks (opening them costs about a second
+# each time; each run still has a delay line and sockets of its own). Closed when the process
+# ends. Under a grader the checks run in the verifier's process, which opens its own.
+_kept: list[tuple[Lab, LossyPath]] = []
+
+
+def kept_path() -> LossyPath:
+    """The notebook's kept path, opened on first use and again if its lab has ended."""
+    if _kept:
+        lab, path = _kept[0]
+        try:
+            lab.run("ip", "-o", "link", "show", "tx0", timeout=5.0)
+            return path
+        except NetlabError:  # the lab ended (or its path went): open new ones
+            _close_kept()
+    lab = Lab()
+    try:
+        path = LossyPath(lab).__enter__()
+    except BaseException:
+        lab.close()
+        raise
+    if not _kept_closer:
+        atexit.register(_close_kept)
+        _kept_closer.append(True)
+    _kept.append((lab, path))
+    return path
+
+
+_kept_closer: list[bool] = []
+
+
+def _close_kept() -> None:
+    while _kept:
+        lab, path = _kept.pop()
+        try:
+            path.close()
+        finally:
+            lab.close()
 
 
 def retransmissions(run: TransportRun) -> int:
@@ -170,7 +211,7 @@ def _busy_fraction(run: TransportRun, transmit: float) -> float:
 
 
 def utilisation(sender: Callable[..., Any], receiver: Callable[..., Any], *, windows: Sequence[int] = (1, 2, 4, 8),
-                rate: float = 2e6, segments: int = 24) -> Utilisation:
+                rate: float = 2e6, segments: int = 16) -> Utilisation:
     """Run your pipelined sender and receiver on a clean link of `rate` bits/s (20 ms round trip) for each window.
 
     Each run sends `segments` full segments; the utilisation is how busy the link was sending them.
@@ -185,10 +226,7 @@ def utilisation(sender: Callable[..., Any], receiver: Callable[..., Any], *, win
     transmit = _FRAME * 8 / rate
     cases = [Case(f"a clean {rate / 1e6:g} Mbit/s link, window {w}", Direction(delay=DELAY, rate=rate, queue=200),
                   Direction(delay=DELAY), segments * PAYLOAD, 2.0 + segments * (2 * DELAY + transmit)) for w in windows]
-    runs: list[TransportRun] = []
-    with Lab() as lab:
-        for window, one in zip(windows, cases, strict=True):
-            runs.extend(run_cases(lab, [one], sender, receiver, window=window))
+    runs = run_cases(kept_path(), cases, sender, receiver, window=list(windows), stop_at_first=False)
     measured = [round(_busy_fraction(r, transmit), 3) for r in runs]
     return Utilisation(list(windows), measured, float(rate), 2 * DELAY, transmit, runs)
 
@@ -213,34 +251,36 @@ def tcp_beside(*, case: str | Case = CASES[0].name, timeout: float = 10.0) -> Tc
     chosen = globals()["case"](case) if isinstance(case, str) else case
     data = chosen.data()
     got = bytearray()
-    with Lab() as lab, LossyPath(lab) as path:
-        line = path.line(chosen.forward, chosen.backward, duration=timeout + 3)
-        with line:
-            with path.receiver_socket(socket.SOCK_STREAM) as server:
-                server.bind(RECEIVER)
-                server.listen(1)
-                server.settimeout(timeout)
+    path = kept_path()
+    lab = path.lab
+    line = path.line(chosen.forward, chosen.backward, duration=timeout + 3)
+    with line:
+        with path.receiver_socket(socket.SOCK_STREAM) as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the last run's may be in TIME-WAIT
+            server.bind(RECEIVER)
+            server.listen(1)
+            server.settimeout(timeout)
 
-                def read() -> None:
-                    try:
-                        conn, _ = server.accept()
-                        with conn:
-                            conn.settimeout(timeout)
-                            while chunk := conn.recv(65536):
-                                got.extend(chunk)
-                    except OSError:
-                        pass
+            def read() -> None:
+                try:
+                    conn, _ = server.accept()
+                    with conn:
+                        conn.settimeout(timeout)
+                        while chunk := conn.recv(65536):
+                            got.extend(chunk)
+                except OSError:
+                    pass
 
-                reader = threading.Thread(target=read, daemon=True)
-                reader.start()
-                start = time.monotonic()
-                with lab.socket() as sock:
-                    sock.settimeout(timeout)
-                    sock.connect(RECEIVER)
-                    sock.sendall(data)
-                    sock.shutdown(socket.SHUT_WR)
-                    reader.join(timeout)
-                seconds = time.monotonic() - start
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            start = time.monotonic()
+            with lab.socket() as sock:
+                sock.settimeout(timeout)
+                sock.connect(RECEIVER)
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                reader.join(timeout)
+            seconds = time.monotonic() - start
     seen, again, sent = set(), 0, 0
     for pkt in line.report.packets:
         if "TCP" in pkt and pkt["IP"].dst == RECEIVER[0] and len(pkt["TCP"].payload):

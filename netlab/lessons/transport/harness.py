@@ -41,7 +41,6 @@ from typing import Any
 
 from netlab.core.delayline import Direction
 from netlab.core.experiment import Experiment
-from netlab.core.lab import Lab
 from netlab.lessons.transport.path import RECEIVER, SENDER, LossyPath
 from netlab.lessons.transport.protocol import PAYLOAD, Segment
 
@@ -162,7 +161,9 @@ class TransportRun(Experiment):
                 ax.text(0.98, start - one_way, f"{seg.sprintf('%flags%')} {seg.ack}", fontsize=7, ha="right",
                         va="bottom")
         ax.set_xlim(-0.05, 1.05)
-        ax.invert_yaxis()
+        # Arrows and labels do not widen the axes' limits: set them to the frames drawn (ms, time downwards).
+        times = [seconds * 1000 for seconds, _, _ in rows] or [0.0]
+        ax.set_ylim(max(times) + one_way + 5, min(times) - one_way - 5)
         ax.set_xticks([0, 1], ["sender", "receiver"])
         ax.set_ylabel("ms (at the sender)")
         ax.set_title(f"{self.case}", fontsize=9)
@@ -289,28 +290,31 @@ def run_case(path: LossyPath, case: Case, sender: Callable[..., Any], receiver: 
                         backward_counts=dict(report.backward))
 
 
-def run_cases(lab: Lab, cases: Sequence[Case], sender: Callable[..., Any], receiver: Callable[..., Any], *,
-              window: int | None = None, stop_at_first: bool = True) -> list[TransportRun]:
-    """Run `cases` in order on one path in `lab` (each with its own delay line); stop after the first failure."""
+def run_cases(path: LossyPath, cases: Sequence[Case], sender: Callable[..., Any], receiver: Callable[..., Any], *,
+              window: int | None | Sequence[int] = None, stop_at_first: bool = True) -> list[TransportRun]:
+    """Run `cases` in order on `path` (each with its own delay line); stop after the first failure.
+
+    `window` is one window for every case, or one per case.
+    """
+    windows = list(window) if isinstance(window, (list, tuple)) else [window] * len(cases)
     runs: list[TransportRun] = []
-    with LossyPath(lab) as path:
-        upcoming = path.line(cases[0].forward, cases[0].backward, duration=cases[0].seconds + 3) if cases else None
-        for i, case in enumerate(cases):
-            line, upcoming = upcoming, None
-            if i + 1 < len(cases):  # the next case's delay line starts while this one runs
-                nxt = cases[i + 1]
-                upcoming = path.line(nxt.forward, nxt.backward, duration=nxt.seconds + 3)
-            try:
-                run = run_case(path, case, sender, receiver, window=window, line=line)
-            except BaseException:
-                if upcoming is not None:
-                    upcoming.close()
-                raise
-            runs.append(run)
-            if stop_at_first and problem(run, case) is not None:
-                if upcoming is not None:
-                    upcoming.close()
-                break
+    upcoming = path.line(cases[0].forward, cases[0].backward, duration=cases[0].seconds + 3) if cases else None
+    for i, case in enumerate(cases):
+        line, upcoming = upcoming, None
+        if i + 1 < len(cases):  # the next case's delay line starts while this one runs
+            nxt = cases[i + 1]
+            upcoming = path.line(nxt.forward, nxt.backward, duration=nxt.seconds + 3)
+        try:
+            run = run_case(path, case, sender, receiver, window=windows[i], line=line)
+        except BaseException:
+            if upcoming is not None:
+                upcoming.close()
+            raise
+        runs.append(run)
+        if stop_at_first and problem(run, case) is not None:
+            if upcoming is not None:
+                upcoming.close()
+            break
     return runs
 
 
