@@ -181,11 +181,11 @@ class Utilisation:
         return min(1.0, window * self.transmit / (self.rtt + self.transmit))
 
     def plot(self, ax: Any = None) -> Any:
-        """The measured utilisation (points) and the formula (line) on the same axes."""
-        import matplotlib.pyplot as plt
+        """The measured utilisation (points) and the formula (line) on the same axes; returns the figure."""
+        from netlab.core.draw import NotebookFigure
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
+            ax = NotebookFigure(figsize=(6, 3.5)).add_subplot()
         top = max(self.windows)
         xs = [1 + i * (top - 1) / 200 for i in range(201)]
         ax.plot(xs, [self.formula(x) for x in xs], color="tab:gray", label="U = N·(L/R) / (RTT + L/R)")
@@ -194,7 +194,7 @@ class Utilisation:
         ax.set_ylabel("utilisation U")
         ax.set_ylim(0, 1.1)
         ax.legend(loc="lower right", fontsize=8)
-        return ax
+        return ax.figure
 
 
 def _busy_fraction(run: TransportRun, transmit: float) -> float:

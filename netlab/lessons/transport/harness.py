@@ -136,15 +136,18 @@ class TransportRun(Experiment):
         return out
 
     def ladder(self, ax: Any = None, *, first: int = 0, count: int = 40) -> Any:
-        """Draw the run as a ladder (sender left, receiver right): frames `first` to `first + count`; lost ones end halfway."""
-        import matplotlib.pyplot as plt
+        """Draw the run as a ladder (sender left, receiver right): frames `first` to `first + count`; lost ones end halfway.
+
+        Returns the figure (shown by a notebook as the cell's result).
+        """
+        from netlab.core.draw import NotebookFigure
 
         rows = self.segments()[first:first + count]
         fates, number = self.fates(), 0
         for _, way, _ in self.segments()[:first]:
             number += way == "→"
         if ax is None:
-            _, ax = plt.subplots(figsize=(6.5, 0.32 * max(len(rows), 4) + 1))
+            ax = NotebookFigure(figsize=(6.5, 0.32 * max(len(rows), 4) + 1)).add_subplot()
         one_way = _one_way(self)
         for seconds, way, seg in rows:
             start = seconds * 1000
@@ -167,7 +170,7 @@ class TransportRun(Experiment):
         ax.set_xticks([0, 1], ["sender", "receiver"])
         ax.set_ylabel("ms (at the sender)")
         ax.set_title(f"{self.case}", fontsize=9)
-        return ax
+        return ax.figure
 
 
 _COLOURS = {"lost": "tab:red", "corrupted": "tab:orange", "duplicated": "tab:purple", "reordered": "tab:olive"}
