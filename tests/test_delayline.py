@@ -185,3 +185,14 @@ def test_the_delay_lines_own_queue_paces_at_the_rate_and_drops_at_its_limit(noth
     acked = samples[-1].bytes_acked
     assert 0.6 * 5e6 / 8 * 1.5 < acked < 1.2 * 5e6 / 8 * 1.5 + 200_000  # about the rate, not the veth's speed
     assert Conversation.from_packets(report.packets).causality == []
+
+
+def test_a_frame_reaching_an_idle_rate_limited_link_takes_its_whole_transmission_time():
+    """The catch-up for a late program never gives a frame on an idle link a head start (#30)."""
+    frame = udp_frame(b"x" * 1000)
+    spec = Direction(delay=0.01, rate=2e6, queue=10)
+    way = _Way("forward", spec.to_order(), out=None, started=0.0, note=lambda what: None)
+    held = []
+    way.arrive(frame, 1.0, lambda when, f, _way: held.append(when))
+    way.serve(1.0, lambda when, f, _way: held.append(when))
+    assert held == [pytest.approx(1.0 + len(frame) * 8 / 2e6 + 0.01)]
