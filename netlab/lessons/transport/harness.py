@@ -33,6 +33,7 @@ import os
 import pickle
 import select
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -264,6 +265,31 @@ def _child(func: Callable[..., Any], args: tuple, write: int, started: float) ->
 # --- one case ---
 
 
+class _Bounded(socket.socket):
+    """A UDP socket (a duplicate of `sock`) that sends at most `limit` datagrams; past it, each send waits 1 ms and
+    sends nothing. The capture, not this count, says how many were sent."""
+
+    def __init__(self, sock: socket.socket, limit: int) -> None:
+        super().__init__(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        self._left = limit
+
+    def _spend(self) -> bool:
+        self._left -= 1
+        if self._left < 0:
+            time.sleep(0.001)
+        return self._left >= 0
+
+    def sendto(self, data: Any, *args: Any) -> int:  # type: ignore[override]
+        return super().sendto(data, *args) if self._spend() else len(data)
+
+    def send(self, data: Any, *args: Any) -> int:  # type: ignore[override]
+        return super().send(data, *args) if self._spend() else len(data)
+
+    def sendall(self, data: Any, *args: Any) -> None:  # type: ignore[override]
+        if self._spend():
+            super().sendall(data, *args)
+
+
 def run_case(path: LossyPath, case: Case, sender: Callable[..., Any], receiver: Callable[..., Any], *,
              window: int | None = None, line: Any = None) -> TransportRun:
     """Run `sender` and `receiver` on `path` under `case` and return what the harness observed.
@@ -274,7 +300,12 @@ def run_case(path: LossyPath, case: Case, sender: Callable[..., Any], receiver: 
     data = case.data()
     line = line or path.line(case.forward, case.backward, duration=case.seconds + 3)
     with line:
-        tx, rx = path.udp()
+        bare, rx = path.udp()
+        # The sender's socket stops sending a little past what `problem` calls a flood: enough to
+        # judge it, and a capture that stays small enough to read (a loop of tiny segments could
+        # otherwise put tens of thousands of frames in it).
+        tx = _Bounded(bare, (FLOOD + 1) * -(-len(data) // PAYLOAD) + 40)
+        bare.close()
         with tx, rx:
             if window is None:
                 calls = [(receiver, (rx,)), (sender, (tx, data, RECEIVER))]
