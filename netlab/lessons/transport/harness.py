@@ -61,7 +61,7 @@ class Case:
     backward: Direction = field(default_factory=Direction)  # towards the sender: the ACKs
     size: int = 8 * PAYLOAD  # bytes of data the sender is given
     seconds: float = 3.0  # how long the sender and the receiver may take
-    seed: int = 13  # the data's bytes are drawn from it, so each case sends different data
+    seed: int = 13  # the data's random bytes are drawn from it: the same data on every run of the case
 
     def data(self) -> bytes:
         """The case's data: `size` bytes that differ from segment to segment (a swap is never invisible)."""
