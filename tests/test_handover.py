@@ -8,10 +8,10 @@ with one sentence, never run.
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
-import inspect
 import textwrap
 from types import SimpleNamespace
 
