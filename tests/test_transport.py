@@ -144,8 +144,14 @@ def test_checks_refuse_what_is_not_an_answer_without_opening_a_lab():
     assert "Not answered yet" in checks.stop_and_wait(print, stub).message
     assert "Not answered yet" in checks.go_back_n(..., print).message
     assert "not a int" in checks.stop_and_wait(42, print).message
-    assert "must take 1 argument: receiver(sock)" in checks.stop_and_wait(lambda s, d, p: 0, lambda a, b: b"").message
-    assert "must take 4 arguments" in checks.selective_repeat(lambda s, d, p: 0, lambda s, w: b"").message
+    def sender(sock, data, peer):
+        return 0
+
+    def receiver_of_two(sock, window):
+        return b""
+
+    assert "must take 1 argument: receiver(sock)" in checks.stop_and_wait(sender, receiver_of_two).message
+    assert "must take 4 arguments" in checks.selective_repeat(sender, receiver_of_two).message
 
 
 def test_each_protocols_cases_are_named_distinctly_and_the_single_loss_loses_only_the_third_frame():
