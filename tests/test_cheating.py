@@ -290,3 +290,14 @@ def test_unsetting_the_grading_switch_under_nbgrader_no_longer_gives_points(tmp_
     cheat = _with(sample(), WRONG, before="import os\nos.environ.pop('NETLAB_GRADING', None)")
     assert _nbgrader_style(cheat, tmp_path / "old", str(old_grader)) == [True, True]  # before #28: two points
     assert _nbgrader_style(cheat, tmp_path / "new", sys.executable) == [False, False]  # a headless kernel fails closed
+
+
+@needs_sandbox
+@pytest.mark.lab
+def test_a_notebooks_own_resolver_runs_live_in_the_sandbox():
+    # Notebooks 10 and 12 bind the lab's resolv.conf over /etc's in their resolver's mount namespace;
+    # a sandbox without an /etc/resolv.conf to cover made notebook 12's first exercise ungradable.
+    done = subprocess.run(sandbox.command([sys.executable, "-I", "-m", "netlab", "names"]), capture_output=True,
+                          text=True, timeout=120, preexec_fn=sandbox.set_limits)
+    assert done.returncode == 0, done.stderr
+    assert "live" in done.stdout and "198.51.100.80" in done.stdout, done.stdout

@@ -103,8 +103,10 @@ def command(argv: list[str], *, files: list[tuple[str, int | None]] = (), binds:
             args += ["--symlink", os.readlink(target), target]
         elif os.path.isdir(target):
             args += ["--ro-bind", target, target]
+    # /etc/resolv.conf is there to be covered: notebooks 10 and 12 bind the lab's own over it in a mount
+    # namespace of their resolver (a bind needs a file to cover); the sandbox has no network to use it on.
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/hosts",
-                "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/ssl", "/etc/localtime", "/etc/protocols",
+                "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/ssl", "/etc/localtime", "/etc/protocols",
                 "/etc/services", "/etc/mime.types", "/etc/iproute2", "/etc/matplotlibrc", "/etc/ethertypes", "/etc/fonts"):
         if _readable(etc):
             args += ["--ro-bind", etc, etc]
