@@ -7,9 +7,10 @@ model and C, echoes per second, p50 and p99 round-trip times, the server's threa
 switches per echo, and CPU time per echo on each side; then each model's rate relative to the
 fastest at each C; then whether the load generator limited the figures: how much of each run the
 busiest generator spent working, and the largest C again with half and twice as many generator
-processes.
+processes. Each point is the fastest of --rounds interleaved runs (3 by default; the table's
+spread column says how far the slowest fell below it).
 
-Run from the repository's root (about a minute on 2 cores):
+Run from the repository's root (a few minutes on 2 cores; --rounds 1 for a single pass):
 
     .venv/bin/python bench/echo.py
     .venv/bin/python bench/echo.py --clients 1,50,500 --messages 400 --generators 3
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--clients", default="1,10,100,500", help="client counts C, comma-separated (default 1,10,100,500)")
     parser.add_argument("--messages", type=int, default=200, help="messages per client M (default 200)")
     parser.add_argument("--generators", type=int, default=2, help="load-generator processes (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per point, the fastest kept (default 3)")
     args = parser.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     concurrency = netlab.concurrency
@@ -37,7 +39,8 @@ def main() -> None:
     print(f"echo bench: {cores} cores, load average {load:.1f} before the run "
           f"(other work on the machine lowers and scatters every figure below)")
     began = time.perf_counter()
-    results = concurrency.compare(clients=clients, messages=args.messages, generators=args.generators)
+    results = concurrency.compare(clients=clients, messages=args.messages, generators=args.generators,
+                                  rounds=args.rounds)
     print(results.why)
     print()
     print(results.table())
@@ -56,7 +59,8 @@ def main() -> None:
 
     print(f"\nIs the load generator the bottleneck? At {top} clients, with fewer and more generator processes:")
     counts = sorted({max(1, args.generators // 2), args.generators, 2 * args.generators})
-    others = {g: concurrency.compare(clients=[top], messages=args.messages, generators=g, progress=False)
+    others = {g: concurrency.compare(clients=[top], messages=args.messages, generators=g, rounds=args.rounds,
+                                     progress=False)
               for g in counts if g != args.generators}
     runs = {g: (others[g] if g in others else results) for g in counts}
     for model in results.models:

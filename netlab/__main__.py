@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from netlab.core.arguments import writable_folder
+from netlab.core.arguments import number_type, writable_folder
 from netlab.core.conversation import Conversation, conversations
 from netlab.core.errors import ConversationError, NetlabError
 from netlab.core.pcapfiles import load_pcap
@@ -158,17 +158,6 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _stream(text: str) -> int:
-    """A TCP stream number, 0 or more (numbered like Wireshark's tcp.stream)."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a stream number (0, 1, 2, …)") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{number} is not a stream number: streams are numbered from 0")
-    return number
-
-
 def _error_line(err: BaseException) -> str:
     """The one line netlab prints for an error: its message, with a file's name where the OS names one."""
     if isinstance(err, OSError) and err.strerror:
@@ -188,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("show", help="print the table (and draw the ladder) for a pcap you recorded")
     p.add_argument("file", help="a pcap or pcapng file (tcpdump -w, Wireshark)")
-    p.add_argument("--stream", type=_stream, help="show only TCP stream N (numbered from 0 like Wireshark)")
+    p.add_argument("--stream", type=number_type("a stream number", 0),
+                   help="show only TCP stream N (numbered from 0 like Wireshark)")
     p.add_argument("--png", help="also draw the ladder diagram to this PNG file (.png added when it has no extension)")
     p.add_argument("--payload", action="store_true", help="show the first bytes of each payload")
     window = p.add_mutually_exclusive_group()

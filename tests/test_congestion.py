@@ -192,6 +192,26 @@ def test_cwnd_command_prints_one_json_object():
                for r in out["reductions"])
 
 
+@pytest.mark.lab
+def test_cwnd_command_says_why_each_cut_happened_from_the_kernels_counters():
+    # Reno's slow start overshoots the path (33 segments in flight, 100 queued) long before data
+    # segment 300: the ordered loss comes with the queue's own drops in one window, one cut; back at
+    # half of 268, cwnd is still above what the path holds, and the queue's next drop is a cut of its own.
+    done = subprocess.run([sys.executable, "-m", "netlab", "cwnd", "--cc", "reno", "--loss", "300"],
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    cuts = [line for line in done.stdout.splitlines() if re.match(r"\s+at [\d.]+ s ", line)]
+    assert cuts and "the one the path lost" in cuts[0] and "more that the full queue dropped" in cuts[0]
+    assert all("a loss of its own" in line for line in cuts[1:])
+    losses = re.search(r"the path lost data segment 300 as ordered; its full queue dropped (\d+) \(tc's count\); "
+                       r"the sender retransmitted (\d+)", done.stdout)
+    assert losses, done.stdout
+    queue_drops, resent = map(int, losses.groups())
+    assert resent >= queue_drops + 1  # every drop was resent: the ordered one, and the queue's
+    counted = sum(int(n) for n in re.findall(r"(\d+) segments? resent", "\n".join(cuts)))
+    assert 1 < counted <= resent, cuts  # the cuts' own counts, of the kernel's total
+
+
 def test_cwnd_command_with_an_unknown_algorithm_says_so_in_one_line():
     done = subprocess.run([sys.executable, "-m", "netlab", "cwnd", "--cc", "nope"], capture_output=True, text=True,
                           timeout=30)
@@ -290,3 +310,46 @@ def test_slow_start_end_tells_hystart_from_a_loss():
     by_loss, by_hystart = congestion.slow_start_end(reno), congestion.slow_start_end(cubic)
     assert not by_loss.without_loss and by_loss.retransmitted > 0
     assert by_hystart.without_loss and by_hystart.ssthresh == by_hystart.cwnd
+
+
+# ---------------------------------------------------------------------------
+# The lesson's own drawings (netlab/lessons/congestion/draw.py), offered as netlab.congestion.NAME.
+
+
+def test_the_lessons_drawings_load_matplotlib_only_when_first_drawn():
+    code = ("import sys, netlab\n"
+            "import netlab.lessons.congestion.experiments as experiments\n"
+            "assert 'matplotlib' not in sys.modules, 'the experiments loaded matplotlib'\n"
+            "from netlab.lessons.congestion import draw\n"
+            "assert netlab.congestion.rtt_plot is draw.rtt_plot and experiments.cwnd_plot is draw.cwnd_plot\n"
+            "assert netlab.congestion.figure is draw.figure and 'growth_figure' in dir(netlab.congestion)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_drawing_of_another_lesson_is_not_the_cores():
+    # 09's plots moved from netlab.core.draw into the lesson; the core's drawing keeps what several use.
+    import netlab
+
+    assert not hasattr(netlab.draw, "rtt_plot") and not hasattr(netlab.draw, "cwnd_plot")
+    with pytest.raises(AttributeError, match="no attribute 'no_such_plot'"):
+        netlab.congestion.no_such_plot  # noqa: B018
+
+
+def test_cwnd_plot_draws_cwnd_ssthresh_in_flight_and_the_recovery_of_a_recording():
+    exp = load_recorded("congestion-reno", kind=congestion.CongestionExperiment)
+    ax = congestion.cwnd_plot(exp.samples, start=exp.start).axes[0]
+    lines = {line.get_gid(): line for line in ax.lines}
+    assert {"cwnd", "ssthresh", "in flight"} <= set(lines)
+    assert list(lines["cwnd"].get_ydata()) == [s.cwnd for s in exp.samples]
+    assert any((p.get_gid() or "").startswith("recovery ") for p in ax.patches)  # the loss's fast recovery, shaded
+    with pytest.raises(ValueError, match="at least one TCP_INFO sample"):
+        congestion.cwnd_plot([])
+
+
+def test_rtt_plot_draws_one_line_per_label_in_ms():
+    series = {"long queue": [(0.0, 0.040), (0.5, 0.300)], "short queue": [(0.0, 0.040), (0.5, 0.045)]}
+    ax = congestion.rtt_plot(series, title="two queues").axes[0]
+    drawn = {line.get_gid(): list(line.get_ydata()) for line in ax.lines}
+    assert drawn == {"rtt long queue": [40.0, 300.0], "rtt short queue": [40.0, 45.0]}
+    assert ax.get_title() == "two queues"

@@ -912,20 +912,56 @@ def test_fetch_refuses_what_is_no_request_target_before_opening_a_lab(paths):
 
 
 @pytest.mark.parametrize("reuse", [True, False])
-def test_time_spent_splits_the_run_into_handshakes_exchanges_and_the_gaps_between(reuse):
+def test_time_spent_cuts_both_runs_at_the_same_points_and_adds_up(reuse):
     exp = lesson.fetch(reuse=reuse)
     spent = exp.time_spent()
-    assert set(spent) == {"handshakes", "requests and responses", "between connections"}
-    # Each part is measured, not the remainder of the others: a handshake and an exchange take time,
-    # and so does opening the next connection.
-    assert spent["handshakes"] > 0 and spent["requests and responses"] > 0
-    syn_to_ack = sum(float(c.segments[2].packet.time) - float(c.segments[0].packet.time) for c in exp.conversations)
-    assert [c.flags()[:3] for c in exp.conversations] == [["SYN", "SYN-ACK", "ACK"]] * len(exp.conversations)
-    assert spent["handshakes"] == pytest.approx(syn_to_ack * 1000)
+    assert list(spent) == ["handshakes", "server answering", "client, after connecting", "client, after each answer",
+                           "opening the next connection"]
     assert sum(spent.values()) == pytest.approx(exp.seconds * 1000)
+    convs = exp.conversations
+    assert [c.flags()[:3] for c in convs] == [["SYN", "SYN-ACK", "ACK"]] * len(convs)
+    at = lambda seg: float(seg.packet.time)  # noqa: E731
+    ms = lambda seconds: pytest.approx(seconds * 1000, abs=1e-6)  # noqa: E731
+    assert spent["handshakes"] == ms(sum(at(c.segments[2]) - at(c.segments[0]) for c in convs))
+    # Each request's first byte to its response's last, read here from the segments independently:
+    # every request and every response of this experiment travels in one segment.
+    answering = 0.0
+    for conv in convs:
+        data = [s for s in conv.segments if s.length]
+        assert [s.direction for s in data] == ["C→S", "S→C"] * (len(data) // 2)
+        answering += sum(at(r) - at(q) for q, r in zip(data[::2], data[1::2]))
+    assert spent["server answering"] == ms(answering)
+    assert all(ms > 0 for part, ms in spent.items() if part != "opening the next connection")
     # On loopback a handshake costs a few hundredths of a millisecond: never the bulk of a run.
     assert spent["handshakes"] < exp.seconds * 1000 / 2
     if reuse:
-        assert spent["between connections"] == pytest.approx(0, abs=1e-6)
-    else:
-        assert spent["between connections"] > 0
+        assert spent["opening the next connection"] == 0
+    else:  # from each connection's client FIN to the next SYN
+        fins = [next(s for s in c.segments if s.direction == "C→S" and "FIN" in s.flags) for c in convs[:-1]]
+        assert spent["opening the next connection"] == ms(sum(at(c.segments[0]) - at(fin) for fin, c in zip(fins, convs[1:])))
+
+
+@pytest.mark.parametrize("kwargs", [{"size": 0}, {"size": 2_000_000}, {"tries": 0}, {"tries": 21}])
+def test_link_race_refuses_bad_sizes_and_tries_before_opening_a_lab(kwargs):
+    with pytest.raises(ValueError, match="size|tries"):
+        lesson.link_race(**kwargs)
+
+
+@pytest.mark.lab
+def test_a_ten_times_faster_link_hardly_shortens_a_small_request_a_shorter_round_trip_does():
+    slow, fast, near = lesson.RACE_PATHS
+    race = lesson.link_race(tries=1)
+    assert race.source == "live" and set(race.seconds) == {slow, fast, near}
+    # Two round trips of 40 ms, and 11 ms to send 14,000 bytes at 10 Mbit/s: at least the round trips.
+    assert all(seconds >= 2 * rtt for (rate, rtt), seconds in race.seconds.items())
+    assert race.speedup(fast) < 1.25 < race.speedup(near)
+    assert race.seconds[slow] / race.kept_open > 1.25  # no handshake: a round trip saved
+
+
+def test_link_race_shows_its_recording_where_the_lab_is_refused(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    race = lesson.link_race()
+    assert race.source == "recorded" and race.why.startswith("recorded")
+    assert set(race.seconds) == set(lesson.RACE_PATHS) and "recorded" in str(race)
+    with pytest.raises(netlab.LabUnavailable, match="recording only for the default paths"):
+        lesson.link_race(paths=((50e6, 0.01),))

@@ -95,3 +95,56 @@ def test_ignored_outputs_say_why(path):
         if "NBVAL_IGNORE_OUTPUT" in source:
             # nbval sees the marker only alone on its line; the next comment line says why.
             assert re.search(r"^# NBVAL_IGNORE_OUTPUT\n# \(\w.+\)$", source, re.M), "say on the next line why the output varies"
+
+
+# A number a run can change is printed by a cell, not typed in prose (#29). What can be checked by
+# machine: prose that names a field the way the outputs print it, `name=value` (`WScale=10`,
+# `seq=9`, `len=11`), or the number of a row of a printed conversation table. Such a value must be
+# one the stored outputs of the same notebook show for that name. `name=value` inside a code block,
+# or in a code span that calls something (`handshake(close_delay=0.2)`), is an argument, not a claim.
+_PAIR = re.compile(r"(?<![\w.])([A-Za-z][\w-]*)=(\d+(?:\.\d+)?)\b")
+_TABLE_ROW = re.compile(r"^\s*(\d+)\s+[\d.]+\s+(?:C→S|S→C)\s+[A-Z-]+\s+(\d+)\s+(\d+)?\s+(\d+)\s+(\d+)", re.M)
+_CODE = re.compile(r"```.*?```|`[^`\n]*\([^`\n]*`", re.S)
+
+
+def _printed_values(cells: list[dict]) -> dict[str, set[float]]:
+    """Every `name=value` the stored outputs print, and the seq, ack, len and window columns of their tables."""
+    text = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                     for c in cells for o in c.get("outputs", []))
+    values: dict[str, set[float]] = {}
+    for name, value in _PAIR.findall(text):
+        values.setdefault(name, set()).add(float(value))
+    for row in _TABLE_ROW.findall(text):
+        for name, value in zip(("segment", "seq", "ack", "len", "window"), row):
+            if value:
+                values.setdefault(name, set()).add(float(value))
+    return values
+
+
+def _contradictions(cells: list[dict]) -> list[str]:
+    """One line per `name=value` typed in a markdown cell that the stored outputs print only with other values."""
+    printed = _printed_values(cells)
+    wrong = []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "markdown":
+            continue
+        for name, value in _PAIR.findall(_CODE.sub("", _source(cell))):
+            if name in printed and float(value) not in printed[name]:
+                wrong.append(f"cell {index}: {name}={value}, but the outputs print {name}= "
+                             f"{', '.join(f'{v:g}' for v in sorted(printed[name])[:6])}")
+    return wrong
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_numbers_typed_in_prose_are_ones_the_outputs_print(path):
+    wrong = _contradictions(_cells(path))
+    assert not wrong, "typed numbers that the stored outputs contradict (print them from a cell):\n" + "\n".join(wrong)
+
+
+def test_the_typed_number_check_finds_a_contradiction():
+    table_row = "  5     1.236  S→C  ACK            1      14      0   65536  data\n"
+    cells = [{"cell_type": "code", "source": [], "outputs": [
+                 {"output_type": "stream", "text": ["C→S  SYN  options: MSS=65495 WScale=7\n", table_row]}]},
+             {"cell_type": "markdown", "source": ["It declared WScale=10 and acknowledged ack=14 (the table's column); "
+                                                  "`handshake(close_delay=0.2)` is an argument, not a claim."]}]
+    assert _contradictions(cells) == ["cell 1: WScale=10, but the outputs print WScale= 7"]

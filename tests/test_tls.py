@@ -198,7 +198,7 @@ def test_response_size_shows_through_the_encryption(comparison):
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 def test_tshark_reads_the_same_records(comparison, tmp_path):
     https = comparison.https
-    path = https.experiment.save(tmp_path / "https.pcap")
+    path = https.save(tmp_path / "https.pcap")
     port = https.conversation.server[1]
     out = subprocess.run(["tshark", "-r", str(path), "-d", f"tcp.port=={port},tls", "-T", "fields",
                           "-e", "tls.record.length", "-e", "tls.handshake.type"],
@@ -250,6 +250,26 @@ def test_recorded_fallback_is_labelled_and_reads_the_same(monkeypatch):
     assert refusal.source == "recorded" and "certificate has expired" in refusal.error
     other = netlab.tls.same_request("/")
     assert "The recording asked for 'GET /large?bytes=3000 HTTP/1.1'" in other.https.why
+
+
+def test_an_exchange_is_an_experiment_with_the_clients_facts_as_its_result(monkeypatch):
+    monkeypatch.setenv("NETLAB_RECORDED", "1")
+    comparison = netlab.tls.same_request()
+    refusal = netlab.tls.wrong_certificate("wrong name")
+    for exchange, scheme in ((comparison.http, "http"), (comparison.https, "https"), (refusal, "https")):
+        assert isinstance(exchange, netlab.Experiment) and exchange.scheme == scheme
+        assert exchange.facts is exchange.result  # one object: the client's report is the experiment's result
+        assert exchange.conversation.isn["client"] == exchange.conversations[0].isn["client"]
+        assert str(exchange) == exchange.conversation.table()
+    assert not hasattr(comparison.https, "experiment")  # no wrapped second result to keep in step
+
+
+def test_an_exchange_whose_client_raised_keeps_the_error_as_its_facts():
+    from netlab.lessons.tls.experiments import TLSExchange
+
+    exchange = TLSExchange([], "live", "live: …", result=ConnectionResetError(104, "Connection reset by peer"))
+    assert exchange.facts == {"error": "ConnectionResetError(104, 'Connection reset by peer')"}
+    assert exchange.error.startswith("ConnectionResetError") and isinstance(exchange.result, ConnectionResetError)
 
 
 @pytest.mark.parametrize("name", sorted(netlab.tls.RECORDINGS))

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PHASE_COLOURS", "SIDE_COLOURS", "TIME_SEQUENCE_COLOURS", "ladder", "ladder_segments", "state_diagram",
            "time_sequence",
-           "window_plot", "LAYER_COLOURS", "encapsulation", "header_ranges", "NotebookFigure"]
+           "window_plot", "LAYER_COLOURS", "encapsulation", "header_ranges", "NotebookFigure", "plot_figure_and_axes"]
 
 # Okabe & Ito's palette, chosen to stay distinct for the common kinds of colour blindness.
 PHASE_COLOURS: dict[str, str] = {
@@ -646,8 +646,9 @@ _PLOT_HEIGHT = 4.4  # inches: the axes of a time plot, tick labels and legend in
 _MARGINS = (0.11, 0.12, 0.86, 0.78)  # left, bottom, width, height of the axes, as fractions of the figure
 
 
-def _plot_figure_and_axes(ax: Axes | None) -> tuple[Figure, Axes]:
-    """A new notebook-width figure with room for ticks, axis labels and a title, or `ax`'s figure."""
+def plot_figure_and_axes(ax: Axes | None) -> tuple[Figure, Axes]:
+    """A new notebook-width figure (8.6 by 4.4 inches) with room for ticks, axis labels and a title, or `ax`'s
+    figure: where every plot against time starts, here and in a lesson's own drawings."""
     if ax is None:
         fig = NotebookFigure(figsize=(_WIDTH, _PLOT_HEIGHT))
         return fig, fig.add_axes(_MARGINS)
@@ -674,7 +675,7 @@ def time_sequence(conv: Conversation, direction: str = CLIENT_TO_SERVER, *, ax: 
     """
     if direction not in (CLIENT_TO_SERVER, SERVER_TO_CLIENT):
         raise ValueError(f"direction must be {CLIENT_TO_SERVER!r} or {SERVER_TO_CLIENT!r}, not {direction!r}")
-    fig, ax = _plot_figure_and_axes(ax)
+    fig, ax = plot_figure_and_axes(ax)
     scale, unit = _time_scale(conv)
     sender = "client" if direction == CLIENT_TO_SERVER else "server"
     if title is None:
@@ -769,7 +770,7 @@ def window_plot(conv: Conversation, *, ax: Axes | None = None, title: str | None
     are left out, since a RST's window means nothing. Time is in ms for a conversation shorter
     than 2 s, else in seconds. Returns the Figure (8.6 by 4.4 inches without `ax`).
     """
-    fig, ax = _plot_figure_and_axes(ax)
+    fig, ax = plot_figure_and_axes(ax)
     scale, unit = _time_scale(conv)
     if title is None:
         title = f"Advertised receive window, stream {conv.stream_number} ({_source_words(conv.source)})"
@@ -876,69 +877,4 @@ def encapsulation(pkt: Any, *, ax: Axes | None = None, title: str | None = None)
                                    edgecolor="#333333", lw=0.8, hatch="//", gid=f"carried by {name}"))
     for _name, start, _end in ranges[1:]:  # dotted lines down the boundaries: the same byte in every row
         ax.plot([left + start * scale] * 2, [-0.15, rows], color="#777777", lw=0.6, ls=":", zorder=0)
-    return fig
-
-
-def cwnd_plot(samples: list[Any], *, start: float | None = None, ax: Axes | None = None,
-              title: str | None = None, unit: str = "ms") -> Figure:
-    """Draw a TCP sender's state over time: cwnd, ssthresh and segments in flight, in segments.
-
-    `samples` are the kernel's TCP_INFO readings (objects with `time` in Unix seconds, `cwnd`,
-    `ssthresh`, `in_flight` and `ca_state`, as netlab.core.sockets.TcpInfo); `start` (Unix
-    seconds) is time 0, the first sample by default, so the plot lines up with a time-sequence
-    graph of the same capture. Time in `unit` ("ms" or "s"); fast recovery is shaded grey, a
-    timeout's Loss state red.
-    Returns the Figure (8.6 by 4.4 inches without `ax`).
-    """
-    fig, ax = _plot_figure_and_axes(ax)
-    if not samples:
-        raise ValueError("cwnd_plot needs at least one TCP_INFO sample")
-    zero = samples[0].time if start is None else start
-    scale = 1.0 if unit == "s" else 1000.0
-    times = [(s.time - zero) * scale for s in samples]
-    ax.step(times, [s.cwnd for s in samples], where="post", color="#0072B2", lw=1.8, label="cwnd", gid="cwnd", zorder=3)
-    ax.step(times, [s.in_flight for s in samples], where="post", color="#009E73", lw=1.0, label="segments in flight",
-            gid="in flight", zorder=2)
-    known = [(t, s.ssthresh) for t, s in zip(times, samples, strict=True) if s.ssthresh is not None]
-    if known:
-        ax.step([t for t, _ in known], [v for _, v in known], where="post", color="#D55E00", lw=1.2, ls="--",
-                label="ssthresh", gid="ssthresh", zorder=2)
-    for state, colour in (("Recovery", "#BBBBBB"), ("Loss", "#F4A6A6")):
-        begin = None
-        for t, s in zip(times + [times[-1]], samples + [samples[-1]], strict=True):
-            if s.ca_state == state and begin is None:
-                begin = t
-            elif s.ca_state != state and begin is not None:
-                ax.axvspan(begin, t, color=colour, alpha=0.5, lw=0, gid=f"{state.lower()} {begin:.0f}", zorder=0)
-                begin = None
-        if any(s.ca_state == state for s in samples):
-            ax.plot([], [], color=colour, lw=6, alpha=0.5, label="fast recovery" if state == "Recovery" else "timeout (Loss)")
-    algorithm = getattr(samples[0], "algorithm", "")
-    ax.set_title(title or f"The sender's congestion window ({algorithm}), from its kernel (TCP_INFO)",
-                 fontsize=11, fontweight="bold", pad=6)
-    ax.set_xlabel(f"time ({'s' if unit == 's' else 'ms'})", fontsize=10)
-    ax.set_ylabel("segments", fontsize=10)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.tick_params(labelsize=9)
-    ax.grid(True, color="#dddddd", lw=0.6, zorder=0)
-    ax.legend(fontsize=8, loc="upper left")
-    return fig
-
-
-def rtt_plot(series: dict[str, list[tuple[float, float]]], *, ax: Axes | None = None, title: str | None = None) -> Figure:
-    """Draw round-trip times over time, one line per label: {label: [(seconds, round trip in seconds), ...]}.
-
-    Times are shown in ms. Returns the Figure (8.6 by 4.4 inches without `ax`).
-    """
-    fig, ax = _plot_figure_and_axes(ax)
-    for colour, (label, points) in zip(("#D55E00", "#0072B2", "#009E73", "#CC79A7"), series.items(), strict=False):
-        ax.plot([t * 1000 for t, _ in points], [r * 1000 for _, r in points], marker=".", color=colour, lw=1.2,
-                label=label, gid=f"rtt {label}")
-    ax.set_title(title or "Round-trip time of a small connection", fontsize=11, fontweight="bold", pad=6)
-    ax.set_xlabel("time (ms)", fontsize=10)
-    ax.set_ylabel("round-trip time (ms)", fontsize=10)
-    ax.set_ylim(bottom=0)
-    ax.tick_params(labelsize=9)
-    ax.grid(True, color="#dddddd", lw=0.6, zorder=0)
-    ax.legend(fontsize=8, loc="upper left")
     return fig

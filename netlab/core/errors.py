@@ -14,8 +14,8 @@ netlab has one error policy:
 
 The command line catches `NetlabError` (and `OSError`) and prints one line, never a traceback.
 Some classes also derive from the built-in exception a caller would expect (`PcapError` is a
-`ValueError`, `RetryError` a `ConnectionError`, `WaitTimeout` a `TimeoutError`), so code written
-against those keeps working.
+`ValueError`, `RetryError` a `ConnectionError`, `PeerClosed` an `EOFError`, `WaitTimeout` a
+`TimeoutError`), so code written against those keeps working.
 """
 
 from __future__ import annotations

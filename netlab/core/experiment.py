@@ -163,16 +163,18 @@ def all_closed(states: list[SocketState]) -> bool:
 
 
 def run(client: Callable[[Lab, tuple[str, int] | None], Any], *, recorded: str | None = None,
-        server: bool = True, close_delay: float = 0.0, timeout: float = 5.0) -> Experiment:
+        server: bool = True, close_delay: float = 0.0, timeout: float = 5.0,
+        kind: type[E] = Experiment) -> E:  # type: ignore[assignment]
     """Run `client(lab, server_address)` in a fresh lab with an echo server, capturing every packet.
 
     `recorded` names the capture in netlab/data to show instead when this machine refuses the
     lab. `close_delay` (seconds) holds the server's close after the client's (see EchoServer).
     Exceptions from `client` are kept in `Experiment.result`, not raised: a refused connection
-    is an outcome to look at.
+    is an outcome to look at. The result is a `kind`, live or recorded (an Experiment or a
+    subclass whose own fields all have defaults).
     """
 
-    def live(lab: Lab) -> Experiment:
+    def live(lab: Lab) -> E:
         server_ctx = EchoServer(lab=lab, timeout=timeout, close_delay=close_delay) if server else None
         try:
             with lab.capture(timeout=timeout) as cap:
@@ -184,10 +186,10 @@ def run(client: Callable[[Lab, tuple[str, int] | None], Any], *, recorded: str |
         finally:
             if server_ctx is not None:
                 server_ctx.close()
-        return Experiment(cap.packets, "live", LIVE, kernel_states=[s for s in states if s.state != "LISTEN"],
-                          result=result, capture_ready_seconds=cap.ready_seconds)
+        return kind(cap.packets, "live", LIVE, kernel_states=[s for s in states if s.state != "LISTEN"],
+                    result=result, capture_ready_seconds=cap.ready_seconds)
 
-    return live_or_recorded(live, recorded)
+    return live_or_recorded(live, recorded, kind=kind)
 
 
 # ---------------------------------------------------------------------------

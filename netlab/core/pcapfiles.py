@@ -197,9 +197,10 @@ def _check_pcapng(path: Path, data: bytes) -> list[int]:
 
 
 def recorded_packets(name: str) -> list:
-    """Return the packets of a recorded capture shipped with netlab (`netlab/data/NAME.pcap`)."""
+    """Return the packets of a recorded capture shipped with netlab (`netlab/data/NAME.pcap`); a name netlab
+    does not ship is a bad argument (ValueError, naming those it ships)."""
     path = DATA / f"{name}.pcap"
     if not path.is_file():
         names = sorted(p.stem for p in DATA.glob("*.pcap"))
-        raise FileNotFoundError(f"no recorded capture named {name!r}; netlab ships {names}")
+        raise ValueError(f"no recorded capture named {name!r}; netlab ships {names}")
     return load_pcap(path)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EchoServer", "echo_server", "recv_exactly", "recv_until_closed", "hello", "new_socket",
-    "MessageTooLarge", "send_message", "recv_message", "MAX_FRAME", "unacknowledged",
+    "MessageTooLarge", "PeerClosed", "send_message", "recv_message", "MAX_FRAME", "unacknowledged",
     "RetryError", "connect_with_retry", "listener", "connect_to_unused_port", "SO_TIMESTAMPNS", "recv_stamped", "kernel_time",
     "TcpInfo", "tcp_info", "CA_STATES", "TCP_CONGESTION",
 ]
@@ -102,13 +102,20 @@ def echo_server(lab: Lab | None = None, host: str = "127.0.0.1", port: int = 0, 
     return EchoServer(host, port, lab=lab, **kwargs)
 
 
+class PeerClosed(ProtocolError, EOFError):
+    """The peer closed the connection before the bytes a reader waited for had all arrived.
+
+    An `EOFError` too, as Python's own readers raise at an unexpected end, so `except EOFError` catches it.
+    """
+
+
 def recv_exactly(sock: socket.socket, length: int) -> bytes:
-    """Read exactly `length` bytes: TCP is a byte stream and one recv may return fewer."""
+    """Read exactly `length` bytes: TCP is a byte stream and one recv may return fewer (PeerClosed if it ends first)."""
     data = bytearray()
     while len(data) < length:
         chunk = sock.recv(length - len(data))
         if not chunk:
-            raise EOFError(f"the peer closed the connection with {length - len(data)} of {length} bytes still missing")
+            raise PeerClosed(f"the peer closed the connection with {length - len(data)} of {length} bytes still missing")
         data += chunk
     return bytes(data)
 
@@ -165,7 +172,7 @@ def recv_message(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes | 
     """Receive one whole message sent by `send_message`; None when the peer has closed between messages.
 
     However the bytes were split into segments or recvs, the result is exactly one message.
-    A peer that closes in the middle of a message raises EOFError naming the bytes missing; a
+    A peer that closes in the middle of a message raises PeerClosed (an EOFError) naming the bytes missing; a
     length larger than `limit` (bytes) raises MessageTooLarge before anything is read into memory.
     """
     if limit < 0:
@@ -175,8 +182,8 @@ def recv_message(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes | 
         return None  # a clean end: the peer closed after its last whole message
     try:
         header = first + recv_exactly(sock, _LENGTH.size - len(first))
-    except EOFError:
-        raise EOFError(f"the peer closed the connection inside a length prefix: {len(first)} of its "
+    except PeerClosed:
+        raise PeerClosed(f"the peer closed the connection inside a length prefix: {len(first)} of its "
                        f"{_LENGTH.size} bytes arrived") from None
     (length,) = _LENGTH.unpack(header)
     if length > limit:
@@ -185,7 +192,7 @@ def recv_message(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes | 
     while len(data) < length:
         chunk = sock.recv(min(length - len(data), 1 << 20))
         if not chunk:
-            raise EOFError(f"the peer closed the connection in the middle of a {length}-byte message: "
+            raise PeerClosed(f"the peer closed the connection in the middle of a {length}-byte message: "
                            f"{length - len(data)} bytes still missing")
         data += chunk
     return bytes(data)

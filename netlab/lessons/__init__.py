@@ -10,7 +10,8 @@ A lesson package `netlab/lessons/<name>/` holds everything of its notebook:
                      experiment that makes it live again
     checks.py        its exercises' checks, each marked `@exercise_check` (`netlab.core.checking`)
     commands.py      `add_commands(commands)`: its subcommands of `python -m netlab` (an argparse
-                     subparsers object; each subcommand's function returns the exit status); one
+                     subparsers object; each subcommand's function returns the exit status and
+                     raises its errors, which `python -m netlab` prints in one line); one
                      that runs an experiment (its first line says live or recorded, and why) says
                      so with `set_defaults(experiment=True)`: the container test runs each of those
     (anything else)  what only this lesson uses: its drawings, its helpers

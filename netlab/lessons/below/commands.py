@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 
+from netlab.core.arguments import number_type
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add this lesson's subcommands to `python -m netlab`."""
     p = commands.add_parser("traceroute", help="trace the lab's routed path: the router, then the server, with round trips")
-    p.add_argument("--max-hops", type=_hops, default=8, metavar="N", help="the largest TTL to probe with, 1 to 30 (default 8)")
+    p.add_argument("--max-hops", type=number_type("a largest TTL", 1, 30), default=8, metavar="N",
+                   help="the largest TTL to probe with, 1 to 30 (default 8)")
     p.set_defaults(func=_traceroute, experiment=True)
 
 
@@ -26,14 +29,3 @@ def _traceroute(args: argparse.Namespace) -> int:
     for hop in hops_of(exp):
         print(hop.line(NAMES))
     return 0
-
-
-def _hops(text: str) -> int:
-    """A traceroute's largest TTL, 1 to 30."""
-    try:
-        hops = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 30") from None
-    if not 1 <= hops <= 30:
-        raise argparse.ArgumentTypeError(f"{hops} hops: choose 1 to 30")
-    return hops

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
-from netlab.core.errors import LabUnavailable
+from netlab.core.errors import LabError, LabUnavailable
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
 from netlab.core.lab import Lab, inner_refusal_sentence
 from netlab.core.programs import ProgramMissing, program
@@ -690,7 +690,7 @@ def resolve(path: LabPath | None = None, *, name: str = NAME) -> PathExperiment:
             # unshare refused whatever its errno (as the lab's own); a bind mount refused with these
             if call.startswith("unshare") or code in (errno.EPERM, errno.EACCES, errno.ENOSYS):
                 raise LabUnavailable(inner_refusal_sentence(call, code, "a mount namespace for the resolver's own files"))
-            raise OSError(code, f"{call} failed in the resolver's mount namespace: {os.strerror(code)}")
+            raise LabError(f"{call} failed in the resolver's mount namespace: {os.strerror(code)}")
         return _experiment(cap, {"name": name, **said, "questions": sorted(set(dns.queries))})
 
     return _run(path, live, "below-dns" if name == NAME else "below-dns-unknown")

@@ -42,9 +42,26 @@ from netlab.core.sockets import TcpInfo
 __all__ = [
     "CongestionExperiment", "Round", "Reduction", "run", "slow_start", "after_loss", "timeout", "window_limits",
     "bufferbloat", "rounds", "reductions", "capture_check", "kernel_facts", "available_algorithms",
-    "default_algorithm", "figure", "window_estimate", "WindowEstimate", "RECORDINGS", "MSS", "at_once",
-    "growth", "growth_recorded", "growth_figure", "increments", "Stretch", "slow_start_end", "SlowStartEnd",
+    "default_algorithm", "window_estimate", "WindowEstimate", "RECORDINGS", "MSS", "at_once",
+    "growth", "growth_recorded", "increments", "Stretch", "slow_start_end", "SlowStartEnd",
 ]
+
+# The lesson's drawings (draw.py), offered here as `netlab.congestion.NAME` and loaded on first use:
+# matplotlib takes 0.5 s to import, which an experiment run without a figure (`python -m netlab cwnd`)
+# should not pay.
+_DRAWINGS = ("cwnd_plot", "figure", "growth_figure", "rtt_plot")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DRAWINGS:
+        from netlab.lessons.congestion import draw
+
+        return getattr(draw, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_DRAWINGS})
 
 WHY = ("live: sent just now through a bottleneck in a private network namespace that netlab created "
        "(tbf queue, a delay line for the round trip, a Linux receiver)")
@@ -563,19 +580,6 @@ def slow_start_end(exp: CongestionExperiment) -> SlowStartEnd | None:
     return None
 
 
-def growth_figure(reno: CongestionExperiment, cubic: CongestionExperiment) -> Any:
-    """cwnd against time for the long Reno and CUBIC runs, one above the other, in seconds."""
-    from netlab.core.draw import NotebookFigure, cwnd_plot
-
-    fig = NotebookFigure(figsize=(8.6, 7.0))
-    for exp, box in ((reno, (0.09, 0.56, 0.88, 0.37)), (cubic, (0.09, 0.07, 0.88, 0.37))):
-        ax = fig.add_axes(box)
-        source = "recorded" if not exp.live else "live"
-        cwnd_plot(exp.samples, start=exp.start, ax=ax, unit="s",
-                  title=f"{exp.algorithm} ({source}): cwnd over {exp.samples[-1].time - exp.start:.0f} s")
-    return fig
-
-
 # The recordings shipped in netlab/data, re-recorded by `python -m netlab record`.
 RECORDINGS: dict[str, Callable[[], Experiment]] = {
     "congestion-slow-start": lambda: slow_start(recorded=None),
@@ -590,25 +594,6 @@ RECORDINGS: dict[str, Callable[[], Experiment]] = {
     "congestion-growth-reno": lambda: _long_run("reno", 15.0, recorded=None),
     "congestion-growth-cubic": lambda: _long_run("cubic", 15.0, recorded=None),
 }
-
-
-def figure(exp: CongestionExperiment, title: str | None = None) -> Any:
-    """The time-sequence graph of the bulk transfer above the sender's cwnd from its kernel, on one time axis.
-
-    Both start at the bulk connection's SYN, so a round of segments in the upper graph sits
-    above the cwnd that allowed it.
-    """
-    from scapy.layers.inet import TCP
-
-    from netlab.core.draw import NotebookFigure, cwnd_plot, time_sequence
-
-    fig = NotebookFigure(figsize=(8.6, 7.6))
-    top, bottom = fig.add_axes((0.09, 0.56, 0.88, 0.38)), fig.add_axes((0.09, 0.07, 0.88, 0.38))
-    conv = exp.conversation
-    time_sequence(conv, ax=top, title=title or f"{exp.algorithm}: {exp.path}")
-    zero = next((float(p.time) for p in exp.packets if TCP in p and SINK_PORT in (p[TCP].dport, p[TCP].sport)), None)
-    cwnd_plot(exp.samples, start=zero, ax=bottom, unit=top.get_xlabel().removeprefix("time (").rstrip(")"))
-    return fig
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from netlab.core.arguments import writable_folder
+from netlab.core.arguments import number_type, writable_folder
 from netlab.core.conversation import Conversation
 
 
@@ -17,8 +17,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add this lesson's subcommands to `python -m netlab`."""
     p = commands.add_parser("handshake", help="capture a TCP handshake, one message and the teardown")
     p.add_argument("--out", default=".", help="folder for handshake.pcap and handshake.png (default: .)")
-    p.add_argument("--close-delay", type=_delay, default=0.0, metavar="SECONDS",
-                   help="hold the server's close this long (0.2 shows a four-segment teardown)")
+    p.add_argument("--close-delay", type=number_type("a delay in seconds", 0, 5, whole=False), default=0.0,
+                   metavar="SECONDS", help="hold the server's close this long (0.2 shows a four-segment teardown)")
     p.set_defaults(func=_handshake, experiment=True)
 
     p = commands.add_parser("refused", help="connect to a port where nothing listens: see the RST")
@@ -63,14 +63,3 @@ def _ladder_png(conv: Conversation, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ladder(conv).savefig(path, dpi=110)
     return path
-
-
-def _delay(text: str) -> float:
-    """A delay in seconds, 0 to 5."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= seconds <= 5:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is not a delay from 0 to 5 seconds")
-    return seconds

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 
+from netlab.core.arguments import number_type
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add this lesson's subcommands to `python -m netlab`."""
     p = commands.add_parser("http-server", help="run the lessons' HTTP server on 127.0.0.1 until Ctrl-C")
-    p.add_argument("--port", type=_port, default=0, help="port to listen on (default 0: the kernel picks a free one)")
+    p.add_argument("--port", type=number_type("a port number", 0, 65535), default=0,
+                   help="port to listen on (default 0: the kernel picks a free one)")
     p.set_defaults(func=_http_server)
 
 
@@ -39,14 +42,3 @@ def _http_server(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("stopping", flush=True)
     return 0
-
-
-def _port(text: str) -> int:
-    """A TCP port number, 0 to 65535 (0: the kernel picks a free one)."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (a whole number from 0 to 65535)") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number: ports go from 0 to 65535")
-    return port

@@ -12,7 +12,7 @@ a private key only from a file, so the keys are written into a temporary directo
 `same_request()` sends one GET request to the lab's HTTP server (`netlab.core.http.serve`) twice,
 once in the clear and once over TLS, capturing each connection. `wrong_certificate(case)`
 connects a verifying client to a server whose certificate is wrong in one way. Each returns a
-`TLSExchange`: the captured conversation plus what the client's `ssl` module reported. Its
+`TLSExchange`, an `Experiment` that adds what the client's `ssl` module reported. Its
 `records()` are the TLS records of the capture, cut and named by scapy's TLS layer
 (`scapy.layers.tls`), so a notebook reads the handshake as an observer on the wire would.
 
@@ -25,6 +25,7 @@ Rules for this file:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import http.client
@@ -34,6 +35,7 @@ import secrets
 import ssl
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -412,33 +414,22 @@ def _extension(hello: Any, cls_name: str) -> Any:
 
 
 @dataclass
-class TLSExchange:
-    """A request to the lab's server over HTTP or HTTPS: the capture and what the client saw.
+class TLSExchange(Experiment):
+    """A request to the lab's server over HTTP or HTTPS: the experiment's capture, and what the client saw.
 
-    `facts` holds what the client's own libraries reported (status, response size, the TLS
-    version and cipher the `ssl` module negotiated, the server's certificate, or the error).
+    `result` (and `facts`, the same dict) holds what the client's own libraries reported (status,
+    response size, the TLS version and cipher the `ssl` module negotiated, the server's
+    certificate, or the error).
     """
 
-    scheme: str  # "http" or "https"
-    experiment: Experiment
-    facts: dict = field(default_factory=dict)
+    scheme: str = "https"  # "http" or "https"
     _records: list[Record] | None = field(default=None, init=False, repr=False)
 
-    @property
-    def conversation(self) -> Conversation:
-        return self.experiment.conversation
-
-    @property
-    def source(self) -> str:
-        return self.experiment.source
-
-    @property
-    def why(self) -> str:
-        return self.experiment.why
-
-    @property
-    def live(self) -> bool:
-        return self.experiment.live
+    @cached_property
+    def facts(self) -> dict:
+        """What the client reported: live, the dict its function returned; recorded, that dict read back from NAME.json."""
+        # Where the client raised, `run` kept the exception as the result instead of a dict.
+        return self.result if isinstance(self.result, dict) else {"error": repr(self.result)}
 
     @property
     def error(self) -> str | None:
@@ -530,9 +521,6 @@ class TLSExchange:
                 last = s.direction
         return turns
 
-    def __str__(self) -> str:
-        return self.conversation.table()
-
 
 @dataclass
 class TLSComparison:
@@ -584,24 +572,20 @@ def _tls_facts(sock: ssl.SSLSocket) -> dict:
     }
 
 
-def _exchange(scheme: str, experiment: Experiment) -> TLSExchange:
-    # Live, `result` is what the client returned; recorded, the same dict read back from NAME.json.
-    result = experiment.result
-    return TLSExchange(scheme, experiment, result if isinstance(result, dict) else {"error": repr(result)})
+def _plain(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSExchange:
+    exchange = run(_client(None, None, path, timeout), recorded="tls-http", server=False, timeout=timeout, kind=TLSExchange)
+    return dataclasses.replace(exchange, scheme="http")
 
 
-def _plain(path: str = DEFAULT_PATH, timeout: float = 5.0) -> Experiment:
-    return run(_client(None, None, path, timeout), recorded="tls-http", server=False, timeout=timeout)
-
-
-def _secure(path: str = DEFAULT_PATH, timeout: float = 5.0) -> Experiment:
+def _secure(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSExchange:
     with CertificateAuthority() as ca:
         server_ctx, client_ctx = ca.server_context(), ca.client_context()
     # The contexts hold the keys in memory: the directory is already gone when the request runs.
-    return run(_client(server_ctx, client_ctx, path, timeout), recorded="tls-https", server=False, timeout=timeout)
+    return run(_client(server_ctx, client_ctx, path, timeout), recorded="tls-https", server=False, timeout=timeout,
+               kind=TLSExchange)
 
 
-def _refusal(case: str, timeout: float = 5.0) -> Experiment:
+def _refusal(case: str, timeout: float = 5.0) -> TLSExchange:
     with CertificateAuthority() as trusted, CertificateAuthority("an authority nobody trusts") as stranger:
         client_ctx = trusted.client_context()
         if case == "unknown CA":
@@ -610,7 +594,8 @@ def _refusal(case: str, timeout: float = 5.0) -> Experiment:
             server_ctx = trusted.server_context(trusted.issue(names=("www.example.com",), addresses=()))
         else:
             server_ctx = trusted.server_context(trusted.issue(expired=True))
-    return run(_client(server_ctx, client_ctx, "/", timeout), recorded=CASES[case], server=False, timeout=timeout)
+    return run(_client(server_ctx, client_ctx, "/", timeout), recorded=CASES[case], server=False, timeout=timeout,
+               kind=TLSExchange)
 
 
 def same_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSComparison:
@@ -621,11 +606,11 @@ def same_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSCompariso
     """
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"the path is the part of a URL after the host and starts with '/', not {path!r}")
-    comparison = TLSComparison(_exchange("http", _plain(path, timeout)), _exchange("https", _secure(path, timeout)), path)
+    comparison = TLSComparison(_plain(path, timeout), _secure(path, timeout), path)
     for exchange in (comparison.http, comparison.https):
         asked = exchange.facts.get("request")
         if not exchange.live and asked != f"GET {path} HTTP/1.1":
-            exchange.experiment.why += f" (The recording asked for {asked!r}.)"
+            exchange.why += f" (The recording asked for {asked!r}.)"
     return comparison
 
 
@@ -634,7 +619,7 @@ def https_request(path: str = DEFAULT_PATH, timeout: float = 5.0) -> TLSExchange
     lab is refused, labelled as recorded). `timeout` is in seconds, for every connect and read."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"the path is the part of a URL after the host and starts with '/', not {path!r}")
-    return _exchange("https", _secure(path, timeout))
+    return _secure(path, timeout)
 
 
 def wrong_certificate(case: str, timeout: float = 5.0) -> TLSExchange:
@@ -645,7 +630,7 @@ def wrong_certificate(case: str, timeout: float = 5.0) -> TLSExchange:
     """
     if case not in CASES:
         raise ValueError(f"no certificate case {case!r}; choose one of {', '.join(repr(c) for c in CASES)}")
-    return _exchange("https", _refusal(case, timeout))
+    return _refusal(case, timeout)
 
 
 # The captures shipped in netlab/data for the recorded fallback; `python -m netlab record`

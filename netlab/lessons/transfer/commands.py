@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+from netlab.core.arguments import number_type
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add this lesson's subcommands to `python -m netlab`."""
     p = commands.add_parser("retransmit", help="send to a peer that never acknowledges: see each timeout double")
-    p.add_argument("--count", type=_count, default=5, metavar="N",
+    p.add_argument("--count", type=number_type("a number of retransmissions", 1, 8), default=5, metavar="N",
                    help="retransmissions to wait for, 1 to 8 (default 5: about 6 s)")
     p.set_defaults(func=_retransmit, experiment=True)
 
@@ -38,14 +40,3 @@ def _retransmit(args: argparse.Namespace) -> int:
         print(f"  retransmission {number}: at {when:6.3f} s, {wait:.3f} s after the last copy{ratio}")
         previous_wait, last = wait, when
     return 0
-
-
-def _count(text: str) -> int:
-    """A number of retransmissions to wait for, 1 to 8."""
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 8") from None
-    if not 1 <= count <= 8:
-        raise argparse.ArgumentTypeError(f"{count} retransmissions: choose 1 to 8 (8 takes about a minute)")
-    return count
