@@ -18,11 +18,16 @@ from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
 @exercise_check
 def reloaded_capture(exp: Any, packets: Any) -> Feedback:
-    """Exercise: save `exp` as a pcap and load it back with netlab.load_pcap; pass what was loaded."""
-    if (fb := unanswered(packets)) is not None:
+    """Exercise: a capture of the student's own, carrying a message they chose (live), saved as a pcap and loaded
+    back with netlab.load_pcap; pass the experiment and what was loaded."""
+    if (fb := unanswered(exp)) is not None or (fb := unanswered(packets)) is not None:
         return fb
     if not isinstance(packets, list):
         return Feedback(False, f"Pass the list netlab.load_pcap returned, not {type(packets).__name__}.")
+    sent = b"".join(s.payload for s in exp.conversation.segments if s.direction == CLIENT_TO_SERVER)
+    if getattr(exp, "live", False) and sent in (b"", b"Hello, World!"):
+        return Feedback(False, "This capture carries the lesson's own message (or none): capture one of your own, "
+                               "with a message you choose (`netlab.handshake(message=b\"...\")`).")
     saved = exp.conversation.packets
     if len(packets) != len(saved):
         return Feedback(False, f"The file holds {len(packets)} packets and the experiment {len(saved)}: "
@@ -70,7 +75,7 @@ def last_segment_ms(exp: Any, answer: Any) -> Feedback:
         return Feedback(False, "That is in seconds; the table's `time ms` column counts milliseconds.")
     if abs(answer - len(segments)) < 0.5:
         return Feedback(False, "That is the number of the last row (#), not its time.")
-    return Feedback(False, "Print your capture's table (`print(exp.conversation)`) and read the `time ms` column "
+    return Feedback(False, "Print your capture's table (`print(mine.conversation)`) and read the `time ms` column "
                            "of its last row.")
 
 
@@ -78,29 +83,51 @@ def last_segment_ms(exp: Any, answer: Any) -> Feedback:
 
 
 @exercise_check
-def built_datagram(pkt: Any) -> Feedback:
-    """Exercise: an IP/UDP packet to 127.0.0.1 port 9999 carrying b'ping', built with scapy."""
-    from scapy.layers.inet import IP, UDP
+def built_acknowledgement(exp: Any, reply: Any) -> Feedback:
+    """Exercise: with scapy, the IP/TCP packet with which the server acknowledges the client's first data packet of
+    the student's own capture `exp`; compared with the segment the server really sent (raw numbers: a random ISN)."""
+    from scapy.layers.inet import IP, TCP
     from scapy.packet import Packet
 
-    if (fb := unanswered(pkt)) is not None:
+    if (fb := unanswered(reply)) is not None:
         return fb
-    if not isinstance(pkt, Packet) or IP not in pkt:
-        return Feedback(False, "Build the packet with scapy's layers, stacked with `/`: IP(...)/UDP(...)/payload.")
-    if UDP not in pkt:
-        return Feedback(False, "There is no UDP layer on top of the IP layer.")
-    wire = IP(bytes(pkt[IP]))  # what a receiver would read: lengths and checksums filled in
+    if not isinstance(reply, Packet) or IP not in reply or TCP not in reply:
+        return Feedback(False, "Build the packet with scapy's layers, stacked with `/`: IP(...)/TCP(...).")
+    data = exp.conversation.phase("data")
+    sent = next((s for s in data if s.direction == CLIENT_TO_SERVER and s.length), None)
+    if sent is None:
+        return Feedback(False, "Your capture `exp` holds no data from the client: run the capture's cell again.")
+    packet = sent.packet
+    end = (packet[TCP].seq + len(packet[TCP].payload)) % 2**32
+    answer = next((s.packet for s in exp.conversation.segments if s.direction == SERVER_TO_CLIENT
+                   and s.packet.time >= packet.time and s.packet[TCP].flags.A and s.packet[TCP].ack == end), None)
+    if answer is None:
+        return Feedback(False, "In your capture the server never acknowledged the client's data: run the capture's "
+                               "cell again.")
+    wire = IP(bytes(reply[IP]))  # what a receiver would read
+    tcp = wire[TCP]
     problems = []
-    if wire.dst != "127.0.0.1":
-        problems.append(f"it goes to {wire.dst}, not 127.0.0.1")
-    if wire[UDP].dport != 9999:
-        problems.append(f"its destination port is {wire[UDP].dport}, not 9999")
-    if bytes(wire[UDP].payload) != b"ping":
-        problems.append(f"it carries {bytes(wire[UDP].payload)!r}, not b'ping'")
+    if (wire.src, wire.dst) != (answer[IP].src, answer[IP].dst):
+        problems.append("the addresses: who sends this packet, and to whom?")
+    if (tcp.sport, tcp.dport) != (answer[TCP].sport, answer[TCP].dport):
+        problems.append("the ports: the server answers from the port the client's packet went to")
+    if tcp.ack != answer[TCP].ack:
+        problems.append("ack: the next byte the server expects, a raw number: where the client's packet starts, "
+                        "and how many bytes it carries" + (" (ack is the one right after them)"
+                                                           if tcp.ack == packet[TCP].seq else ""))
+    if tcp.seq != answer[TCP].seq:
+        problems.append("seq: the server's next byte, a raw number; the client's packet already says which byte "
+                        "it expects from the server" + (" (that is its ack field, not its seq)"
+                                                        if tcp.seq == packet[TCP].seq else ""))
+    if not tcp.flags.A or tcp.flags & 0x07:  # ACK set; no FIN, SYN or RST
+        problems.append("the flags: an acknowledgement has ACK set, and no SYN, FIN or RST")
+    if len(tcp.payload):
+        problems.append("the payload: an acknowledgement alone carries no data")
     if problems:
-        return Feedback(False, "Almost: " + "; ".join(problems) + ".")
-    return Feedback(True, f"{len(bytes(wire))} bytes: 20 of IP header, 8 of UDP header, 4 of payload; scapy "
-                          f"filled in the lengths and the checksums (UDP checksum {wire[UDP].chksum:#06x}).")
+        return Feedback(False, "Look again at " + "; ".join(problems) + ".")
+    return Feedback(True, "The server's own numbers: seq is the next byte it sends (the client's ack said which), "
+                          "ack the byte after the client's data (its seq plus its length). Your capture's raw "
+                          "numbers, and no one else's.")
 
 
 @exercise_check
