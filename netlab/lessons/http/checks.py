@@ -75,17 +75,30 @@ def read_body(func: Any) -> Feedback:
                           "case), chunk by chunk up to the chunk of size 0, and until the server's close.")
 
 
-_VARIANTS = {"HTTP/1.1": ("1.1", None), "HTTP/1.1, Connection: close": ("1.1", "close"),
-             "HTTP/1.0": ("1.0", None), "HTTP/1.0, Connection: keep-alive": ("1.0", "keep-alive")}
+# Every (version, Connection value) a request may combine; each check sends all six, each written anew with names,
+# values and extra headers in a case and order drawn at random, so only a rule applied to the bytes gets them right.
+_VARIANTS = (("1.1", None), ("1.1", "close"), ("1.1", "keep-alive"), ("1.0", None), ("1.0", "close"),
+             ("1.0", "keep-alive"))
+_EXTRA = ("Accept: */*", "User-Agent: netlab-check", "Accept-Encoding: identity", "X-Exercise: 04-ex2")
 
 
-def _stays_open(site: Any, version: str, connection: str | None) -> bool:
-    """Send one request to `site`; True when the server keeps the connection open after its answer."""
+def _request(version: str, connection: str | None, rng: Any) -> bytes:
+    """A GET request head for `version` with header `connection` (or none), cased and ordered at random."""
+    def cased(text: str) -> str:
+        return rng.choice([text, text.lower(), text.upper(), text.title()])
+
+    headers = ["Host: lab", *rng.sample(_EXTRA, rng.randint(0, len(_EXTRA)))]
+    if connection is not None:
+        headers.insert(rng.randint(0, len(headers)), f"{cased('Connection')}: {cased(connection)}")
+    return f"GET / HTTP/{version}\r\n{''.join(h + chr(13) + chr(10) for h in headers)}\r\n".encode()
+
+
+def _stays_open(site: Any, request: bytes) -> bool:
+    """Send `request` to `site`; True when the server keeps the connection open after its answer."""
     from netlab.lessons.http.experiments import read_response
 
-    headers = "Host: lab\r\n" + (f"Connection: {connection}\r\n" if connection else "")
     with site.connect() as sock:
-        sock.sendall(f"GET / HTTP/{version}\r\n{headers}\r\n".encode())
+        sock.sendall(request)
         read_response(sock)
         sock.settimeout(0.3)
         try:
@@ -95,27 +108,35 @@ def _stays_open(site: Any, version: str, connection: str | None) -> bool:
 
 
 @exercise_check
-def keeps_connection_open(predictions: Any) -> Feedback:
-    """Exercise: predict, for four requests, whether the lab's server keeps the connection open; each is sent live."""
-    if (fb := unanswered(predictions)) is not None:
+def keeps_connection_open(func: Any) -> Feedback:
+    """Exercise: a function (request head, bytes) -> whether the lab's server keeps the connection open after its
+    answer; the check writes six requests with names, values and header order drawn at random and sends each live."""
+    import random
+
+    if (fb := unanswered(func)) is not None:
         return fb
-    if not isinstance(predictions, dict) or set(predictions) != set(_VARIANTS) \
-            or not all(isinstance(v, bool) for v in predictions.values()):
-        return Feedback(False, f"Give a dict with the four keys {', '.join(map(repr, _VARIANTS))}, each True (stays "
-                               "open) or False (closed).")
+    if not callable(func):
+        return Feedback(False, "Give a function stays_open(request) that returns True or False.")
     from netlab.lessons.http.experiments import site
 
+    rng = random.Random()
+    requests = [_request(version, connection, rng) for version, connection in _VARIANTS]
+    rng.shuffle(requests)
     with site() as lab_site:
-        seen = {name: _stays_open(lab_site, version, connection) for name, (version, connection) in _VARIANTS.items()}
-    wrong = [name for name in _VARIANTS if predictions[name] != seen[name]]
-    if not wrong:
-        return Feedback(True, "All four as the server did just now: HTTP/1.1 keeps the connection unless a side "
-                              "says `Connection: close`; HTTP/1.0 closes unless the client asks for keep-alive.")
-    if all(name.startswith("HTTP/1.0") for name in wrong):
-        return Feedback(False, f"{len(wrong)} of 4 wrong: your HTTP/1.1 predictions hold; HTTP/1.0's default is "
-                               "another one (section 4).")
-    return Feedback(False, f"{len(wrong)} of 4 wrong. Which version keeps its connections by default, and what does "
-                           "the Connection header change?")
+        for request in requests:
+            said = func(request)
+            if not isinstance(said, bool):
+                return Feedback(False, f"Your function returned {type(said).__name__}; return True (the connection "
+                                       "stays open) or False (the server closes it).")
+            if said == _stays_open(lab_site, request):
+                continue
+            shown = request.decode().replace("\r\n", "\\r\\n")
+            return Feedback(False, f"On the request `{shown}` the server did otherwise. Which version is it, does it "
+                                   "carry a Connection header (names and values in any case), and what is that "
+                                   "version's default?")
+    return Feedback(True, f"Right on all {len(requests)} requests, written in cases and orders drawn just now and sent "
+                          "to the lab's server: HTTP/1.1 keeps the connection unless a side says `Connection: close`; "
+                          "HTTP/1.0 closes it unless the client asks for keep-alive.")
 
 
 @exercise_check
