@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from netlab.core.checking import Feedback, borrowed, exercise_check, unanswered, whole
-from netlab.core.conversation import SERVER_TO_CLIENT
+from netlab.core.checking import Feedback, borrowed, exercise_check, unanswered
 
 _HTTP_HELPERS = {"read_response", "parse_response", "parse_messages", "parse_response_with_stdlib", "HTTPResponse",
                  "getresponse", "http_connection", "urlopen"}
@@ -139,31 +138,101 @@ def keeps_connection_open(func: Any) -> Feedback:
                           "HTTP/1.0 closes it unless the client asks for keep-alive.")
 
 
-@exercise_check
-def second_response_seq(exp: Any, answer: Any) -> Feedback:
-    """Exercise: the raw sequence number at which the server's second response starts, in the student's kept-alive capture."""
-    if (fb := unanswered(answer)) is not None:
-        return fb
-    if not whole(answer):
-        return Feedback(False, f"Give the raw number, an int, not {type(answer).__name__}.")
-    from scapy.layers.inet import TCP
+def _serve_pipelined(conn: Any, bodies: dict[str, bytes], count: int, rng: Any) -> None:
+    """Serve one connection as a server that answers only once `count` requests have arrived (so a client that waits
+    for each answer before its next request never gets one), then sends every response at once, in random pieces."""
+    import time
 
-    conv = exp.conversations[0]
-    starts = [s for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.payload.startswith(b"HTTP/")]
-    if len(starts) < 2:
-        return Feedback(False, "This capture has fewer than two responses on its first connection; capture `kept` again.")
-    first, second = starts[:2]
-    raw = int(second.packet[TCP].seq)
-    if answer == raw:
-        return Feedback(True, f"The raw seq {raw} = the server's ISN + 1 (its SYN) + the {second.seq - 1} bytes of its first "
-                              "response: the responses follow each other in one byte stream.")
-    if answer == second.seq:
-        return Feedback(False, "That is the relative number; the exercise asks for the raw one.")
-    if answer == int(first.packet[TCP].seq):
-        return Feedback(False, "That is where the first response starts.")
-    if answer in ((raw - 1) % 2**32, (raw + 1) % 2**32):
-        return Feedback(False, "Off by one: what used up the server's first sequence number?")
-    if abs(answer - conv.isn["client"]) < 2**20:
-        return Feedback(False, "That is in the client's numbering; responses are numbered by the server.")
-    return Feedback(False, "Start from the server's ISN, and count every sequence number it used before the second "
-                           "response.")
+    with conn:
+        conn.settimeout(4.0)
+        data = b""
+        try:
+            while data.count(b"\r\n\r\n") < count:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+        except OSError:
+            return
+        replies = b""
+        for head in data.split(b"\r\n\r\n")[:count]:
+            target = head.split(b"\r\n", 1)[0].split(b" ")[1:2]
+            body = bodies.get(target[0].decode(errors="replace") if target else "")
+            if body is None:
+                replies += b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+            else:
+                name = rng.choice(["Content-Length", "content-length", "CONTENT-LENGTH"])
+                replies += f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{name}: {len(body)}\r\n" \
+                           f"X-Served: pipelined\r\n\r\n".encode() + body
+        try:
+            cuts = sorted(rng.sample(range(1, len(replies)), min(6, len(replies) - 1)))
+            for a, b in zip([0, *cuts], [*cuts, len(replies)], strict=True):
+                conn.sendall(replies[a:b])
+                time.sleep(0.01)
+        except OSError:
+            return
+
+
+@exercise_check
+def pipelined_bodies(func: Any) -> Feedback:
+    """Exercise: a function (sock, paths) -> the bodies, sending every request before reading any response
+    (pipelining, RFC 9112 9.3.2), run in the lab against a server that answers only once all requests arrived,
+    with paths and body sizes drawn at random (an empty body among them)."""
+    import random
+    import socket
+    import threading
+
+    if (fb := unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function pipelined(sock, paths) that returns a list of bodies (bytes).")
+    from netlab.core.experiment import lab_or_host
+    from netlab.core.sockets import listener
+
+    rng = random.Random()
+    sizes = [0, *(rng.randint(1, 40_000) for _ in range(rng.randint(2, 4)))]
+    rng.shuffle(sizes)
+    bodies = {f"/file/{rng.randrange(10**6)}-{n}": os.urandom(size) for n, size in enumerate(sizes)}
+    paths = list(bodies)
+    with lab_or_host() as (lab, _where, _why), listener(lab, backlog=4) as listen:
+        server = threading.Thread(target=lambda: _serve_pipelined(listen.accept()[0], bodies, len(paths), rng),
+                                  daemon=True)
+        server.start()
+        address = listen.getsockname()
+        sock = lab.create_connection(address, timeout=3.0) if lab else socket.create_connection(address, 3.0)
+        with sock:
+            got: dict[str, Any] = {}
+
+            def call() -> None:
+                try:
+                    got["returned"] = func(sock, list(paths))
+                except BaseException as err:  # the student's exception is the result to judge
+                    got["raised"] = err
+
+            worker = threading.Thread(target=call, daemon=True)
+            worker.start()
+            worker.join(8.0)
+        server.join(5.0)
+    if worker.is_alive():
+        return Feedback(False, "Your function was still busy after 8 s.")
+    if isinstance(got.get("raised"), TimeoutError):
+        return Feedback(False, f"Your function waited until the socket's 3 s timeout. This server answers once all "
+                               f"{len(paths)} requests have arrived: did you send every request before reading?")
+    if "raised" in got:
+        err = got["raised"]
+        return Feedback(False, f"Your function raised {type(err).__name__}: {err}"[:300])
+    returned = got.get("returned")
+    wanted = [bodies[p] for p in paths]
+    if not isinstance(returned, list) or not all(isinstance(b, (bytes, bytearray)) for b in returned):
+        return Feedback(False, f"Your function returned {type(returned).__name__}; return a list of bodies (bytes), "
+                               "one per path, in order.")
+    if len(returned) != len(wanted):
+        return Feedback(False, f"{len(paths)} paths, {len(returned)} bodies: one response answers each request, in order.")
+    for n, (mine, body) in enumerate(zip(returned, wanted, strict=True), 1):
+        if bytes(mine) != body:
+            return Feedback(False, f"Body {n} of {len(paths)} ({len(body)} bytes) is not right: the responses follow "
+                                   "each other in one stream, cut anywhere; each ends after its Content-Length "
+                                   "(the name in any case), and the next starts right after.")
+    return Feedback(True, "Every body right, an empty one too: every request went out before the first "
+                          "answer (pipelining), and the responses, one after the other in one byte stream cut at "
+                          "random places, were told apart by their Content-Length.")
