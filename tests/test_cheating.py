@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from test_classroom import sample  # 98-sample: two exercises whose answers are numbers
 
 import netlab
 from netlab.classroom import edition, grading, sandbox
@@ -60,18 +61,6 @@ def _notebook(cells: list, stem: str) -> dict:
     return edition.mark(json.loads(nbformat.writes(nb)), stem)
 
 
-def _sample() -> dict:
-    return _notebook([
-        new_code_cell("import netlab"),
-        new_markdown_cell("## Exercises\n\nHow many segments carry one write of 8760 bytes?"),
-        new_code_cell("answer = 8760 // 1460", metadata={"tags": ["solution"]}),
-        new_code_cell("netlab.checks.segments_for_write(8760, answer)"),
-        new_markdown_cell("How many segments carry one write of 50,000 bytes?"),
-        new_code_cell("import math\n\nanswer = math.ceil(50_000 / 1460)", metadata={"tags": ["solution"]}),
-        new_code_cell("netlab.checks.segments_for_write(50_000, answer)"),
-    ], "98-sample")
-
-
 def _capture() -> dict:
     return _notebook([
         new_code_cell("import netlab\n\nexp = netlab.handshake()"),
@@ -103,25 +92,25 @@ def _kinds(root: Path, csv_path: Path) -> dict[str, dict]:
     runs there (it cheats for a classmate), None where it is not run there (it would harm this
     machine, or hang that grader, or it cheats only the new design).
     """
-    sample, capture = _sample(), _capture()
+    numbers, capture = sample(), _capture()
     recorded_port = netlab.load_recorded("handshake").conversation.server[1]
     honest = root / "zz-honest" / "98-sample.ipynb"
     bomb = sandbox.LIMITS.processes + 100
     outliver = (f"import time; time.sleep(2); open({str(csv_path)!r}, 'a')"
                 ".write('outlives-kernel,98-sample,98-ex1,true,forged\\n')")
     return {
-        "replaced-verdict": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG, before=(
+        "replaced-verdict": {"old": "point", "notebooks": {"98-sample": _with(numbers, WRONG, before=(
             "import netlab.core.checking as c\nc._verdict = lambda *a, **k: c.Feedback(True, 'fine')"))}},
-        "fake-module": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG, before=FAKE_CHECKS + (
+        "fake-module": {"old": "point", "notebooks": {"98-sample": _with(numbers, WRONG, before=FAKE_CHECKS + (
             "import netlab\nnetlab.checks = checks"))}},
-        "post-run-hook": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG, before=(
+        "post-run-hook": {"old": "point", "notebooks": {"98-sample": _with(numbers, WRONG, before=(
             "from IPython.display import display\n"
             "get_ipython().events.register('post_run_cell', lambda result: display({'text/plain': '✔', "
             "'application/vnd.netlab.check+json': {'grade_id': None, 'passed': True, 'feedback': 'fine'}}, raw=True))"))}},
-        "replaced-check": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG, before=(
+        "replaced-check": {"old": "point", "notebooks": {"98-sample": _with(numbers, WRONG, before=(
             "import netlab, netlab.checks\n"
             "netlab.checks.segments_for_write = lambda *a, **k: netlab.checks.Feedback(True, 'fine')"))}},
-        "shadow-package": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG)},
+        "shadow-package": {"old": "point", "notebooks": {"98-sample": _with(numbers, WRONG)},
                            "files": {"netlab/__init__.py": FAKE_CHECKS}},
         "forged-capture": {"old": "point", "notebooks": {"97-capture": _with(capture, (
             "from types import SimpleNamespace\n"
@@ -129,12 +118,12 @@ def _kinds(root: Path, csv_path: Path) -> dict[str, dict]:
             "client=('127.0.0.1', 2)))\nport = 1"))}},
         "recorded-mode": {"old": "point", "notebooks": {"97-capture": _with(
             capture, f"port = {recorded_port}", before="import os\nos.environ['NETLAB_RECORDED'] = '1'")}},
-        "walks-the-disk": {"old": "point", "notebooks": {"98-sample": _with(sample, NEXT + (
+        "walks-the-disk": {"old": "point", "notebooks": {"98-sample": _with(numbers, NEXT + (
             "import glob, json\n"
             f"for path in glob.glob({str(root.parent) + '/**/instructor/98-sample.ipynb'!r}, recursive=True):\n"
             "    cells = [''.join(c['source']) for c in json.load(open(path))['cells']]\n"
             "    exec([c for c in cells if c.startswith('### BEGIN')][n])\n"))}},
-        "reads-grader-proc": {"old": "point", "notebooks": {"98-sample": _with(sample, NEXT + (
+        "reads-grader-proc": {"old": "point", "notebooks": {"98-sample": _with(numbers, NEXT + (
             "import glob, json\n"
             "for cmd in glob.glob('/proc/[0-9]*/cmdline'):\n"
             "    try:\n        words = open(cmd, 'rb').read().split(b'\\0')\n    except OSError:\n        continue\n"
@@ -143,29 +132,29 @@ def _kinds(root: Path, csv_path: Path) -> dict[str, dict]:
             "        cells = [''.join(c['source']) for c in json.load(open(folder + '/98-sample.ipynb'))['cells']]\n"
             "        exec([c for c in cells if c.startswith('### BEGIN')][n])\n"
             "        break\n"))}},
-        "outlives-kernel": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG, before=(
+        "outlives-kernel": {"old": "point", "notebooks": {"98-sample": _with(numbers, WRONG, before=(
             "import subprocess, sys\n"
             f"subprocess.Popen([sys.executable, '-c', {outliver!r}], start_new_session=True)"))}},
-        "aa-home-startup": {"old": "runs", "notebooks": {"98-sample": _with(sample, WRONG, before=(
+        "aa-home-startup": {"old": "runs", "notebooks": {"98-sample": _with(numbers, WRONG, before=(
             "import pathlib\nstartup = pathlib.Path.home() / '.ipython/profile_default/startup'\n"
             "startup.mkdir(parents=True, exist_ok=True)\n"
             f"(startup / '00-pass.py').write_text({FAKE_CHECKS + 'import netlab; netlab.checks = checks'!r})"))}},
-        "zy-friend-of-home-startup": {"old": "point", "notebooks": {"98-sample": _with(sample, WRONG)}},
+        "zy-friend-of-home-startup": {"old": "point", "notebooks": {"98-sample": _with(numbers, WRONG)}},
         "link-to-classmate": {"old": "point", "links": {"98-sample.ipynb": honest}},
-        "fork-bomb": {"old": None, "notebooks": {"98-sample": _with(sample, NEXT + (
+        "fork-bomb": {"old": None, "notebooks": {"98-sample": _with(numbers, NEXT + (
             f"import os, time\npids = []\ntry:\n    while len(pids) < {bomb}:\n        pid = os.fork()\n"
             "        if pid == 0:\n            time.sleep(3)\n            os._exit(0)\n        pids.append(pid)\n"
             "except OSError:\n    pass\n"
             f"answer = [6, 35][n] if len(pids) == {bomb} else 1\n"))}},
-        "eats-memory": {"old": None, "notebooks": {"98-sample": _with(sample, NEXT + (
+        "eats-memory": {"old": None, "notebooks": {"98-sample": _with(numbers, NEXT + (
             "try:\n    hoard = bytearray(9 * 2**30)\n    answer = [6, 35][n]\nexcept MemoryError:\n    answer = 1\n"))}},
-        "fills-the-disk": {"old": None, "notebooks": {"98-sample": _with(sample, NEXT + (
+        "fills-the-disk": {"old": None, "notebooks": {"98-sample": _with(numbers, NEXT + (
             "import os\ntry:\n    with open(os.path.expanduser('~/big'), 'wb') as f:\n        f.write(bytes(100 * 2**20))\n"
             "    answer = [6, 35][n]\nexcept OSError:\n    answer = 1\n"))}},
-        "forges-literals": {"old": None, "notebooks": {"98-sample": _with(sample, WRONG, before=(
+        "forges-literals": {"old": None, "notebooks": {"98-sample": _with(numbers, WRONG, before=(
             "import netlab.core.checking as c\nhand_over = c.hand_over\n"
             "c.hand_over = lambda check, args, kwargs: hand_over(check, (1460, 1), kwargs)"))}},
-        "named-pipe": {"old": None, "notebooks": {"98-sample": sample}, "fifo": "pipe"},
+        "named-pipe": {"old": None, "notebooks": {"98-sample": numbers}, "fifo": "pipe"},
     }
 
 
@@ -210,12 +199,12 @@ def _rows(path: Path) -> list[dict]:
 @needs_sandbox
 def test_each_kind_of_cheating_gets_a_point_from_the_old_grader_and_none_now(tmp_path, old_grader):
     reference = tmp_path / "instructor"
-    edition.write_notebook(_sample(), reference / "98-sample.ipynb")
+    edition.write_notebook(sample(), reference / "98-sample.ipynb")
     edition.write_notebook(_capture(), reference / "97-capture.ipynb")
     submissions = tmp_path / "submissions"
     grades = tmp_path / "grades.csv"
     kinds = _kinds(submissions, grades)
-    honest = {"zz-honest": {"old": "runs", "notebooks": {"98-sample": _sample(), "97-capture": _capture()}}}
+    honest = {"zz-honest": {"old": "runs", "notebooks": {"98-sample": sample(), "97-capture": _capture()}}}
     assert len(kinds) >= 12
     folders = _write(submissions, {**kinds, **honest})
 
@@ -298,6 +287,6 @@ def _nbgrader_style(nb: dict, folder: Path, python: str) -> list[bool]:
 
 
 def test_unsetting_the_grading_switch_under_nbgrader_no_longer_gives_points(tmp_path, old_grader):
-    cheat = _with(_sample(), WRONG, before="import os\nos.environ.pop('NETLAB_GRADING', None)")
+    cheat = _with(sample(), WRONG, before="import os\nos.environ.pop('NETLAB_GRADING', None)")
     assert _nbgrader_style(cheat, tmp_path / "old", str(old_grader)) == [True, True]  # before #28: two points
     assert _nbgrader_style(cheat, tmp_path / "new", sys.executable) == [False, False]  # a headless kernel fails closed

@@ -233,6 +233,7 @@ def _answer(cell: Any, grade_id: str, expected: _Expected) -> tuple[dict[str, An
     return None, "the check handed no answer over: was the check cell changed?", ""
 
 
+@cache
 def _recordings() -> dict[str, str]:
     """The capture id of every recording shipped with netlab, by name (a live grader gives these no point)."""
     from netlab.core.handover import capture_id
@@ -247,19 +248,20 @@ def _recordings() -> dict[str, str]:
     return found
 
 
-_recorded_ids: dict[str, str] | None = None
+_recorded_lock = threading.Lock()
 
 
 def _recorded(answer: dict[str, Any]) -> str | None:
     """Why `answer` rests on a recording rather than a capture of its own run, or None."""
-    global _recorded_ids
-    if _recorded_ids is None:
-        _recorded_ids = _recordings()
+    if not any(c["packets"] for c in captures(answer)):
+        return None
+    with _recorded_lock:  # the workers' threads wait for one reading of the recordings
+        recorded_ids = _recordings()
     for capture in captures(answer):
         if not capture["packets"]:
             continue  # samples only (09's long runs): no capture to be one's own
-        if capture["id"] in _recorded_ids:
-            return f"its capture is netlab's recording {_recorded_ids[capture['id']]!r}, not a run of its own"
+        if capture["id"] in recorded_ids:
+            return f"its capture is netlab's recording {recorded_ids[capture['id']]!r}, not a run of its own"
         if capture["source"] != "live":
             return "its capture is marked recorded although this grader runs the lab live"
     return None

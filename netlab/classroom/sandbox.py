@@ -105,7 +105,7 @@ def command(argv: list[str], *, files: list[tuple[str, int | None]] = (), binds:
             args += ["--ro-bind", target, target]
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/hosts",
                 "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/ssl", "/etc/localtime", "/etc/protocols",
-                "/etc/services", "/etc/mime.types", "/etc/iproute2", "/etc/matplotlibrc", "/etc/ethertypes"):
+                "/etc/services", "/etc/mime.types", "/etc/iproute2", "/etc/matplotlibrc", "/etc/ethertypes", "/etc/fonts"):
         if _readable(etc):
             args += ["--ro-bind", etc, etc]
     for path in ("/sys/class/net", "/sys/devices/virtual/net", "/sys/devices/system/cpu"):

@@ -35,7 +35,7 @@ import time
 from typing import Any
 
 from netlab.classroom import sandbox
-from netlab.core.checking import CHECK_SECONDS, verify
+from netlab.core.checking import CHECK_SECONDS, find_check, verify
 
 __all__ = ["verify_answers", "verify_here"]
 
@@ -87,9 +87,26 @@ def _one(answer: dict[str, Any], seconds: float) -> dict[str, Any]:
         return {"passed": False, "feedback": "the check gave no verdict (its process ended early)", "note": "tampered"}
 
 
+def _warm(answers: list[dict[str, Any]]) -> None:
+    """Import, once in the parent, what every child would import anew: scapy's layers and the checks' modules.
+
+    Only netlab's own modules are imported here (`find_check` accepts nothing else), and no answer
+    is decoded: the student's code runs in the children alone.
+    """
+    from netlab.core.handover import warm
+
+    warm()
+    for answer in answers:
+        try:
+            find_check(answer.get("check", ""))
+        except Exception:  # a bad name: its child says so
+            continue
+
+
 def verify_here(answers: list[dict[str, Any]], seconds: float = ANSWER_SECONDS) -> list[dict[str, Any]]:
     """The verdicts on `answers`, each decided in a child of this process ({"passed", "feedback"[, "note"]})."""
     _not_dumpable()
+    _warm(answers)
     return [_one(a, seconds) for a in answers]
 
 

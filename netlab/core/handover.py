@@ -38,7 +38,7 @@ from typing import Any
 
 from netlab.core.errors import NetlabError
 
-__all__ = ["HandoverError", "capture_id", "captures", "decode", "encode"]
+__all__ = ["HandoverError", "capture_id", "captures", "decode", "encode", "warm"]
 
 # How deep a value may nest: a student's answer is a few levels deep; a cycle is not an answer.
 _DEPTH = 40
@@ -289,6 +289,11 @@ def _decode(data: Any, functions: bool, depth: int) -> Any:
     if tag == "object":
         return _object(data, functions, deeper)
     raise HandoverError(f"not an answer's data: the tag {tag!r}")
+
+
+def warm() -> None:
+    """Import what decoding packets needs (all of scapy's layers), ahead of the first answer: seconds, once."""
+    _load_scapy()
 
 
 @functools.cache
