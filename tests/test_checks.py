@@ -208,7 +208,7 @@ def test_last_segment_ms(exp):
     assert NOT_ANSWERED in checks.last_segment_ms(exp, ...).message
 
 
-# 01: frame_length (predict, then send), internet_checksum (write code), client_isn (personal)
+# 01: frame_length and fragments_prediction (predict, then send), internet_checksum (write code)
 
 
 @pytest.mark.lab
@@ -278,16 +278,22 @@ def test_internet_checksum_bad_functions(exp):
     assert NOT_ANSWERED in checks.internet_checksum(..., packet).message
 
 
-def test_client_isn(exp):
-    isn = exp.conversation.isn["client"]
-    raw = int(data_packet(exp)[TCP].seq)
-    assert_right(checks.client_isn(exp, isn))
-    assert "subtract" in assert_wrong(checks.client_isn(exp, raw), not_saying=str(isn))
-    assert "server" in assert_wrong(checks.client_isn(exp, exp.conversation.isn["server"]), not_saying=str(isn))
-    assert "relative" in assert_wrong(checks.client_isn(exp, 0), not_saying=str(isn))
-    assert_wrong(checks.client_isn(exp, 12345), not_saying=str(isn))
-    assert "int" in assert_wrong(checks.client_isn(exp, str(isn)))
-    assert NOT_ANSWERED in checks.client_isn(exp, ...).message
+def _fragments(size):
+    data, piece = size + 8, (1500 - 20) // 8 * 8
+    return [(offset, min(piece, data - offset)) for offset in range(0, data, piece)]
+
+
+@pytest.mark.lab
+@live
+def test_fragments_prediction_sends_the_datagram_live_and_names_the_mistake():
+    assert_right(checks.fragments_prediction(4000, _fragments(4000)))
+    without_udp = [(o, min(1480, 4000 - o)) for o in range(0, 4000, 1480)]
+    assert "what else did UDP" in assert_wrong(checks.fragments_prediction(4000, without_udp))
+    whole_mtu = [(o, min(1500, 4008 - o)) for o in range(0, 4008, 1500)]
+    assert "8-byte units" in assert_wrong(checks.fragments_prediction(4000, whole_mtu))
+    assert "1500 to 6000" in assert_wrong(checks.fragments_prediction(1000, _fragments(1000)))
+    assert "pairs" in assert_wrong(checks.fragments_prediction(4000, [0, 1480]))
+    assert NOT_ANSWERED in checks.fragments_prediction(4000, ...).message
 
 
 # 02: recv_sizes (predict, then measure), own_recv_message and ask_within (write code, run in the lab)

@@ -82,6 +82,62 @@ def last_segment_ms(exp: Any, answer: Any) -> Feedback:
 # --- notebook 01: layers and packets ---
 
 
+_LINK_MTU = 1500  # the lab's links (netlab.core.topology): what a fragment, IP header included, may fill
+
+
+@exercise_check
+def fragments_prediction(size: Any, answer: Any) -> Feedback:
+    """Exercise: predict the fragments, (offset in bytes, data bytes), of one UDP datagram with `size` bytes of payload
+    sent with DF off over a 1500-byte link; the check sends it in a fresh lab and reads them off the link."""
+    import socket
+    import time
+
+    from scapy.layers.inet import IP
+
+    from netlab.core.errors import LabUnavailable
+    from netlab.core.lab import Lab
+    from netlab.core.topology import Topology
+
+    if (fb := unanswered(size)) is not None or (fb := unanswered(answer)) is not None:
+        return fb
+    if not whole(size) or not 1500 <= size <= 6000:
+        return Feedback(False, "Choose `size` yourself: an int from 1500 to 6000 (bytes of UDP payload).")
+    if not isinstance(answer, list) or not all(isinstance(f, tuple) and len(f) == 2 and all(whole(x) for x in f)
+                                               for f in answer):
+        return Feedback(False, "Give a list of pairs of ints, (offset, length), one per fragment, in order.")
+    try:
+        lab = Lab()
+    except LabUnavailable as err:
+        return Feedback(False, f"The check sends your datagram in the lab, and this machine refuses it: {err}")
+    with lab:
+        lab.check_join()
+        with Topology(lab) as net, net.capture("c0") as cap:
+            with net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                # IP_PMTUDISC_DONT: DF off, so the kernel fragments instead of refusing a datagram over the MTU.
+                sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10),
+                                getattr(socket, "IP_PMTUDISC_DONT", 0))
+                sock.sendto(os.urandom(size), ("10.2.0.2", 9))
+                time.sleep(0.3)  # the ARP exchange, then the fragments, on a link in the same machine
+    sent = sorted((int(p[IP].frag) * 8, len(p[IP].payload)) for p in cap.packets
+                  if p.haslayer(IP) and p[IP].src == "10.1.0.2" and p[IP].proto == 17)
+    if not sent:
+        return Feedback(False, "The run captured no fragment: run the check again.")
+    if answer == sent:
+        return Feedback(True, f"{len(sent)} fragments, as the link showed just now: each carries at most "
+                              f"{_LINK_MTU} bytes with its 20-byte IP header, cut at a multiple of 8 (the offset "
+                              "field counts 8-byte units), and the UDP header travels in the first one only.")
+    if sum(n for _, n in answer) == size:
+        return Feedback(False, "Your fragments add up to the payload alone: what else did UDP put in the datagram?")
+    if len(answer) != len(sent):
+        return Feedback(False, f"The link carried another number of fragments: how many data bytes fit in one "
+                               f"{_LINK_MTU}-byte packet beside its IP header?")
+    if any(offset % 8 for offset, _ in answer):
+        return Feedback(False, "An offset that is no multiple of 8 cannot be written in the header: the field counts "
+                               "8-byte units.")
+    return Feedback(False, "As many fragments, but not the same offsets or lengths: each fragment's offset is where "
+                           "the one before it ended.")
+
+
 @exercise_check
 def built_acknowledgement(exp: Any, reply: Any) -> Feedback:
     """Exercise: with scapy, the IP/TCP packet with which the server acknowledges the client's first data packet of
@@ -205,32 +261,6 @@ def internet_checksum(func: Any, packet: Any) -> Feedback:
         return Feedback(False, f"For {what} you returned {got:#x}, more than 16 bits: fold the carries back in.")
     return Feedback(False, f"Wrong for {what} ({len(wrong)} of 5 cases wrong): add the data as big-endian 16-bit "
                            "words, fold the carries back in, then complement.")
-
-
-@exercise_check
-def client_isn(exp: Any, answer: Any) -> Feedback:
-    """Exercise: the client's raw initial sequence number in the student's own capture `exp` (it differs on every run)."""
-    if (fb := unanswered(answer)) is not None:
-        return fb
-    if not whole(answer):
-        return Feedback(False, f"Give the raw number, an int, not {type(answer).__name__}.")
-    from scapy.layers.inet import TCP
-
-    conv = exp.conversation
-    isn = conv.isn["client"]
-    data = conv.phase("data")[0]
-    raw = int(data.packet[TCP].seq)
-    if answer == isn:
-        own = "no one else's capture has it" if exp.live else "the recording's"
-        return Feedback(True, f"Your client's ISN was {isn} ({own}): the raw seq {raw} of your data packet minus "
-                              f"its relative seq {data.seq}.")
-    if answer == raw:
-        return Feedback(False, "That is your data packet's raw seq. Relative numbers count from the ISN: subtract.")
-    if answer == conv.isn["server"]:
-        return Feedback(False, "That belongs to the server's numbering: the ack field counts the other side's bytes.")
-    if answer in (0, 1):
-        return Feedback(False, "That is a relative number; the exercise asks for the raw one, as it is on the wire.")
-    return Feedback(False, "Read your data packet's raw seq (scapy's TCP layer) and its relative seq (netlab's).")
 
 
 # --- notebook 03: the handshake and the teardown ---
