@@ -254,6 +254,7 @@ BAD_INPUT: dict[str, list[tuple[list[str], dict[str, str]]]] = {
     "record": [([], RECORDED), (["--out", "{file}/data"], RECORDED)],
     "cwnd": [(["--loss", "0"], RECORDED), (["--cc", "no-such-algorithm"], RECORDED)],
     "traceroute": [(["--max-hops", "0"], RECORDED), (["--max-hops", "many"], RECORDED)],
+    "routes": [(["nowhere"], RECORDED), (["server", "site"], RECORDED)],
     "mark-exercises": [(["{file}/nowhere.ipynb"], {}), (["{notes}"], {})],
     "student-edition": [(["{file}/out"], {})],
     "grade": [(["{file}/nowhere"], {}), (["{file}", "--workers", "many"], {}), (["{file}", "--workers", "-3"], {}),

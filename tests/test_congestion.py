@@ -103,7 +103,7 @@ def test_one_loss_cuts_cwnd_by_the_algorithms_factor(algorithm, low, high):
     assert cut.cause == "fast-retransmit"
     assert low <= cut.factor <= high, str(cut)
     assert exp.samples[-1].total_retrans >= 1
-    assert "data segment 150: dropped" in [what for _, what in exp.log]
+    assert "forward: data segment 150: dropped" in [what for _, what in exp.log]
 
 
 def _shaped(recording, fields, rows, **same):

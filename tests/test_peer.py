@@ -315,7 +315,7 @@ def test_transfer_waits_at_most_its_timeout_for_a_peer_that_never_acknowledges(n
 
 
 def peers_in(lab):
-    """Command lines of scripted peers (`python -m netlab.core.peer`) in this lab's network namespace.
+    """Command lines of scripted peers (`python -m netlab.core.inlab.peer`) in this lab's network namespace.
 
     A lab has no PID namespace of its own, so `ps` in it would list the whole machine,
     another test run's peers included; a process is the lab's when its network namespace is.
@@ -328,7 +328,7 @@ def peers_in(lab):
                 args = f.read().decode(errors="replace").split("\0")
         except OSError:  # ended meanwhile, or not ours to read
             continue
-        if netns == lab.netns and core_peer.__name__ in args:
+        if netns == lab.netns and "netlab.core.inlab.peer" in args:
             found.append(" ".join(args))
     return found
 

@@ -234,6 +234,13 @@ def test_refused_router_namespaces_show_the_recording_at_once():
     assert "ICMP time exceeded" in result.stdout
 
 
+def test_refused_router_namespaces_of_three_routers_show_the_recording_at_once():
+    """Notebook 11: the same refusal for a plan of three routers; the routes subcommand shows its recording."""
+    result, seconds = timed(under_inner_refusal("only-the-lab", sys.executable, "-m", "netlab", "routes"))
+    assert_inner_refusal(result, seconds, "network namespaces for the r1, r2, r3 and the server", "unshare(CLONE_NEWNET)")
+    assert "the request crossed c-r1 → r1-r2 → r2-s" in result.stdout
+
+
 def test_a_refused_mount_namespace_shows_the_dns_recording_and_keeps_the_path_live():
     """Notebook 10's resolver: its mount namespace refused, the lookup shows its recording; a kept path stays live."""
     code = ("from netlab.lessons.below.experiments import LabPath, resolve\n"

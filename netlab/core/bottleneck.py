@@ -10,6 +10,7 @@ here have no `netem`, so `Bottleneck(lab, ...)` builds the path from what they d
     sender (lab)                  delay line (a program in the lab)           receiver (own namespace)
     snd0 10.9.0.1  ⇄  dl0  ──▶ hold rtt/2 ──▶ dl1 [tbf: rate, queue]  ⇄  rcv0 10.9.0.2  (sink :9, echo :7)
                        ◀── hold rtt/2 ◀──────────────
+                       (or, with a `discipline`: dl0 ──▶ [its queue: rate, discipline] ──▶ hold rtt/2 ──▶ dl1)
 
  - the **receiver** is the Linux kernel in a second network namespace (the program makes it
    itself, unshare(CLONE_NEWNET), from inside the lab's user namespace): it acknowledges, delays
@@ -20,17 +21,23 @@ here have no `netem`, so `Bottleneck(lab, ...)` builds the path from what they d
    packets leave at `rate` bits/s and at most `queue` packets wait; more are dropped (drop-tail).
    It is not on the sender's own interface: a queue on the sender's host is watched by TCP Small
    Queues, which would stop the sender from filling it, and the lesson is a queue in the network.
- - the **delay** is a small program, not the kernel: it reads every frame on dl0 and dl1 (raw
+   With `discipline` ("droptail", or a lesson's "package.module:Class"), the queue is the delay
+   line's own instead, in Python, where a discipline (RED, CoDel, ECN marking) can see it; the
+   kernel's `tbf` paces more steadily under load, so it stays the default.
+ - the **delay** is the lab's delay line (`netlab.core.delayline`, its program in
+   `netlab.core.inlab.delayline`), not the kernel: it reads every frame on dl0 and dl1 (raw
    packet sockets), holds it for half the round-trip time and writes it on the other side.
    What this changes from netem: the hold is as exact as Python's timers (well under a ms
-   at these rates); it adds the same delay to every frame, so it never reorders.
+   at these rates); it adds the same delay to every frame, so it never reorders unless asked.
  - **loss** is ordered by number, like the scripted peer's `Script.drop(N)`: the delay line
    drops the N-th data segment to the sink (retransmissions counted too), or every one for a
-   while (`outage`), which is what forces a retransmission timeout.
+   while (`outage`), which is what forces a retransmission timeout. `forward` and `backward`
+   add the delay line's random impairments (loss, duplication, reordering, corruption, with a seed).
 
-The delay line is also the capture. It sees every frame at the sender's side of the link (the
-sender's segments as they leave it, the ACKs as they reach it), stamps each with the kernel's
-receive time, and writes them as a pcap when it ends, with its socket's drop count
+The delay line is also the capture. It sees every frame at dl0, the sender's side of the link
+(the sender's segments as they leave it, the ACKs as they reach it), both directions on one
+packet socket stamped by the kernel at that one point, so that every ACK is captured after
+what it acknowledges; it writes them as a pcap when it ends, with its socket's drop count
 (PACKET_STATISTICS) so that a capture that missed frames says so.
 
 `tcp_info(sock)` (in `netlab.core.sockets`, where sockets are read) reads the sender's state from
@@ -45,31 +52,26 @@ Rules for this file:
 
 from __future__ import annotations
 
-import heapq
 import json
-import os
 import select
-import shutil
 import socket
-import struct
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
+from netlab.core.delayline import DelayLine, DelayLineError, Direction
 from netlab.core.errors import HelperError, LabUnavailable
-from netlab.core.lab import Lab, inner_refusal_sentence, last_line, read_line
-from netlab.core.pcapfiles import load_pcap, write_frames
-from netlab.core.programs import command
-from netlab.core.sockets import SO_TIMESTAMPNS, TCP_CONGESTION, TcpInfo, recv_stamped, tcp_info
+from netlab.core.lab import Lab, inner_refusal_sentence, last_line, read_line, stop_program
+from netlab.core.sockets import TCP_CONGESTION, TcpInfo, tcp_info
 
 __all__ = [
-    "Bottleneck", "BottleneckError", "LinkReport", "send_sampled",
-    "available_algorithms", "default_algorithm",
+    "Bottleneck", "BottleneckError", "LinkReport", "RttProbe", "send_sampled",
+    "available_algorithms", "default_algorithm", "Direction",
     "SENDER_ADDRESS", "RECEIVER_ADDRESS", "SINK_PORT", "ECHO_PORT", "MTU", "MSS",
 ]
 
@@ -85,9 +87,6 @@ _RCV_MAC = "02:09:00:00:00:02"
 START_TIMEOUT = 15.0  # seconds for each program to start
 STOP_TIMEOUT = 10.0  # seconds for each program to end once asked (the delay line writes its capture), before it is killed
 MAX_DURATION = 30.0  # seconds: no delay line runs longer
-_FRAMES_PER_PASS = 256
-CLONE_NEWNET = 0x40000000  # <linux/sched.h>: the receiver's own network namespace
-
 
 
 class BottleneckError(HelperError):
@@ -123,8 +122,12 @@ class LinkReport:
     packets: list = field(default_factory=list)  # every frame at the sender's side of the link
     log: list[tuple[float, str]] = field(default_factory=list)  # (seconds, what) the delay line did
     capture_drops: int = 0  # frames the delay line's socket missed (PACKET_STATISTICS)
-    queue_drops: int = 0  # packets the tbf queue dropped (tc -s qdisc)
-    queue_sent: int = 0  # packets the tbf queue sent on
+    queue_drops: int = 0  # packets the queue dropped (tc -s qdisc for tbf; the discipline's count otherwise)
+    queue_sent: int = 0  # packets the queue sent on
+    queue_marked: int = 0  # packets the delay line's discipline marked CE instead (0 with tbf)
+    queue_log: list[tuple[float, str]] = field(default_factory=list)  # what the delay line's discipline did
+    forward: dict[str, Any] = field(default_factory=dict)  # the delay line's counts towards the receiver
+    backward: dict[str, Any] = field(default_factory=dict)  # and towards the sender
 
 
 class Bottleneck:
@@ -138,6 +141,11 @@ class Bottleneck:
     from data segment N on. `rcvbuf` (bytes) sets the receiver's socket buffer, hence its window.
     `initial_window` (segments) replaces the sender's initial cwnd of 10 (RFC 6928) on the route
     to the receiver, as an administrator would (`ip route change ... initcwnd N`).
+    `discipline` puts the queue in the delay line instead of the kernel's tbf: "droptail" or a
+    lesson's "package.module:Class" (a `netlab.core.inlab.delayline.Discipline`), with `options`
+    as its keyword arguments. `forward` and `backward` (`Direction`s) add the delay line's random
+    impairments towards the receiver and back (their delay is added to rtt/2; rate and queue
+    come from this bottleneck).
     After the block, `report` holds the capture and what the queue did. With `capture=False` the
     delay line keeps no frames (a run of many seconds would make a capture of tens of MB that
     takes scapy longer to read than the run took): `report.packets` is then empty.
@@ -146,7 +154,8 @@ class Bottleneck:
     def __init__(self, lab: Lab, *, rate: float = 10e6, queue: int = 50, rtt: float = 0.04,
                  drops: tuple[int, ...] = (), outage: tuple[int, float] | None = None,
                  rcvbuf: int | None = None, initial_window: int | None = None, duration: float = 15.0,
-                 capture: bool = True) -> None:
+                 capture: bool = True, discipline: str | None = None, options: dict[str, Any] | None = None,
+                 forward: Direction | None = None, backward: Direction | None = None) -> None:
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 100e3 <= rate <= 1e9:
             raise ValueError(f"rate must be in bits/s, from 100e3 to 1e9, not {rate!r}")
         check_int("queue", queue, 2, 2000)
@@ -165,11 +174,19 @@ class Bottleneck:
         self.drops, self.outage, self.rcvbuf, self.duration = tuple(drops), outage, rcvbuf, float(duration)
         self.initial_window = initial_window
         self.capture = bool(capture)
+        self.discipline = discipline
+        half = self.rtt / 2
+        forward, backward = forward or Direction(), backward or Direction()
+        queued = {"rate": self.rate, "queue": queue, "discipline": discipline, "options": dict(options or {})} \
+            if discipline is not None else {}
+        if discipline is None and options:
+            raise ValueError("options are for a discipline: give discipline= too")
+        self.forward = Direction(**{**forward.to_order(), "delay": forward.delay + half, "drops": list(self.drops),
+                                    "outage": outage, "port": SINK_PORT, **queued}).check("forward")
+        self.backward = Direction(**{**backward.to_order(), "delay": backward.delay + half}).check("backward")
         self.report = LinkReport()
         self._receiver: subprocess.Popen | None = None
-        self._delay: subprocess.Popen | None = None
-        self._dir: str | None = None
-        self._delay_ready = False  # the delay line has its order: it will write a capture when it ends
+        self._line: DelayLine | None = None
 
     @property
     def sink(self) -> tuple[str, int]:
@@ -194,6 +211,8 @@ class Bottleneck:
         if self.outage:
             loss += f", an outage of {self.outage[1]:g} s from data segment {self.outage[0]}"
         start = f", initial window {self.initial_window} segments" if self.initial_window is not None else ""
+        if self.discipline is not None:
+            start += f", the delay line's {self.discipline.rpartition(':')[2]} queue"
         return (f"bottleneck {self.rate / 1e6:g} Mbit/s, queue {self.queue} packets, RTT {self.rtt * 1000:g} ms"
                 f" (a pipe of {self.bdp:.0f} segments){start}{loss}")
 
@@ -215,6 +234,10 @@ class Bottleneck:
             raise
         return sock
 
+    def probe(self, every: float = 0.02, bound: float = MAX_DURATION) -> RttProbe:
+        """A small connection to the echo service whose round trip is timed every `every` s (see `RttProbe`)."""
+        return RttProbe(self, every=every, bound=bound)
+
     def __enter__(self) -> Bottleneck:
         try:
             self._open()
@@ -227,7 +250,6 @@ class Bottleneck:
         lab = self.lab
         if "snd0" in lab.run("ip", "-o", "link", "show"):
             raise BottleneckError("this lab has a bottleneck already; close it first")
-        self._dir = tempfile.mkdtemp(prefix="netlab-bottleneck-")
         lab.add_veth("snd0", "dl0", address=f"{SENDER_ADDRESS}/24", neighbour=RECEIVER_ADDRESS,
                      neighbour_mac=_RCV_MAC, mtu=MTU, near_mac=_SND_MAC)
         if self.initial_window is not None:
@@ -235,30 +257,36 @@ class Bottleneck:
             lab.run("ip", "route", "change", _NETWORK, "dev", "snd0", "proto", "kernel", "scope", "link",
                     "src", SENDER_ADDRESS, "initcwnd", str(self.initial_window))
         # The receiver: its own network namespace, a child of the lab's.
-        self._receiver = lab.popen([sys.executable, "-m", "netlab.core.bottleneck", "receiver"],
+        self._receiver = lab.popen([sys.executable, "-m", "netlab.core.inlab.receiver"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # The delay line starts (Python and its imports, a few hundred ms) while the receiver
-        # does; it opens its sockets only when its order comes, once dl1 exists.
-        self._delay = lab.popen([sys.executable, "-m", "netlab.core.bottleneck", "delay"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The delay line starts (Python and its imports) while the receiver does; it opens its
+        # sockets only when its order comes, once dl1 exists.
+        self._line = DelayLine(lab.popen, "dl0", "dl1", forward=self.forward, backward=self.backward,
+                               capture="a" if self.capture else None, duration=self.duration,
+                               finish_checksums=["snd0"], name="the bottleneck's delay line")
+        self._line.start()
         pid = self._expect(self._receiver, "pid ", "receiver")
-        for argv in (
+        steps = [
             ["ip", "link", "add", "dl1", "mtu", str(MTU), "type", "veth", "peer", "name", "rcv0", "address", _RCV_MAC,
              "mtu", str(MTU), "netns", pid],
             ["ip", "link", "set", "dl1", "addrgenmode", "none"],
             ["ip", "link", "set", "dl1", "up"],
+        ]
+        if self.discipline is None:
             # The bottleneck: tbf sends at `rate`, holds at most `queue` full frames, drops the rest.
             # Its bucket holds two frames, so it never lets a burst through faster than the rate.
-            ["tc", "qdisc", "replace", "dev", "dl1", "root", "tbf", "rate", f"{int(self.rate)}bit",
-             "burst", str(2 * (MTU + 14)), "limit", str(self.queue * (MTU + 14))],
-        ):
+            steps.append(["tc", "qdisc", "replace", "dev", "dl1", "root", "tbf", "rate", f"{int(self.rate)}bit",
+                          "burst", str(2 * (MTU + 14)), "limit", str(self.queue * (MTU + 14))])
+        for argv in steps:
             lab.run(*argv)
-        self._order(self._receiver, {"rcvbuf": self.rcvbuf, "sender": SENDER_ADDRESS, "mac": _SND_MAC})
+        self._order(self._receiver, {"device": "rcv0", "address": RECEIVER_ADDRESS, "sink": SINK_PORT,
+                                     "echo": ECHO_PORT, "rcvbuf": self.rcvbuf, "sender": SENDER_ADDRESS,
+                                     "mac": _SND_MAC})
         self._expect(self._receiver, "ready", "receiver")
-        self._order(self._delay, {"rtt": self.rtt, "drops": list(self.drops), "outage": self.outage,
-                                  "duration": self.duration, "out": self._dir, "capture": self.capture})
-        self._expect(self._delay, "ready", "delay line")
-        self._delay_ready = True
+        try:
+            self._line.open()
+        except DelayLineError as err:
+            raise BottleneckError(str(err)) from None
 
     @staticmethod
     def _order(proc: subprocess.Popen, order: dict[str, Any]) -> None:
@@ -291,41 +319,42 @@ class Bottleneck:
 
     def close(self) -> None:
         """Stop the delay line (collecting its capture) and the receiver, and remove the links."""
+        line, self._line = self._line, None
         try:
-            if self._delay is not None:
+            if line is not None:
+                if self.discipline is None:
+                    try:
+                        self.report.queue_sent, self.report.queue_drops, _ = self.queue_stats()
+                    except Exception:  # noqa: BLE001  (the lab may be gone; the capture matters more)
+                        pass
                 try:
-                    self.report.queue_sent, self.report.queue_drops, _ = self.queue_stats()
-                except Exception:  # noqa: BLE001  (the lab may be gone; the capture matters more)
-                    pass
-                killed = _stop(self._delay)
-                if self._receiver is not None:
-                    _stop(self._receiver)  # before reading the capture, which may fail
-                    self._receiver = None
-                if self._delay_ready:
-                    self._collect(killed)
-            if self._receiver is not None:
-                _stop(self._receiver)
+                    line.close()
+                except DelayLineError as err:
+                    raise BottleneckError(str(err)) from None
+                finally:
+                    if self._receiver is not None:
+                        stop_program(self._receiver, STOP_TIMEOUT)
+                        self._receiver = None
+                self._read_report(line)
         finally:
-            self._delay = self._receiver = None
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir = None
+            if self._receiver is not None:
+                stop_program(self._receiver, STOP_TIMEOUT)
+                self._receiver = None
             for link in ("snd0", "dl1"):
                 try:
                     self.lab.run("ip", "link", "del", link)
                 except Exception:  # noqa: BLE001  (gone already, or the lab closed: nothing left behind)
                     pass
 
-    def _collect(self, killed: bool) -> None:
-        out = Path(self._dir or "")
-        log = out / "log.json"
-        if not log.is_file():
-            raise BottleneckError("the delay line ended without writing its capture"
-                                  + (f" (it did not stop within {STOP_TIMEOUT:g} s)" if killed else ""))
-        data = json.loads(log.read_text())
-        self.report.log = [tuple(e) for e in data["log"]]
-        self.report.capture_drops = data["capture_drops"]
-        self.report.packets = load_pcap(out / "link.pcap") if self.capture else []
+    def _read_report(self, line: DelayLine) -> None:
+        got, report = line.report, self.report
+        report.packets, report.log, report.capture_drops = got.packets, got.log, got.capture_drops
+        report.forward, report.backward = got.forward, got.backward
+        if self.discipline is not None and got.forward:
+            report.queue_drops = got.forward["queue_dropped"]
+            report.queue_marked = got.forward["queue_marked"]
+            report.queue_log = [tuple(e) for e in got.forward["queue_log"]]
+            report.queue_sent = got.forward["sent"]
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
@@ -336,25 +365,6 @@ class Bottleneck:
             exc.add_note(str(err))
 
 
-def _stop(proc: subprocess.Popen) -> bool:
-    """Close the program's stdin (its signal to end), kill it after STOP_TIMEOUT s; True if killed."""
-    killed = False
-    try:
-        proc.stdin.close()
-    except OSError:
-        pass
-    try:
-        proc.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_TIMEOUT)
-        killed = True
-    for stream in (proc.stdout, proc.stderr):
-        if stream:
-            stream.close()
-    return killed
-
-
 def _size(text: str) -> int:
     """tc's sizes: 1514b, 30Kb, 1Mb (k = 1024)."""
     units = {"b": 1, "Kb": 1024, "Mb": 1024**2, "Gb": 1024**3}
@@ -362,6 +372,59 @@ def _size(text: str) -> int:
         if text.endswith(unit):
             return int(float(text[: -len(unit)]) * units[unit])
     return int(text) if text.isdigit() else 0
+
+
+class RttProbe:
+    """What a queue does to everyone else: a small connection's round trip, timed while a `with` block runs.
+
+        with path.connect("cubic") as bulk, path.probe(every=0.02) as probe:
+            send_sampled(bulk, seconds=2)
+        probe.samples        # [(Unix time sent, round trip in s), ...]
+
+    One byte to the receiver's echo service every `every` s (TCP_NODELAY, so it leaves at once),
+    timed until its echo comes back: its round trip is the path's plus the time it waited in
+    the queue behind the bulk transfer's packets (bufferbloat). It stops when the block ends,
+    at `bound` s, or when the connection fails (a probe lost in an overflowing queue waits for
+    a retransmission: that wait is in its round trip too).
+    """
+
+    def __init__(self, path: Bottleneck, *, every: float = 0.02, bound: float = MAX_DURATION) -> None:
+        check_seconds("every", every, 1.0)
+        check_seconds("bound", bound, MAX_DURATION)
+        self.path, self.every, self.bound = path, float(every), float(bound)
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RttProbe:
+        self._sock = self.path.connect(address=self.path.echo)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._thread = threading.Thread(target=self._run, name="netlab RTT probe", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        sock = self._sock
+        sock.settimeout(2.0)
+        end = time.monotonic() + self.bound
+        while not self._stop.is_set() and time.monotonic() < end:
+            sent_at = time.time()
+            try:
+                sock.sendall(b"?")
+                if not sock.recv(1):
+                    return
+            except OSError:
+                return
+            self.samples.append((sent_at, time.time() - sent_at))
+            self._stop.wait(self.every)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(3.0)  # a probe waits at most its 2 s timeout for its echo
+        if self._sock is not None:
+            self._sock.close()
 
 
 def send_sampled(sock: socket.socket, *, seconds: float = 2.0, size: int | None = None, every: float = 0.002,
@@ -403,190 +466,3 @@ def send_sampled(sock: socket.socket, *, seconds: float = 2.0, size: int | None 
     finally:
         sock.setblocking(True)
     return sent, samples
-
-
-# ---------------------------------------------------------------------------
-# The programs: `python -m netlab.core.bottleneck receiver|delay`, an order as one JSON line on stdin.
-
-
-def _receiver() -> None:
-    """The receiver: make its network namespace, configure rcv0, discard port 9, echo port 7, until stdin closes."""
-    import ctypes
-    import threading
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:  # a namespace inside the lab's, which a container's profile may refuse
-        print(f"refused {ctypes.get_errno()}", flush=True)
-        return
-    subprocess.run(command(["ip", "link", "set", "lo", "up"]), check=True, capture_output=True, timeout=5)
-    print(f"pid {os.getpid()}", flush=True)
-    order = json.loads(sys.stdin.buffer.readline())
-    for argv in (
-        ["ip", "link", "set", "rcv0", "addrgenmode", "none"],
-        ["ip", "addr", "add", f"{RECEIVER_ADDRESS}/24", "dev", "rcv0"],
-        ["ip", "link", "set", "rcv0", "up"],
-        ["ip", "neigh", "replace", order["sender"], "lladdr", order["mac"], "dev", "rcv0", "nud", "permanent"],
-    ):
-        subprocess.run(command(argv), check=True, capture_output=True, timeout=5)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as any_socket:
-        _no_checksum_offload(any_socket, "rcv0")  # its ACKs cross the delay line too
-
-    def listen(port: int) -> socket.socket:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if order["rcvbuf"] and port == SINK_PORT:
-            # Before listen(): the window scale is chosen from the buffer at the handshake.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, order["rcvbuf"])
-        sock.bind((RECEIVER_ADDRESS, port))
-        sock.listen(16)
-        return sock
-
-    def serve(conn: socket.socket, echo: bool) -> None:
-        with conn:
-            conn.settimeout(MAX_DURATION)
-            try:
-                while data := conn.recv(1 << 20):
-                    if echo:
-                        conn.sendall(data)
-            except OSError:
-                pass
-
-    def accept(server: socket.socket, echo: bool) -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            if echo:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=serve, args=(conn, echo), daemon=True).start()
-
-    servers = [listen(SINK_PORT), listen(ECHO_PORT)]
-    for server, echo in zip(servers, (False, True), strict=True):
-        threading.Thread(target=accept, args=(server, echo), daemon=True).start()
-    print("ready", flush=True)
-    select.select([sys.stdin], [], [], MAX_DURATION + 10)  # until told to stop (stdin closes)
-    for server in servers:
-        server.close()
-
-
-_ETH_P_ALL = 0x0003
-_PACKET_OUTGOING = 4
-_PACKET_STATISTICS = 6
-_SOL_PACKET = 263
-
-
-def _data_to_sink(frame: bytes) -> bool:
-    """True for an IPv4 TCP segment to the sink's port that carries data."""
-    if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
-        return False
-    ihl = (frame[14] & 0x0F) * 4
-    total = struct.unpack_from("!H", frame, 16)[0]
-    tcp = 14 + ihl
-    dport = struct.unpack_from("!H", frame, tcp + 2)[0]
-    return dport == SINK_PORT and total - ihl - (frame[tcp + 12] >> 4) * 4 > 0
-
-
-def _delay_line() -> None:
-    """Hold every frame rtt/2 each way between dl0 and dl1; drop as ordered; record dl0; until told to stop."""
-    line = sys.stdin.buffer.readline()
-    if not line:  # closed before any order: the bottleneck did not open
-        return
-    order = json.loads(line)
-    out = Path(order["out"])
-    half = float(order["rtt"]) / 2
-    drops = set(order["drops"])
-    outage = order["outage"]
-    keep = order.get("capture", True)
-    socks = {}
-    for name in ("dl0", "dl1"):
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)  # the kernel caps it at rmem_max
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 2**20)  # frames waiting in tbf count here
-        sock.bind((name, 0))
-        sock.setblocking(False)
-        socks[name] = sock
-    a, b = socks["dl0"], socks["dl1"]
-    _no_checksum_offload(a, "snd0")
-    other = {a: b, b: a}
-    started = time.monotonic()
-    deadline = started + min(float(order["duration"]), MAX_DURATION)
-    log: list[tuple[float, str]] = []
-    frames: list[tuple[bytes, float]] = []  # at the sender's side: what came in on dl0, what went out on dl0
-    held: list[tuple[float, int, bytes, socket.socket]] = []  # (when to send, tie-break, frame, out socket)
-    count, outage_until, number = 0, None, 0
-    stdin = sys.stdin.buffer.fileno()
-    print("ready", flush=True)
-
-    def note(what: str) -> None:
-        log.append((round(time.monotonic() - started, 6), what))
-
-    while True:
-        now = time.monotonic()
-        while held and held[0][0] <= now:
-            _, _, frame, out_sock = heapq.heappop(held)
-            try:
-                out_sock.send(frame)
-            except OSError:
-                pass  # the tbf queue is full (ENOBUFS): a drop at the bottleneck, counted by tc
-            if out_sock is a and keep:
-                frames.append((frame, time.time()))
-        if now >= deadline:
-            note("time bound reached")
-            break
-        wake = min(deadline, held[0][0]) if held else deadline
-        ready = select.select([a, b, stdin], [], [], max(0.0, wake - now))[0]
-        if stdin in ready and not os.read(stdin, 4096):
-            break
-        for sock in (s for s in (a, b) if s in ready):
-            for _ in range(_FRAMES_PER_PASS):
-                try:
-                    frame, stamp, addr = recv_stamped(sock)
-                except BlockingIOError:
-                    break
-                if addr[2] == _PACKET_OUTGOING:
-                    continue
-                if sock is a:
-                    if keep:
-                        frames.append((frame, stamp))
-                    if _data_to_sink(frame):
-                        count += 1
-                        if outage and count == outage[0]:
-                            outage_until = time.monotonic() + outage[1]
-                            note(f"data segment {count}: outage begins, everything to the sink lost for {outage[1]:g} s")
-                        if outage_until is not None and time.monotonic() < outage_until:
-                            continue
-                        if count in drops:
-                            note(f"data segment {count}: dropped")
-                            continue
-                number += 1
-                heapq.heappush(held, (time.monotonic() + half, number, frame, other[sock]))
-    stats = a.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8)
-    missed = struct.unpack("II", stats)[1]
-    for sock in (a, b):
-        sock.close()
-    if keep:
-        frames.sort(key=lambda f: f[1])
-        write_frames(out / "link.pcap.part", frames)
-        os.replace(out / "link.pcap.part", out / "link.pcap")
-    (out / "log.json.part").write_text(json.dumps({"log": log, "capture_drops": missed}))
-    os.replace(out / "log.json.part", out / "log.json")
-
-
-def _no_checksum_offload(sock: socket.socket, device: str) -> None:
-    """Make `device`'s kernel fill in checksums itself (ethtool -K DEV tx off, via SIOCETHTOOL).
-
-    A veth leaves a TCP checksum for "the hardware" to finish, and there is none: the delay
-    line would pass on segments whose checksum the receiver's kernel rejects.
-    """
-    import ctypes
-    import fcntl
-
-    value = ctypes.create_string_buffer(struct.pack("II", 0x17, 0))  # ETHTOOL_STXCSUM, off
-    request = struct.pack("16sP", device.encode(), ctypes.addressof(value)).ljust(40, b"\0")
-    fcntl.ioctl(sock.fileno(), 0x8946, request)  # SIOCETHTOOL
-
-
-if __name__ == "__main__":
-    {"receiver": _receiver, "delay": _delay_line}[sys.argv[1]]()

@@ -99,6 +99,7 @@ class Segment:
     window_probe: bool = False  # sent into the peer's zero window, to learn when it reopens
     dup_ack: bool = False  # a duplicate ACK as RFC 5681 defines it
     truncated: bool = False  # the capture's snap length cut it: `payload` is shorter than `length`
+    timestamps: tuple[int, int] | None = None  # (TSval, TSecr) of its Timestamps option (RFC 7323), if any
 
     @property
     def label(self) -> str:
@@ -178,6 +179,7 @@ class _Wire:
     length: int  # payload bytes the IP header says the segment carried
     payload: bytes  # payload bytes captured: fewer than `length` when the snap length cut the frame
     time: float
+    timestamps: tuple[int, int] | None  # (TSval, TSecr) of the Timestamps option, None without one
 
 
 _SYN, _RST, _ACK = 0x02, 0x04, 0x10
@@ -221,7 +223,7 @@ def _read(pkt: Any) -> _Wire | None:
         dst=(str(_value(ip, "dst")), int(_value(tcp, "dport"))), flags=int(_value(tcp, "flags")),
         seq=int(_value(tcp, "seq")), ack=int(_value(tcp, "ack")), window=int(_value(tcp, "window")),
         wscale=_wscale(tcp), length=len(captured) if length is None else length, payload=captured[:length],
-        time=float(pkt.time),
+        time=float(pkt.time), timestamps=_timestamps(raw[20:header]),
     )
 
 
@@ -261,18 +263,39 @@ def _wscale(tcp: Any) -> int | None:
     return None
 
 
+def _timestamps(options: bytes) -> tuple[int, int] | None:
+    """(TSval, TSecr) from a TCP header's option bytes (kind 8, length 10: RFC 7323), or None.
+
+    Read from the bytes, as the header is walked by a receiver: scapy's parsed options cost a
+    field lookup per segment, and a long transfer has thousands."""
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:  # end of options
+            return None
+        if kind == 1:  # no-operation
+            i += 1
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            return None  # a malformed option: nothing more can be read
+        if kind == 8 and options[i + 1] == 10 and i + 10 <= len(options):
+            return int.from_bytes(options[i + 2:i + 6], "big"), int.from_bytes(options[i + 6:i + 10], "big")
+        i += options[i + 1]
+    return None
+
+
 def _read_all(packets: Iterable[Any]) -> list[_Wire]:
     """Every TCP segment in `packets`, with IPv4 fragments put back together first (as Wireshark does)."""
     packets = list(packets)
     wires = []
-    last_pieces = {}  # (id, src, dst, protocol) -> time of the fragment that completes the packet
+    last_pieces = {}  # (link, id, src, dst, protocol) -> time of the fragment that completes the packet
     for pkt in packets:
         wire = _read(pkt)
         if wire is not None:
             wires.append(wire)
         ip = _fragment(pkt, wire)
         if ip is not None:
-            last_pieces[(ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
+            last_pieces[(getattr(pkt, "sniffed_on", None), ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
     if not last_pieces:
         return wires
     return [w for w in map(_read, _reassemble(packets, last_pieces)) if w is not None]
@@ -288,20 +311,30 @@ def _fragment(pkt: Any, wire: _Wire | None) -> Any:
 
 
 def _reassemble(packets: list[Any], last_pieces: dict[tuple, float]) -> list[Any]:
-    """IPv4 fragments put back together by scapy's `defragment`, each whole packet dissected anew
-    (so a SYN split before its options keeps them) and placed, and timed, where its last piece was
-    captured, as in Wireshark."""
+    """IPv4 fragments put back together by scapy's `defragment`, link by link (a capture on several
+    links holds each fragment once per link), each whole packet dissected anew (so a SYN split before
+    its options keeps them) and placed, and timed, where its last piece was captured, as in Wireshark.
+    The pieces of a packet that never came whole (a fragment lost) make no packet."""
     from scapy.layers.inet import IP, defragment
 
-    originals = {id(pkt) for pkt in packets}
-    result = list(defragment(packets))
-    for number, pkt in enumerate(result):
-        if id(pkt) not in originals:
-            whole = pkt.__class__(bytes(pkt))
-            ip = whole.getlayer(IP)
-            whole.time = last_pieces.get((ip.id, ip.src, ip.dst, ip.proto), pkt.time)
-            result[number] = whole
-    return result
+    links: dict[Any, list[Any]] = {}
+    for pkt in packets:
+        links.setdefault(getattr(pkt, "sniffed_on", None), []).append(pkt)
+    result = []
+    for link, group in links.items():
+        originals = {id(pkt) for pkt in group}
+        for pkt in defragment(group):
+            if isinstance(pkt, tuple):  # scapy's way of returning the pieces of an incomplete packet
+                continue
+            if id(pkt) not in originals:
+                whole = pkt.__class__(bytes(pkt))
+                ip = whole.getlayer(IP)
+                whole.time = last_pieces.get((link, ip.id, ip.src, ip.dst, ip.proto), pkt.time)
+                if link is not None:
+                    whole.sniffed_on = link
+                pkt = whole
+            result.append(pkt)
+    return sorted(result, key=lambda pkt: float(pkt.time))  # stable: packets stamped alike keep their order
 
 
 def _split(wires: list[_Wire]) -> list[list[_Wire]]:
@@ -417,6 +450,7 @@ class Conversation:
                 payload=w.payload,
                 packet=w.packet,
                 truncated=len(w.payload) < w.length,
+                timestamps=w.timestamps,
             ))
         return segments
 
@@ -450,7 +484,28 @@ class Conversation:
             notes.append("window scaling unknown")
         if self.partial:
             notes.append("client and server guessed" + ("" if self.isn_known["server"] else " from the ports"))
+        broken = self.causality
+        if broken:
+            more = f"; {len(broken)} segments break causality" if len(broken) > 1 else ""
+            notes.append(f"not causal in capture order: {broken[0]}{more}")
         return notes
+
+    @functools.cached_property
+    def causality(self) -> list[str]:
+        """What in this capture could not have happened in the order captured, one sentence per segment.
+
+        Three rules, checked in capture order (see `_causality`): no segment acknowledges
+        bytes (or a SYN or FIN) the other side has not sent yet; no Timestamps option echoes a
+        TSval the other side has not sent yet (RFC 7323); no side sends new data in a state
+        that does not allow it (before its connection is synchronized, or after its FIN). A
+        capture made at one point with one clock keeps them all; one that mixes clocks, sorts
+        frames wrongly or missed packets does not. Empty when the capture is causal.
+        """
+        states = None if self.partial else self.states()
+        # An ACK is checked against what the peer sent only where the peer's ISN is known: its numbers
+        # are relative to it (a partial capture's to the peer's first segment, once that is seen).
+        known = {side for side, isn_known in self.isn_known.items() if isn_known and not self.partial}
+        return _causality(self.segments, states, known)
 
 
 
@@ -649,6 +704,66 @@ def _mark_repeats(segments: list[Segment]) -> list[Segment]:
             s = replace(s, retransmission=retransmission, window_probe=probe, dup_ack=dup)
         result.append(s)
     return result
+
+
+# A side may send new data (beyond a SYN's) only in these states; a SYN-RECEIVED server may, with
+# TCP Fast Open (RFC 7413), before the handshake's last ACK arrives.
+_MAY_SEND_DATA = {"SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT"}
+
+
+def _causality(segments: list[Segment], states: dict[str, list[tuple[int, str]]] | None,
+               known: set[str]) -> list[str]:
+    """Each segment that could not have been sent when the capture says, with the rule it breaks.
+
+    Sequence numbers here are relative, so "sent" is the relative number after the highest byte
+    (SYN and FIN count one) each side has sent so far. `states` (from `Conversation.states`, None
+    without a handshake) gives each side's state before each segment; `known` names the sides whose
+    ISN the capture shows, so that an ACK of theirs sent before they sent anything is impossible.
+    """
+    sent: dict[str, int] = {}  # side -> relative sequence number after the last byte it has sent
+    tsvals: dict[str, int] = {}  # side -> the highest TSval it has sent
+    fin_at: dict[str, int] = {}  # side -> relative sequence number of its FIN
+    state_before = _state_lookup(states) if states is not None else None
+    broken = []
+    for s in segments:
+        me, peer = ("client", "server") if s.direction == CLIENT_TO_SERVER else ("server", "client")
+        problem = None
+        checkable = peer in sent or peer in known
+        if s.ack is not None and not s.has("RST") and checkable and (peer not in sent or _seq_before(sent[peer], s.ack)):
+            problem = (f"#{s.number} ({s.direction} {s.flags}) acknowledges {s.ack}, but the {peer} has sent "
+                       + (f"only up to {sent[peer]}" if peer in sent else "nothing yet"))
+        elif s.timestamps and s.timestamps[1] and not s.has("RST") and (
+                peer not in tsvals or _seq_before(tsvals[peer], s.timestamps[1])):
+            problem = (f"#{s.number} ({s.direction} {s.flags}) echoes a timestamp the {peer} has not sent yet")
+        elif s.length and not s.has("SYN") and state_before is not None:
+            state = state_before(me, s.number)
+            new_data = me not in sent or _seq_before(sent[me], s.seq + s.length)
+            if new_data and (state not in _MAY_SEND_DATA or (me in fin_at and _seq_before(fin_at[me], s.seq + s.length))):
+                problem = f"#{s.number} ({s.direction} {s.flags}) carries new data while the {me} is in {state}"
+        if problem:
+            broken.append(problem)
+        end = (s.seq + s.length + s.has("SYN") + s.has("FIN")) % 2**32
+        if me not in sent or _seq_before(sent[me], end):
+            sent[me] = end
+        if s.has("FIN"):
+            fin_at.setdefault(me, (s.seq + s.length) % 2**32)
+        if s.timestamps and (me not in tsvals or _seq_before(tsvals[me], s.timestamps[0])):
+            tsvals[me] = s.timestamps[0]
+    return broken
+
+
+def _state_lookup(states: dict[str, list[tuple[int, str]]]) -> Any:
+    """A function (side, segment number) -> that side's state just before the segment."""
+
+    def before(side: str, number: int) -> str:
+        state = states[side][0][1]
+        for step, name in states[side][1:]:
+            if step >= number:
+                break
+            state = name
+        return state
+
+    return before
 
 
 def _seq_before(a: int, b: int) -> bool:

@@ -23,6 +23,8 @@ import ast
 import builtins
 import json
 import platform
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,13 +33,13 @@ from typing import Any, TypeVar
 
 from netlab.core import pcapfiles
 from netlab.core.conversation import Conversation, conversations
-from netlab.core.errors import LabError, LabUnavailable
+from netlab.core.errors import LabError, LabUnavailable, WaitTimeout
 from netlab.core.lab import Lab, SocketState, lab_available
 from netlab.core.pcapfiles import recorded_packets, save_pcap
 from netlab.core.sockets import EchoServer
 
 __all__ = [
-    "Experiment", "LIVE", "all_closed", "live_or_recorded", "lab_or_host", "lab_or_none", "load_recorded", "mode",
+    "Experiment", "LIVE", "all_closed", "at_once", "live_or_recorded", "lab_or_host", "lab_or_none", "load_recorded", "mode",
     "recorded_meta", "rebuild", "run", "write_recording",
 ]
 
@@ -47,6 +49,7 @@ LIVE = "live: captured just now in a private network namespace that netlab creat
 _BUSY = {"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "LAST-ACK", "CLOSING"}
 
 E = TypeVar("E", bound="Experiment")
+R = TypeVar("R")  # what an experiment run by `at_once` returns
 
 
 @dataclass
@@ -276,3 +279,34 @@ def _plain_or_repr(value: Any) -> Any:
             pass
     return repr(value)
 
+
+def at_once(*experiments: Callable[[], R], timeout: float = 60.0) -> list[R]:
+    """Run experiments at the same time, each in its own thread and its own lab; return their results in order.
+
+    Each lab has its own namespaces, links, queue and delay line: the runs share nothing but
+    the machine's CPUs. A run's time is mostly waiting (round trips, a queue draining), so two
+    take about as long as one. The first failure is raised once all have ended; no run takes
+    longer than `timeout` seconds (each is bounded far below it by its own time bounds).
+    """
+    results: list[Any] = [None] * len(experiments)
+    errors: list[BaseException | None] = [None] * len(experiments)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = experiments[i]()
+        except BaseException as err:  # noqa: BLE001  (raised in the caller's thread below)
+            errors[i] = err
+
+    threads = [threading.Thread(target=one, args=(i,), name=f"netlab-experiment-{i}", daemon=True)
+               for i in range(len(experiments))]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        raise WaitTimeout(f"experiments still running after {timeout:g} s")
+    for err in errors:
+        if err is not None:
+            raise err
+    return results

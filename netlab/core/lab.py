@@ -12,7 +12,8 @@ enter a user namespace). Instead the helper creates sockets inside the lab and h
 file descriptors back over a Unix socket (SCM_RIGHTS). A socket belongs to the network
 namespace it was created in, whoever holds it, so the student's code in a notebook cell talks
 over the lab's network with ordinary `socket` objects. Packet capture needs privileges only
-the helper has, so the helper sniffs and sends the captured frames back.
+the helper has, so the helper sniffs and sends the captured frames back. The helper's program
+is `netlab.core.inlab.helper`; the two sides speak `netlab.core.inlab.protocol`.
 
 A machine may refuse all this (user namespaces turned off, a container's seccomp profile,
 Ubuntu's AppArmor restriction). netlab recognises a refusal by what happened, never by the
@@ -35,11 +36,9 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
 import re
 import select
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -49,6 +48,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.core.errors import LabError, LabUnavailable
+from netlab.core.inlab.protocol import recv_msg as _recv_msg
+from netlab.core.inlab.protocol import send_msg as _send_msg
 from netlab.core.programs import command, program
 from netlab.core.sockets import recv_exactly
 
@@ -75,31 +76,6 @@ class SocketState:
 
 
 # ---------------------------------------------------------------------------
-# Messages between the notebook side and the helper: a 4-byte length, then a pickle.
-# Both ends are netlab's own processes, so pickle is safe here.
-
-
-def _send_msg(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> None:
-    data = pickle.dumps(obj)
-    header = struct.pack("!I", len(data))
-    if fds:
-        socket.send_fds(sock, [header], fds)
-        sock.sendall(data)
-    else:
-        sock.sendall(header + data)
-
-
-def _recv_msg(sock: socket.socket) -> tuple[Any, list[int]]:
-    # The header is read with recv_fds so a descriptor sent with it is not lost.
-    header, fds, _flags, _addr = socket.recv_fds(sock, 4, 4)
-    if not header:
-        raise EOFError("lab channel closed")
-    header += recv_exactly(sock, 4 - len(header))
-    (size,) = struct.unpack("!I", header)
-    return pickle.loads(recv_exactly(sock, size)), fds
-
-
-# ---------------------------------------------------------------------------
 # The notebook side.
 
 
@@ -111,7 +87,8 @@ def _unshare_command() -> list[str]:
 # namespace was made. unshare exiting before that byte came is a refusal, whatever errno it
 # met and in whatever language it said so.
 INSIDE = b"+"
-_HELPER = f"import os, sys; os.write(int(sys.argv[1]), {INSIDE!r}); from netlab.core.lab import serve_helper; serve_helper()"
+_HELPER = (f"import os, sys; os.write(int(sys.argv[1]), {INSIDE!r}); "
+           "from netlab.core.inlab.helper import serve_helper; serve_helper()")
 # unshare's exit status when it could not run the program it was given (util-linux: 126, 127).
 _EXEC_FAILED = (126, 127)
 
@@ -560,6 +537,35 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def stop_program(proc: subprocess.Popen, timeout: float) -> tuple[bool, str]:
+    """End a program of the lab that stops when its stdin closes: close it, kill it after `timeout` s.
+
+    Returns (whether it had to be killed, the last line it wrote on stderr: why it failed, if it
+    did). Such a program writes a line or two to its pipes, so they cannot have filled up.
+    """
+    killed = False
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+        killed = True
+    said = ""
+    if proc.stderr:
+        try:
+            said = last_line(proc.stderr.read().decode(errors="replace"))
+        except (OSError, ValueError):
+            pass
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+    return killed, said
+
+
 def _split_addr(text: str) -> tuple[str, int] | None:
     host, _, port = text.rpartition(":")
     if port == "*" or not host:
@@ -578,112 +584,3 @@ def _parse_ss(text: str) -> list[SocketState]:
             continue
         states.append(SocketState(fields[0], local, _split_addr(fields[4])))
     return states
-
-
-# ---------------------------------------------------------------------------
-# The helper side: runs inside the namespace, answers one request at a time.
-
-
-class _Helper:
-    """The helper's state inside the namespace, and one method per request it answers.
-
-    `REQUESTS` maps a request's name to its method: `Lab.request(op, *args)` on the notebook side
-    runs `_Helper.REQUESTS[op](helper, *args)` here. A method returns `(result, fds)`: the result
-    goes back pickled, the file descriptors with it (SCM_RIGHTS) and are closed here once sent.
-    """
-
-    def __init__(self) -> None:
-        self.sniffer: Any = None
-
-    def socket(self, family: int, type: int, proto: int) -> tuple[None, list[socket.socket]]:
-        return None, [socket.socket(family, type, proto)]
-
-    def run(self, argv: list[str], timeout: float) -> tuple[str, list]:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise LabError(f"{' '.join(argv)} did not finish within {timeout:g} s in the lab; it was stopped") from None
-        if done.returncode != 0:
-            raise LabError(f"{' '.join(argv)} failed in the lab: {done.stderr.strip()}")
-        return done.stdout, []
-
-    def sysctl(self, name: str, value: str) -> tuple[None, list]:
-        path = os.path.join("/proc/sys", *name.split("."))
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-        except OSError as err:
-            raise LabError(f"could not set {name} = {value} in the lab: {err.strerror}") from None
-        return None, []
-
-    def sniff_start(self, *args: Any) -> tuple[float, list]:
-        from netlab.core.capture import Sniffer
-
-        self.stop_sniffer()
-        self.sniffer = Sniffer(*args)
-        return self.sniffer.start(), []
-
-    def sniff_stop(self) -> tuple[list, list]:
-        frames = self.sniffer.stop() if self.sniffer else []
-        self.sniffer = None
-        return frames, []
-
-    def stop_sniffer(self) -> None:
-        if self.sniffer is not None:
-            self.sniffer.stop()
-            self.sniffer = None
-
-    REQUESTS: dict[str, Callable[..., tuple[Any, list]]] = {
-        "socket": socket, "run": run, "sysctl": sysctl, "sniff_start": sniff_start, "sniff_stop": sniff_stop,
-    }
-
-
-def _start_helper() -> None:
-    subprocess.run([program("ip"), "link", "set", "lo", "up"], check=True, capture_output=True, timeout=5)
-
-
-def _answer(chan: socket.socket, helper: _Helper, op: str, args: tuple) -> None:
-    """Run one request and send its reply: ("ok", result) with any descriptors, or ("error", exception)."""
-    try:
-        method = _Helper.REQUESTS.get(op)
-        if method is None:
-            raise LabError(f"unknown lab request {op!r}")
-        result, socks = method(helper, *args)
-    except Exception as err:
-        try:
-            pickle.dumps(err)
-        except Exception:
-            err = LabError(f"{type(err).__name__}: {err}")
-        _send_msg(chan, ("error", err))
-        return
-    try:
-        _send_msg(chan, ("ok", result), [s.fileno() for s in socks])
-    finally:
-        for sock in socks:
-            sock.close()  # the notebook side holds its own copy of the descriptor now
-
-
-def serve_helper() -> None:
-    """The helper's main loop, inside the namespace (started by `Lab()`, never by hand)."""
-    chan = socket.socket(fileno=int(sys.argv[1]))
-    try:
-        _start_helper()
-    except Exception as err:  # report any start-up failure to the notebook side
-        _send_msg(chan, ("failed", f"{type(err).__name__}: {err}"))
-        return
-    _send_msg(chan, ("ready", {"pid": os.getpid(), "netns": os.stat("/proc/self/ns/net").st_ino}))
-    helper = _Helper()
-    while True:
-        try:
-            (op, args), _ = _recv_msg(chan)
-        except (EOFError, OSError):
-            break  # the notebook side is gone: stop
-        if op == "quit":
-            break
-        _answer(chan, helper, op, args)
-    helper.stop_sniffer()
-    chan.close()
-    # Leave without the interpreter's teardown: unloading scapy's thousands of classes takes
-    # about 0.3 s, and the notebook waits for this process to end on every Lab.close().
-    sys.stderr.flush()
-    os._exit(0)

@@ -34,7 +34,8 @@ PACKAGES: dict[str, str] = {
     "ip": "iproute2", "tc": "iproute2", "ss": "iproute2", "nstat": "iproute2",
     "nft": "nftables", "sysctl": "procps",
     "unshare": "util-linux", "nsenter": "util-linux", "setpriv": "util-linux", "prlimit": "util-linux",
-    "iperf3": "iperf3", "tracepath": "iputils-tracepath", "bwrap": "bubblewrap",
+    "iperf3": "iperf3", "tracepath": "iputils-tracepath", "ping": "iputils-ping",
+    "bird": "bird2", "birdc": "bird2", "bwrap": "bubblewrap",
 }
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from netlab.core.errors import ProtocolError, WaitTimeout
+from netlab.core.inlab.frames import SO_TIMESTAMPNS, kernel_time, recv_stamped  # the one reader of kernel time stamps
 
 if TYPE_CHECKING:
     from netlab.core.lab import Lab
@@ -262,26 +263,6 @@ def connect_to_unused_port(lab: Lab, _address: Any = None) -> str:
     ConnectionRefusedError. Takes the arguments of an experiment's client, for `netlab.run`."""
     with lab.create_connection(lab.unused_port(), timeout=2.0):
         return "connected (unexpected)"
-
-
-# setsockopt(SOL_SOCKET, SO_TIMESTAMPNS, 1): each frame read with recvmsg carries the kernel's time.
-SO_TIMESTAMPNS = 35
-
-
-def recv_stamped(sock: socket.socket, size: int = 65535) -> tuple[bytes, float, Any]:
-    """Read one frame (up to `size` bytes) from a packet socket with the kernel's receive time
-    (SO_TIMESTAMPNS, seconds), not the moment Python got to it; return (frame, time, address)."""
-    data, anc, _flags, addr = sock.recvmsg(size, socket.CMSG_SPACE(16))
-    return data, kernel_time(anc), addr
-
-
-def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float:
-    """The kernel's time (Unix seconds) in a recvmsg's ancillary data (SO_TIMESTAMPNS); now if it has none."""
-    for level, kind, value in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
-            sec, nsec = struct.unpack("qq", value[:16])
-            return sec + nsec / 1e9
-    return time.time()
 
 
 def unacknowledged(sock: socket.socket) -> int:

@@ -1,9 +1,12 @@
-"""A routed path in the lab: client — router — server, three network namespaces and two links.
+"""Routed topologies in the lab: hosts, links, addresses and routes described as data, then built.
 
 Theory of operation
 -------------------
-Everything below TCP (addresses and routes, ARP, TTL, ICMP, path MTU) needs a path with a
-router on it, where the lab has one loopback. `Topology(lab)` builds one in a few ms:
+Everything below TCP (addresses and routes, ARP, TTL, ICMP, path MTU) needs a path with
+routers on it, where the lab has one loopback. A topology is declared once, as data (a `Plan`:
+its hosts, its interfaces with their addresses, the links between them, each host's routes),
+and `Topology(lab, plan)` builds it in a few ms; the lesson's text, its table of addresses and
+the lab agree because they read the same plan. `PATH`, notebook 10's, is one instance:
 
     client (the lab's own namespace)     router (a namespace)              server (a namespace)
     c0 10.1.0.2/24  fd00:1::2/64  ⇄  r0 10.1.0.1  r1 10.2.0.1  ⇄  s0 10.2.0.2/24  fd00:2::2/64
@@ -27,14 +30,24 @@ router on it, where the lab has one loopback. `Topology(lab)` builds one in a fe
    multicast groups sent 1 ms apart (not up to 1 s) and waited out; ICMP errors are not
    rate-limited in the router and server, so a traceroute gets an answer to every probe.
 
+A plan of more routers (notebook 11's) is the same kind of data: any number of hosts, each link a
+veth pair, an interface with no peer for a network that ends in a host (a bridge with no port:
+this kernel has no `dummy` module, and a lab cannot load one), routes as `ip route` says them.
+Per-link delays have their place in the plan (`Plan.delays`, `Link.delay`) for the delay line of
+issue #27; until it lands a Topology refuses any delay but 0.
+A long-running program (a routing daemon) is started on a host with `Topology.start` and ends
+with the topology (the agent's `spawn`/`stop`, and a parent-death signal should the agent die).
+
 Rules for this file:
 1. Every wait has a bound: each request to the agent `REQUEST_TIMEOUT` s, its start `START_TIMEOUT` s;
-   `Topology.close()` ends the agent (its namespaces go with it) and removes the client's link.
-2. Nothing leaves the lab: the namespaces are children of the lab's, their only links are c0–r0 and r1–s0.
+   `Topology.close()` ends the agent (its namespaces and daemons go with it) and removes the first host's links.
+2. Nothing leaves the lab: the namespaces are children of the lab's, their only links are the plan's.
+3. The plan is data and the agent's orders are made from it here; the agent knows no plan.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -42,7 +55,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,38 +65,135 @@ from netlab.core.lab import Lab, inner_refusal_sentence, last_line
 from netlab.core.programs import command, program
 from netlab.core.topology_agent import FRAME
 
-__all__ = ["Topology", "TopologyError", "Host", "LinkCapture", "HOSTS", "INTERFACES", "MIN_MTU", "MAX_MTU"]
+__all__ = ["Topology", "TopologyError", "Host", "Interface", "Link", "Plan", "LinkCapture", "Daemon", "PATH", "HOSTS",
+           "INTERFACES", "MIN_MTU", "MAX_MTU", "MIN_MTU4"]
 
 START_TIMEOUT = 15.0  # seconds for the agent to build the topology
 REQUEST_TIMEOUT = 15.0  # seconds for one request (a command's own timeout comes on top)
 MIN_MTU, MAX_MTU = 1280, 9000  # bytes: IPv6 needs 1280 on every link
+MIN_MTU4 = 576  # bytes: every IPv4 host must take a datagram this long (RFC 791); the least for a plan without IPv6
 
 
 @dataclass(frozen=True)
 class Interface:
-    """One end of a link: its name, host, addresses and MAC (which spells the IPv4 address)."""
+    """One interface: its name, host, addresses and MAC (which spells the IPv4 address).
+
+    `peer` is the interface at the link's other end, or None for a `dummy` interface: a network
+    that ends in its host (what is routed there is swallowed, what is addressed to it answered).
+    """
 
     name: str
     host: str
     ipv4: str
     ipv6: str
     mac: str
-    peer: str  # the interface at the link's other end
+    peer: str | None
+    prefix: int = 24  # the IPv4 prefix length (bits)
+    prefix6: int = 64
+
+    @property
+    def network(self) -> str:
+        """The IPv4 network this interface is on, such as 10.1.0.0/24."""
+        return str(ipaddress.ip_interface(f"{self.ipv4}/{self.prefix}").network)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link between two interfaces (a veth pair): `a` and `b` name them.
+
+    `delay` (seconds, one way) is the place for the per-link delay of the delay line (issue #27);
+    until that lands, a Topology refuses a delay other than 0 rather than pretend it has one.
+    """
+
+    a: str
+    b: str
+    delay: float = 0.0
+
+
+def interface(name: str, host: str, ipv4: str, peer: str | None, *, ipv6: str = "") -> Interface:
+    """An Interface from its name, host, IPv4 address with prefix ("10.1.0.2/24") and peer; the MAC spells the address."""
+    address = ipaddress.ip_interface(ipv4)
+    plain = str(address.ip)
+    return Interface(name, host, plain, ipv6, _mac(plain), peer, address.network.prefixlen)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A topology as data: hosts (the first is the lab's own namespace), interfaces, routes per host.
+
+    `routes[host]` are `ip route add` arguments ("default via 10.1.0.1", "10.2.0.0/16 via 10.0.13.3");
+    `routers` forward packets (ip_forward on). Links come from the interfaces' peers.
+    """
+
+    hosts: tuple[str, ...]
+    interfaces: tuple[Interface, ...]
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    routers: tuple[str, ...] = ()
+    delays: dict[frozenset, float] = field(default_factory=dict)  # #27's per-link delays, by the link's two ends
+
+    def __post_init__(self) -> None:
+        names = [i.name for i in self.interfaces]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a plan's interface names must differ: {names}")
+        for i in self.interfaces:
+            if i.host not in self.hosts:
+                raise ValueError(f"interface {i.name} is on {i.host!r}, which is not one of the plan's hosts")
+            if not 1 <= len(i.name) <= 15:
+                raise ValueError(f"an interface name has 1 to 15 characters (Linux's limit): {i.name!r}")
+            if i.peer is not None and self.interface(i.peer).peer != i.name:
+                raise ValueError(f"interface {i.name}'s peer {i.peer} does not name it back")
+
+    def interface(self, name: str) -> Interface:
+        for i in self.interfaces:
+            if i.name == name:
+                return i
+        raise ValueError(f"no interface {name!r} in this topology (it has {', '.join(i.name for i in self.interfaces)})")
+
+    @property
+    def by_name(self) -> dict[str, Interface]:
+        return {i.name: i for i in self.interfaces}
+
+    @property
+    def links(self) -> list[Link]:
+        """Each veth link once, named from the end listed first."""
+        seen, links = set(), []
+        for i in self.interfaces:
+            if i.peer is not None and i.peer not in seen:
+                seen.add(i.name)
+                links.append(Link(i.name, i.peer, self.delays.get(frozenset((i.name, i.peer)), 0.0)))
+        return links
+
+    def on(self, host: str) -> list[Interface]:
+        """The interfaces of `host`, in the plan's order."""
+        return [i for i in self.interfaces if i.host == host]
+
+    def owner(self, address: str) -> str | None:
+        """The host that has IPv4 `address` on one of its interfaces, or None."""
+        for i in self.interfaces:
+            if i.ipv4 == address:
+                return i.host
+        return None
 
 
 def _mac(ipv4: str) -> str:
     return "02:00:" + ":".join(f"{int(b):02x}" for b in ipv4.split("."))
 
 
-INTERFACES = {
-    i.name: i for i in (
+# Notebook 10's path: client — router — server, two /24s (and two IPv6 /64s).
+PATH = Plan(
+    hosts=("client", "router", "server"),
+    interfaces=(
         Interface("c0", "client", "10.1.0.2", "fd00:1::2", _mac("10.1.0.2"), "r0"),
         Interface("r0", "router", "10.1.0.1", "fd00:1::1", _mac("10.1.0.1"), "c0"),
         Interface("r1", "router", "10.2.0.1", "fd00:2::1", _mac("10.2.0.1"), "s0"),
         Interface("s0", "server", "10.2.0.2", "fd00:2::2", _mac("10.2.0.2"), "r1"),
-    )
-}
-HOSTS = ("client", "router", "server")
+    ),
+    routes={"client": ("default via 10.1.0.1", "-6 default via fd00:1::1"),
+            "server": ("default via 10.2.0.1", "-6 default via fd00:2::1")},
+    routers=("router",),
+)
+INTERFACES = PATH.by_name
+HOSTS = PATH.hosts
 _AGENT = str(Path(__file__).with_name("topology_agent.py"))
 
 
@@ -92,14 +202,14 @@ class TopologyError(HelperError):
 
 
 class Host:
-    """One of the topology's three machines: run a command there, or get a socket that lives there."""
+    """One of the topology's machines: run a command there, or get a socket that lives there."""
 
     def __init__(self, topology: Topology, name: str) -> None:
         self.topology, self.name = topology, name
 
     @property
     def interfaces(self) -> list[Interface]:
-        return [i for i in INTERFACES.values() if i.host == self.name]
+        return self.topology.plan.on(self.name)
 
     @property
     def address(self) -> str:
@@ -123,34 +233,72 @@ class Host:
         return f"<{self.name} {', '.join(f'{i.name} {i.ipv4}' for i in self.interfaces)}>"
 
 
+class Daemon:
+    """A program running on one host of a topology until stopped (or until the topology closes)."""
+
+    def __init__(self, topology: Topology, host: str, pid: int, argv: list[str]) -> None:
+        self.topology, self.host, self.pid, self.argv = topology, host, pid, argv
+
+    def stop(self) -> None:
+        """Stop the program (SIGTERM, then SIGKILL after 2 s)."""
+        if self.topology._chan is not None and self.pid in self.topology._daemons:
+            self.topology._daemons.pop(self.pid, None)
+            self.topology._request({"op": "stop", "pid": self.pid})
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{os.path.basename(self.argv[0])} on the {self.host}, pid {self.pid}>"
+
+
 class Topology:
-    """client — router — server in the lab, from one call; `mtu` maps an interface name to its MTU in bytes.
+    """A plan (by default `PATH`, client — router — server) built in the lab, from one call.
 
         with netlab.Lab() as lab, Topology(lab, mtu={"r1": 1280}) as net:
             with net.capture("c0", "r1") as cap:
                 sock = net.client.socket(); sock.connect((net.server.address, 9))
 
-    Forwarding is on in the router; the client and the server have a default route through it.
+    `mtu` maps an interface name to its MTU in bytes (1500 by default). Forwarding is on in the
+    plan's routers; each host gets the plan's routes. Hosts are `net.host(NAME)` (or `net.NAME`).
     """
 
-    def __init__(self, lab: Lab, *, mtu: dict[str, int] | None = None, ipv6: bool = True) -> None:
+    def __init__(self, lab: Lab, plan: Plan = PATH, *, mtu: dict[str, int] | None = None, ipv6: bool = True) -> None:
+        if not isinstance(plan, Plan):
+            raise TypeError(f"plan must be a netlab.core.topology.Plan, not {type(plan).__name__}")
+        ipv6 = bool(ipv6) and all(i.ipv6 for i in plan.interfaces)
         mtu = dict(mtu or {})
         for name, value in mtu.items():
-            if name not in INTERFACES:
+            if name not in plan.by_name:
                 raise ValueError(f"mtu names an interface this topology does not have: {name!r} "
-                                 f"(it has {', '.join(INTERFACES)})")
-            check_int(f"the MTU of {name}", value, MIN_MTU, MAX_MTU)
-        self.lab, self.mtu, self.ipv6 = lab, {n: mtu.get(n, 1500) for n in INTERFACES}, bool(ipv6)
-        self.client, self.router, self.server = (Host(self, n) for n in HOSTS)
+                                 f"(it has {', '.join(plan.by_name)})")
+            check_int(f"the MTU of {name}", value, MIN_MTU if ipv6 else MIN_MTU4, MAX_MTU)
+        for link in plan.links:
+            if link.delay:
+                raise ValueError(f"the link {link.a}–{link.b} asks for a delay of {link.delay:g} s: per-link delays "
+                                 "come with the delay line (issue #27), which this topology does not have yet")
+        self.lab, self.plan, self.ipv6 = lab, plan, ipv6
+        self.mtu = {n: mtu.get(n, 1500) for n in plan.by_name}
+        self.hosts = {n: Host(self, n) for n in plan.hosts}
         self._agent: subprocess.Popen | None = None
         self._chan: socket.socket | None = None
         self._dir: str | None = None
         self._capturing = False
+        self._daemons: dict[int, Daemon] = {}
 
     def host(self, name: str) -> Host:
-        if name not in HOSTS:
-            raise ValueError(f"host must be one of {', '.join(HOSTS)}, not {name!r}")
-        return getattr(self, name)
+        if name not in self.hosts:
+            raise ValueError(f"host must be one of {', '.join(self.hosts)}, not {name!r}")
+        return self.hosts[name]
+
+    def __getattr__(self, name: str) -> Host:
+        hosts = self.__dict__.get("hosts", {})
+        if name in hosts:
+            return hosts[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- life cycle ---------------------------------------------------------
 
@@ -166,9 +314,11 @@ class Topology:
         self.close()
 
     def _open(self) -> None:
-        if "c0" in self.lab.run("ip", "-o", "link", "show"):
+        first = self.plan.on(self.plan.hosts[0])
+        if first and first[0].name in self.lab.run("ip", "-o", "link", "show").replace("@", " ").split():
             raise TopologyError("this lab has a topology already; close it first")
         self._dir = tempfile.mkdtemp(prefix="netlab-topology-")
+        os.chmod(self._dir, 0o755)  # a daemon may read its configuration from here
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._chan = ours
         try:
@@ -177,14 +327,15 @@ class Topology:
                                          pass_fds=[theirs.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         finally:
             theirs.close()
-        reply, _ = self._request({"op": "build", **self._plan()}, timeout=START_TIMEOUT, what="start")
+        reply, _ = self._request({"op": "build", **self._orders()}, timeout=START_TIMEOUT, what="start")
         self.agent_pid = reply["pid"]
 
-    def _plan(self) -> dict[str, Any]:
-        """The agent's orders: which namespaces to make, then per host its sysctls and one `ip -batch`."""
-        v6 = self.ipv6
+    def _orders(self) -> dict[str, Any]:
+        """The agent's orders from the plan: which namespaces to make, then per host its sysctls and one `ip -batch`."""
+        v6, plan = self.ipv6, self.plan
+        first = plan.hosts[0]
         steps: list[dict[str, Any]] = []
-        for host in HOSTS:
+        for host in plan.hosts:
             # Set before the links exist, so that new interfaces take them as their defaults: no
             # duplicate address detection (an address is usable at once), no router solicitations.
             # MLD reports (joining multicast groups) repeated 1 ms apart instead of up to 1 s: all sent
@@ -193,41 +344,48 @@ class Topology:
                       "ipv6.conf.default.router_solicitations": "0", "ipv6.conf.default.disable_ipv6": "0" if v6 else "1",
                       "ipv6.conf.default.mldv1_unsolicited_report_interval": "1",
                       "ipv6.conf.default.mldv2_unsolicited_report_interval": "1"}
-            if host != "client":
+            if host != first:
                 # An ICMP error for every probe (Linux sends at most one a second per destination by default).
                 sysctl.update({"ipv4.icmp_ratelimit": "0", "ipv6.icmp.ratelimit": "0"})
             steps.append({"host": host, "sysctl": sysctl, "sysctl_must": False})
-        steps.append({"host": "router", "sysctl": {"ipv4.ip_forward": "1", **({"ipv6.conf.all.forwarding": "1"} if v6 else {})}})
-        batches: dict[str, list[str]] = {h: ([] if h == "client" else ["link set lo up"]) for h in HOSTS}
-        for a in ("c0", "r1"):
-            ia, ib = INTERFACES[a], INTERFACES[INTERFACES[a].peer]
-            batches[ia.host].append(f"link add {a} address {ia.mac} mtu {self.mtu[a]} type veth peer name {ib.name} "
-                                    f"address {ib.mac} mtu {self.mtu[ib.name]} netns ns:{ib.host}")
-        for i in INTERFACES.values():
-            batches[i.host].append(f"addr add {i.ipv4}/24 dev {i.name}")
+        for host in plan.routers:
+            steps.append({"host": host, "sysctl": {"ipv4.ip_forward": "1", **({"ipv6.conf.all.forwarding": "1"} if v6 else {})}})
+        batches: dict[str, list[str]] = {h: ([] if h == first else ["link set lo up"]) for h in plan.hosts}
+        for link in plan.links:
+            ia, ib = plan.interface(link.a), plan.interface(link.b)
+            batches[ia.host].append(f"link add {ia.name} address {ia.mac} mtu {self.mtu[ia.name]} type veth peer name "
+                                    f"{ib.name} address {ib.mac} mtu {self.mtu[ib.name]} netns ns:{ib.host}")
+        for i in plan.interfaces:
+            if i.peer is None:
+                batches[i.host].append(f"link add {i.name} address {i.mac} mtu {self.mtu[i.name]} type bridge")
+            batches[i.host].append(f"addr add {i.ipv4}/{i.prefix} dev {i.name}")
             if v6:
-                batches[i.host].append(f"addr add {i.ipv6}/64 dev {i.name} nodad")
+                batches[i.host].append(f"addr add {i.ipv6}/{i.prefix6} dev {i.name} nodad")
             batches[i.host].append(f"link set {i.name} up")
-        for host, via, via6 in (("client", "10.1.0.1", "fd00:1::1"), ("server", "10.2.0.1", "fd00:2::1")):
-            batches[host].append(f"route add default via {via}")
-            if v6:
-                batches[host].append(f"route add default via {via6}")
-        for host in HOSTS:  # in this order: each link is made by the host at its first end
+        for host, routes in plan.routes.items():
+            for route in routes:
+                if route.startswith("-6 "):
+                    if v6:
+                        batches[host].append(f"route add {route[3:]}")  # `ip` tells the family from the address
+                else:
+                    batches[host].append(f"route add {route}")
+        for host in plan.hosts:  # in this order: each link is made by the host at its first end
             steps.append({"host": host, "ip": "\n".join(batches[host]) + "\n",
-                          "no_offload": [i.name for i in INTERFACES.values() if i.host == host]})
+                          "no_offload": [i.name for i in plan.on(host) if i.peer is not None]})
         # The agent imports nothing of netlab, so it gets `ip`'s path, found where the system keeps it.
-        return {"first": "client", "hosts": ["router", "server"], "steps": steps, "ip": program("ip"),
-                "interfaces": {i.name: i.host for i in INTERFACES.values()}, "settle": 2.0 if v6 else 0.0}
+        return {"first": first, "hosts": list(plan.hosts[1:]), "steps": steps, "ip": program("ip"),
+                "interfaces": {i.name: i.host for i in plan.interfaces}, "settle": 2.0 if v6 else 0.0}
 
     def close(self) -> None:
-        """End the agent (the router's and server's namespaces go with it) and remove the client's link."""
+        """End the agent (the other hosts' namespaces and any daemons go with it) and remove the first host's links."""
         agent, self._agent = self._agent, None
+        self._daemons = {}
         if self._chan is not None:
-            self._chan.close()  # the agent's signal to end
+            self._chan.close()  # the agent's signal to end (it stops its daemons first)
             self._chan = None
         if agent is not None:
             try:
-                agent.wait(3.0)
+                agent.wait(5.0)
             except subprocess.TimeoutExpired:
                 agent.kill()
                 agent.wait(3.0)
@@ -236,10 +394,11 @@ class Topology:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-        try:
-            self.lab.run("ip", "link", "del", "c0")
-        except LabError:
-            pass  # gone with the router's namespace already, or the lab closed
+        for i in self.plan.on(self.plan.hosts[0]):
+            try:
+                self.lab.run("ip", "link", "del", i.name)
+            except LabError:
+                pass  # gone with the peer's namespace already, or the lab closed
 
     # -- requests -------------------------------------------------------------
 
@@ -273,7 +432,9 @@ class Topology:
                 os.close(fd)
             if reply.get("refused"):  # the system would not make the router's and server's namespaces
                 call, code = reply["refused"]
-                raise LabUnavailable(inner_refusal_sentence(call, code, "network namespaces for the router and the server"))
+                *some, last = self.plan.hosts[1:]  # "the router and the server", "the r1, r2, r3 and the server"
+                others = f"{', '.join(some)} and the {last}" if some else last
+                raise LabUnavailable(inner_refusal_sentence(call, code, f"network namespaces for the {others}"))
             raise TopologyError(reply.get("error", "the agent failed"))
         return reply, fds
 
@@ -307,13 +468,33 @@ class Topology:
         return socket.socket(fileno=fds[0])
 
     def capture(self, *interfaces: str, timeout: float = 5.0) -> LinkCapture:
-        """Record every frame on the named interfaces (c0, r0, r1, s0) from the `with` block's start to its end."""
+        """Record every frame on the named interfaces (of the plan's) from the `with` block's start to its end."""
         for name in interfaces:
-            if name not in INTERFACES:
-                raise ValueError(f"no interface {name!r} in this topology (it has {', '.join(INTERFACES)})")
+            self.plan.interface(name)  # a ValueError naming the interfaces there are
         if not interfaces:
-            raise ValueError("name at least one interface to capture on: c0, r0, r1 or s0")
+            raise ValueError(f"name at least one interface to capture on: {', '.join(self.plan.by_name)}")
         return LinkCapture(self, list(interfaces), timeout)
+
+    def start(self, host: str, *argv: str) -> Daemon:
+        """Start a long-running program on `host` (a routing daemon, in the foreground); it ends with the topology.
+
+        Its stdout and stderr go to a file in the topology's folder (`Topology.folder`).
+        """
+        self.host(host)
+        if not argv:
+            raise ValueError("name the program to start")
+        log = str(Path(self.folder) / f"{host}-{os.path.basename(argv[0])}.log")
+        reply, _ = self._request({"op": "spawn", "host": host, "argv": command(argv), "log": log})
+        daemon = Daemon(self, host, reply["pid"], list(argv))
+        self._daemons[daemon.pid] = daemon
+        return daemon
+
+    @property
+    def folder(self) -> str:
+        """A folder the topology owns until it closes (daemons' configurations, sockets and logs)."""
+        if self._dir is None:
+            raise TopologyError("this topology is closed; build a new one with Topology(lab)")
+        return self._dir
 
     def neighbours(self, host: str) -> list[str]:
         """`host`'s neighbour table (ARP and NDP), one line per entry as `ip neigh` prints it, sorted."""

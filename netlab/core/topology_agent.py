@@ -12,6 +12,10 @@ comes back as `refused`: the call and its errno, so the notebook side can fall b
     socket     create a socket in a host's namespace and hand it back (SCM_RIGHTS)
     capture_start / capture_stop
                raw packet sockets on named interfaces; the frames go to a file when stopped
+    spawn / stop
+               start a long-running program (a routing daemon) in a host's namespace, output to a
+               file; stop it. Every program started is stopped when the agent ends, and dies with
+               the agent should it be killed (PR_SET_PDEATHSIG)
 
 The namespaces live as long as the agent holds them (or a socket in them is open): it ends when
 its socket to the notebook closes, so a notebook that dies leaves nothing behind. Only the
@@ -60,6 +64,7 @@ class Agent:
         self.captures: dict[socket.socket, str] = {}
         self.frames: list[tuple[str, float, bytes]] = []
         self.ip = "ip"  # until `build` names its path
+        self.spawned: dict[int, subprocess.Popen] = {}
 
     def enter(self, host: str) -> None:
         if self.here != host:
@@ -139,6 +144,38 @@ class Agent:
             raise OSError(f"{argv[0]}: no such program on this machine") from None
         return {"code": done.returncode, "out": done.stdout, "err": done.stderr}
 
+    def spawn(self, host: str, argv: list[str], log: str) -> dict[str, Any]:
+        self.enter(host)  # the child is forked here, so it lives in the host's namespace
+        libc = self.libc
+
+        def die_with_agent() -> None:
+            libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: the agent killed leaves no daemon behind
+
+        with open(log, "ab") as out:
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        preexec_fn=die_with_agent, start_new_session=True)
+            except FileNotFoundError:
+                raise OSError(f"{argv[0]}: no such program on this machine") from None
+        self.spawned[proc.pid] = proc
+        return {"pid": proc.pid}
+
+    def stop(self, pid: int) -> dict[str, Any]:
+        proc = self.spawned.pop(pid, None)
+        if proc is None:
+            raise OSError(f"no program {pid} was started here")
+        proc.terminate()
+        try:
+            code = proc.wait(2.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(2.0)
+        return {"code": code}
+
+    def stop_all(self) -> None:
+        for pid in list(self.spawned):
+            self.stop(pid)
+
     def capture_start(self, interfaces: list[str]) -> dict[str, Any]:
         self.capture_close()
         self.frames = []
@@ -159,6 +196,12 @@ class Agent:
                 data, anc, _flags, _addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
             except BlockingIOError:
                 return
+            except OSError as err:
+                if err.errno != errno.ENETDOWN:
+                    raise
+                # The interface went down during the capture (a link failure is the lesson): the
+                # packet socket reports it once, and its frames so far stay readable.
+                continue
             stamp = time.time()
             for level, kind, value in anc:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
@@ -195,6 +238,7 @@ class Agent:
                 continue
             data = self.chan.recv(1 << 20)
             if not data:
+                self.stop_all()
                 return  # the notebook side closed its end (or died): the namespaces go with us
             order = json.loads(data)
             fds: list[int] = []
@@ -204,7 +248,7 @@ class Agent:
                     self.enter(order["host"])
                     fds = [socket.socket(order["family"], order["type"], order["proto"]).detach()]
                     reply: dict[str, Any] = {}
-                elif op in ("build", "run", "capture_start", "capture_stop"):
+                elif op in ("build", "run", "capture_start", "capture_stop", "spawn", "stop"):
                     reply = getattr(self, op)(**order)
                 else:
                     raise OSError(f"unknown request {op!r}")

@@ -30,17 +30,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.errors import LabError, LabUnavailable
-from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
-from netlab.core.lab import Lab, inner_refusal_sentence
+from netlab.core.experiment import load_recorded
+from netlab.core.lab import inner_refusal_sentence
 from netlab.core.programs import ProgramMissing, program
+from netlab.core.routed import ICMP_NAMES, RoutedExperiment, RoutedLab, frame_line, routed_experiment, run_routed
 from netlab.core.sockets import SO_TIMESTAMPNS, kernel_time, tcp_info
-from netlab.core.topology import INTERFACES, Topology
+from netlab.core.topology import INTERFACES, PATH, Topology
 
 __all__ = [
     "LabPath", "PathExperiment", "Hop", "IcmpError", "traceroute", "probe", "icmp_error",
@@ -70,110 +71,18 @@ _IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 _MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
 _SO_EE_ORIGIN_ICMP = 2
 _EXTENDED_ERR = struct.Struct("=IBBBBII")  # errno, origin, ICMP type, ICMP code, pad, info, data
-_ICMP_NAMES = {(11, 0): "time exceeded", (3, 3): "port unreachable", (3, 0): "network unreachable",
-               (3, 1): "host unreachable", (3, 4): "fragmentation needed"}
+_ICMP_NAMES = ICMP_NAMES
 
 
-@dataclass
-class PathExperiment(Experiment):
+class PathExperiment(RoutedExperiment):
     """An experiment on the routed path: `packets` carry `sniffed_on` (c0, r0, r1 or s0), `result` is a dict."""
-
-    interfaces: list[str] = field(default_factory=list)  # one per packet: where it was seen
-
-    def __post_init__(self) -> None:
-        if self.interfaces and len(self.interfaces) == len(self.packets):
-            for pkt, name in zip(self.packets, self.interfaces, strict=True):
-                pkt.sniffed_on = name
-        else:
-            self.interfaces = [getattr(p, "sniffed_on", "?") for p in self.packets]
-
-    def on(self, interface: str) -> list:
-        """The frames seen on one interface, in time order."""
-        return [p for p in self.packets if getattr(p, "sniffed_on", None) == interface]
-
-    def lines(self, interface: str | None = None, *, keep: Callable[[Any], bool] | None = None) -> list[str]:
-        """One line per frame (see `frame_line`), on one interface or all of them, optionally filtered."""
-        frames = self.packets if interface is None else self.on(interface)
-        return [frame_line(p) for p in frames if keep is None or keep(p)]
-
-    def show(self, interface: str | None = None, *, keep: Callable[[Any], bool] | None = None) -> None:
-        """Print `lines` (a table a person reads: no times, no ports the kernel picked)."""
-        for line in self.lines(interface, keep=keep):
-            print(line)
-
-    def recording_fields(self) -> dict[str, Any]:
-        return {"interfaces": self.interfaces}
-
-    @classmethod
-    def from_recording(cls, meta: dict[str, Any]) -> dict[str, Any]:
-        return {"interfaces": meta.get("interfaces", [])}
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-
-def frame_line(pkt: Any) -> str:
-    """One frame in a line: interface, MACs, and what it carries (ARP, IP with TTL and checksum, ICMP, TCP, UDP, DNS)."""
-    from scapy.layers.dns import DNS
-    from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, IPv6
-    from scapy.layers.l2 import ARP
-
-    where = f"{getattr(pkt, 'sniffed_on', '?'):>2}  {pkt.src} → {pkt.dst}  "
-    if ARP in pkt:
-        arp = pkt[ARP]
-        if arp.op == 1:
-            return where + f"ARP who has {arp.pdst}? tell {arp.psrc}"
-        return where + f"ARP {arp.psrc} is at {arp.hwsrc}"
-    if IP in pkt:
-        ip = pkt[IP]
-        head = where + f"IP {ip.src} → {ip.dst} TTL {ip.ttl} checksum 0x{ip.chksum:04x} DF {int(bool(ip.flags.DF))} len {ip.len}"
-        if ICMP in pkt:
-            icmp = pkt[ICMP]
-            name = _ICMP_NAMES.get((icmp.type, icmp.code), f"type {icmp.type} code {icmp.code}")
-            extra = f" (next-hop MTU {icmp.nexthopmtu})" if (icmp.type, icmp.code) == (3, 4) else ""
-            return head + f" · ICMP {name}{extra}"
-        if DNS in pkt:
-            return head + " · " + _dns_line(pkt[DNS])
-        if TCP in pkt:
-            return head + " · " + _tcp_line(pkt[TCP])
-        if UDP in pkt:
-            return head + f" · UDP {len(bytes(pkt[UDP].payload))} bytes"
-        return head
-    if IPv6 in pkt:
-        ip6 = pkt[IPv6]
-        head = where + f"IPv6 {ip6.src} → {ip6.dst} hop limit {ip6.hlim}"
-        if ICMPv6ND_NS in pkt:
-            return head + f" · neighbour solicitation: who has {pkt[ICMPv6ND_NS].tgt}?"
-        if ICMPv6ND_NA in pkt:
-            return head + f" · neighbour advertisement: {pkt[ICMPv6ND_NA].tgt} is here"
-        if TCP in pkt:
-            return head + " · " + _tcp_line(pkt[TCP])
-        return head + f" · next header {ip6.nh}"
-    return where + pkt.summary()
-
-
-def _tcp_line(tcp: Any) -> str:
-    flags = [name for bit, name in ((0x02, "SYN"), (0x10, "ACK"), (0x08, "PSH"), (0x01, "FIN"), (0x04, "RST"))
-             if tcp.flags & bit]
-    mss = [v for k, v in tcp.options if k == "MSS"]
-    return f"TCP {'+'.join(flags) or '-'}" + (f" MSS {mss[0]}" if mss else "") + f" {len(bytes(tcp.payload))} bytes"
-
-
-def _dns_line(dns: Any) -> str:
-    qtype = {1: "A", 28: "AAAA"}.get(dns.qd[0].qtype, str(dns.qd[0].qtype)) if dns.qd else "?"
-    name = dns.qd[0].qname.decode().rstrip(".") if dns.qd else "?"
-    if not dns.qr:
-        return f"DNS query {qtype} {name}?"
-    answers = [str(dns.an[i].rdata) for i in range(dns.ancount)] if dns.ancount else []
-    return f"DNS answer {qtype} {name}: {', '.join(answers) or 'no such record'}"
 
 
 # ---------------------------------------------------------------------------
 # One path for the notebook's cells.
 
 
-class LabPath:
+class LabPath(RoutedLab):
     """The lesson's path, kept for many cells: a live topology, or (where the lab is refused) the recordings.
 
         path = LabPath()       # about 1 s; path.why says which
@@ -185,59 +94,14 @@ class LabPath:
     """
 
     def __init__(self, *, mtu: dict[str, int] | None = None) -> None:
-        self.lab: Lab | None = None
-        self.net: Topology | None = None
-        try:
-            self.lab = Lab()
-            self.lab.check_join()
-            self.net = Topology(self.lab, mtu=mtu).__enter__()
-            self.why = "live: a client, a router and a server in private network namespaces that netlab created"
-        except LabUnavailable as err:
-            self.close()
-            self.why = str(err)
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def live(self) -> bool:
-        return self.net is not None
-
-    def close(self) -> None:
-        """Remove the topology and close the lab (nothing is left running)."""
-        net, lab, self.net, self.lab = self.net, self.lab, None, None
-        try:
-            if net is not None:
-                net.close()
-        finally:
-            if lab is not None:
-                lab.close()
-
-    def __enter__(self) -> LabPath:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<netlab.below.LabPath {'live' if self.live else 'recorded'}>"
+        super().__init__(PATH, mtu=mtu,
+                         why="live: a client, a router and a server in private network namespaces that netlab created")
 
 
 def _run(path: LabPath | None, live: Callable[[Topology], PathExperiment], recorded: str,
          mtu: dict[str, int] | None = None) -> PathExperiment:
     """Run `live` on the path given, or on a fresh one, or load recording `recorded` where the lab is refused."""
-    if path is not None:
-        if path.net is None:
-            return load_recorded(recorded, why=path.why, kind=PathExperiment)
-        net = path.net
-        return live_or_recorded(lambda lab: live(net), recorded, kind=PathExperiment, lab=path.lab)
-
-    def fresh(lab: Lab) -> PathExperiment:
-        lab.check_join()
-        with Topology(lab, mtu=mtu) as net:
-            return live(net)
-
-    return live_or_recorded(fresh, recorded, kind=PathExperiment)
+    return run_routed(path, live, recorded, plan=PATH, kind=PathExperiment, mtu=mtu)
 
 
 def _forget(net: Topology) -> None:
@@ -249,8 +113,7 @@ def _forget(net: Topology) -> None:
 
 
 def _experiment(cap: Any, result: dict[str, Any]) -> PathExperiment:
-    return PathExperiment(cap.packets, "live", "live: captured just now on the lab's routed path", result=result,
-                          interfaces=[p.sniffed_on for p in cap.packets])
+    return routed_experiment(cap, result, kind=PathExperiment)
 
 
 class _Sink:

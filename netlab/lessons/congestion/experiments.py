@@ -15,14 +15,13 @@ recordings made from one live run.
 
 from __future__ import annotations
 
+import contextlib
 import platform
-import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
 from netlab.core.bottleneck import (
@@ -34,8 +33,7 @@ from netlab.core.bottleneck import (
     send_sampled,
 )
 from netlab.core.conversation import CLIENT_TO_SERVER, Conversation
-from netlab.core.errors import WaitTimeout
-from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
+from netlab.core.experiment import Experiment, at_once, live_or_recorded, load_recorded
 from netlab.core.lab import Lab
 from netlab.core.sockets import TcpInfo
 
@@ -320,21 +318,11 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
     def live(lab: Lab) -> CongestionExperiment:
         with Bottleneck(lab, rate=rate, queue=queue, rtt=rtt, drops=drops, outage=outage, rcvbuf=rcvbuf,
                         initial_window=initial_window, duration=seconds + 10, capture=capture) as path:
-            pings: list[tuple[float, float]] = []
-            stop = threading.Event()
-            prober = None
-            if probe is not None:
-                small = path.connect(address=path.echo)
-                small.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                prober = threading.Thread(target=_probe, args=(small, probe, stop, pings, seconds + 5), daemon=True)
-            with path.connect(algorithm) as sock:
-                if prober is not None:
-                    prober.start()
+            # The small connection whose round trip shows the queue (bufferbloat), when asked for.
+            probing = path.probe(every=probe, bound=seconds + 5) if probe is not None else contextlib.nullcontext()
+            with path.connect(algorithm) as sock, probing as prober:
                 sent, samples = send_sampled(sock, seconds=seconds, size=size, every=every)
-                stop.set()
-                if prober is not None:
-                    prober.join(3.0)
-                    small.close()
+            pings = prober.samples if prober is not None else []
         first = next((s.time for s in samples if s.bytes_sent), samples[0].time)
         return CongestionExperiment(
             path.report.packets, "live", WHY, result=sent, algorithm=samples[0].algorithm, path=path.describe(),
@@ -343,23 +331,6 @@ def run(algorithm: str | None = None, *, rate: float = 10e6, queue: int = 50, rt
             kernel=f"{platform.system()} {platform.release()}")
 
     return live_or_recorded(live, recorded, kind=CongestionExperiment)
-
-
-def _probe(sock: socket.socket, every: float, stop: threading.Event, out: list[tuple[float, float]],
-           bound: float) -> None:
-    """Send one byte every `every` s and time its echo, until `stop` (or `bound` s); append (when, round trip)."""
-    sock.settimeout(2.0)
-    end = time.monotonic() + bound
-    while not stop.is_set() and time.monotonic() < end:
-        sent_at = time.time()
-        try:
-            sock.sendall(b"?")
-            if not sock.recv(1):
-                return
-        except OSError:
-            return
-        out.append((sent_at, time.time() - sent_at))
-        stop.wait(every)
 
 
 def slow_start(algorithm: str = "reno", *, initial_window: int | None = None, capture: bool = True,
@@ -424,41 +395,6 @@ def window_limits(limit: str, *, recorded: str | None = "") -> CongestionExperim
         recorded = f"congestion-{limit}"
     return run("reno", rate=10e6, queue=30, rtt=0.04, seconds=1.0, rcvbuf=SMALL_RCVBUF if limit == "rwnd" else None,
                recorded=recorded)
-
-
-E = TypeVar("E")
-
-
-def at_once(*experiments: Callable[[], E], timeout: float = 60.0) -> list[E]:
-    """Run experiments at the same time, each in its own thread and its own lab; return their results in order.
-
-    Each lab has its own namespaces, links, queue and delay line: the runs share nothing but
-    the machine's CPUs. A run's time is mostly waiting (round trips, a queue draining), so two
-    take about as long as one. The first failure is raised once all have ended; no run takes
-    longer than `timeout` seconds (each is bounded far below it by its own time bounds).
-    """
-    results: list[Any] = [None] * len(experiments)
-    errors: list[BaseException | None] = [None] * len(experiments)
-
-    def one(i: int) -> None:
-        try:
-            results[i] = experiments[i]()
-        except BaseException as err:  # noqa: BLE001  (raised in the caller's thread below)
-            errors[i] = err
-
-    threads = [threading.Thread(target=one, args=(i,), name=f"netlab-experiment-{i}", daemon=True)
-               for i in range(len(experiments))]
-    for t in threads:
-        t.start()
-    end = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, end - time.monotonic()))
-    if any(t.is_alive() for t in threads):
-        raise WaitTimeout(f"experiments still running after {timeout:g} s")
-    for err in errors:
-        if err is not None:
-            raise err
-    return results
 
 
 def bufferbloat(queue: int, *, recorded: str | None = "") -> CongestionExperiment:
