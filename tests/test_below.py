@@ -206,11 +206,13 @@ def test_route_prediction_check_sends_probes_drawn_at_random_and_names_the_case_
             return below.ROUTER, "network unreachable"
         return (below.ROUTER, "time exceeded") if ttl == 1 else (destination, "port unreachable")
 
-    def ttl_first(destination, ttl):  # the lesson's two cases only: TTL 1 dies at the router, the rest arrives
-        return (below.ROUTER, "time exceeded") if ttl == 1 else (destination, "port unreachable")
+    def no_route_forgotten(destination, ttl):  # right, but a packet with no route is taken for one that arrives
+        if destination == below.NOWHERE:
+            return (below.ROUTER, "time exceeded") if ttl == 1 else (destination, "port unreachable")
+        return right(destination, ttl)
 
     assert checks.route_prediction(right)
-    fb = checks.route_prediction(ttl_first)  # every draw holds a probe to NOWHERE, which this gets wrong
+    fb = checks.route_prediction(no_route_forgotten)  # every draw holds a probe to NOWHERE, which this gets wrong
     assert not fb and f"to {below.NOWHERE} with TTL" in fb.message
     assert "network unreachable" not in fb.message.lower()
     assert "pair" in checks.route_prediction(lambda destination, ttl: destination).message
