@@ -158,7 +158,6 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-
 def _error_line(err: BaseException) -> str:
     """The one line netlab prints for an error: its message, with a file's name where the OS names one."""
     if isinstance(err, OSError) and err.strerror:

@@ -191,7 +191,12 @@ def first_datagram(path: LabPath | None = None, *, ttl: int = 64) -> PathExperim
         neighbours = {h: net.neighbours(h) for h in ("client", "router", "server")}
         return _experiment(cap, {"arrived": arrived, "ttl": ttl, "neighbours": neighbours})
 
-    return _run(path, live, "below-datagram" if ttl == 64 else f"below-datagram-ttl{ttl}")
+    recorded = f"below-datagram-ttl{ttl}" if ttl in (1, 2) else "below-datagram"
+    if path is not None and path.net is None and recorded == "below-datagram" and ttl != 64:
+        # A recording has the TTL it was made with: say so, rather than let a drawn TTL seem honoured.
+        return load_recorded(recorded, why=f"{path.why} (the recording was sent with TTL 64, not {ttl})",
+                             kind=PathExperiment)
+    return _run(path, live, recorded)
 
 
 # ---------------------------------------------------------------------------
