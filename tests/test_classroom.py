@@ -284,8 +284,9 @@ def test_grade_writes_the_csv_and_a_summary_from_the_command_line(tmp_path):
     reference = edition.write_notebook(sample(), tmp_path / "instructor" / "98-sample.ipynb")
     folder = _submission(tmp_path, "carol", {"98-sample": sample()})
     out = tmp_path / "grades.csv"
-    done = subprocess.run([sys.executable, "-m", "netlab", "grade", str(folder), "--out", str(out),
-                           "--source", str(reference.parent)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    # Folders named as an instructor types them, relative to where the command runs.
+    done = subprocess.run([sys.executable, "-m", "netlab", "grade", folder.name, "--out", out.name,
+                           "--source", reference.parent.name], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "carol" in done.stdout and "2/2" in done.stdout
     assert "[##############################] 1/1 notebooks" in done.stderr

@@ -426,6 +426,9 @@ def grade(folders: Iterable[Path], source: Path, *, workers: int | None = None, 
         check_int("workers", workers, 1, 64)
     check_seconds("cell_seconds (--cell-timeout)", cell_seconds)
     check_seconds("notebook_seconds (--notebook-timeout)", notebook_seconds)
+    # Absolute from here on: the sandbox and its kernel run elsewhere, where a relative name means nothing.
+    folders = [Path(folder).absolute() for folder in folders]
+    source = Path(source).absolute()
     who = students(folders)
     references = {p.stem: p for p in series(source)}
     if not references:

@@ -27,6 +27,7 @@ sockets for TCP. Every wait is bounded (`_TIMEOUT`, `_READY`).
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import re
 import socket
@@ -46,6 +47,10 @@ from netlab.core.routed import RoutedExperiment, RoutedLab, frame_line, lab_geta
 from netlab.core.topology import Daemon, Plan, Topology, interface
 from netlab.lessons.names import zones
 from netlab.lessons.names.zones import SERVERS, check_name
+
+# What a DHCP client writes where it has no address yet (RFC 2131 §4.1): the source of its DISCOVER and
+# REQUEST, and the empty ciaddr/yiaddr fields. Nothing here binds to it.
+NO_ADDRESS = str(ipaddress.IPv4Address(0))
 
 __all__ = [
     "PLAN", "LAPTOP", "HOME", "HOME_OUT", "INTERNET", "ROOT", "WEB", "PHONE", "HomeNetwork", "NamesExperiment",
@@ -396,9 +401,9 @@ def _dhcp_line(bootp: Any, dhcp: Any) -> str:
     opts = _dhcp_options(dhcp)
     kind = _DHCP_KINDS.get(opts.get("message-type"), "?")
     text = f"DHCP {kind}"
-    if bootp.ciaddr != "0.0.0.0":
+    if bootp.ciaddr != NO_ADDRESS:
         text += f" ciaddr {bootp.ciaddr}"
-    if bootp.yiaddr != "0.0.0.0":
+    if bootp.yiaddr != NO_ADDRESS:
         text += f" yiaddr {bootp.yiaddr}"
     # Not T1 (renewal_time): dnsmasq draws it a little earlier for each renewal, so that clients spread out.
     shown = [f"{k} {opts[k]}" for k in ("requested_addr", "server_id", "router", "name_server", "lease_time") if k in opts]
@@ -641,7 +646,7 @@ def discover_for(mac: str, xid: int) -> Any:
     from scapy.layers.l2 import Ether
 
     raw = bytes.fromhex(mac.replace(":", ""))
-    return (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") /
+    return (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src=NO_ADDRESS, dst="255.255.255.255") /
             UDP(sport=68, dport=67) / BOOTP(chaddr=raw, xid=xid, flags=0x8000) /
             DHCP(options=[("message-type", "discover"), ("param_req_list", [1, 3, 6, 51, 58, 59]), "end"]))
 
@@ -694,7 +699,7 @@ def dhcp(home: HomeNetwork | None = None) -> NamesExperiment:
             if not offer:
                 raise WaitTimeout(f"dnsmasq sent no OFFER within {_TIMEOUT:g} s")
             o = offer[0]
-            request = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255") /
+            request = (Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src=NO_ADDRESS, dst="255.255.255.255") /
                        UDP(sport=68, dport=67) / BOOTP(chaddr=bytes.fromhex(mac.replace(":", "")), xid=xid, flags=0x8000) /
                        DHCP(options=[("message-type", "request"), ("requested_addr", o[BOOTP].yiaddr),
                                      ("server_id", _dhcp_options(o[DHCP])["server_id"]), "end"]))
