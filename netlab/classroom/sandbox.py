@@ -107,7 +107,8 @@ def command(argv: list[str], *, files: list[tuple[str, int | None]] = (), binds:
     # namespace of their resolver (a bind needs a file to cover); the sandbox has no network to use it on.
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/hosts",
                 "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/ssl", "/etc/localtime",
-                "/etc/protocols", "/etc/services", "/etc/mime.types", "/etc/iproute2", "/etc/matplotlibrc", "/etc/ethertypes", "/etc/fonts"):
+                "/etc/protocols", "/etc/services", "/etc/mime.types", "/etc/iproute2", "/etc/matplotlibrc",
+                "/etc/ethertypes", "/etc/fonts"):
         if _readable(etc):
             args += ["--ro-bind", etc, etc]
     for path in ("/sys/class/net", "/sys/devices/virtual/net", "/sys/devices/system/cpu"):
