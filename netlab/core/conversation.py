@@ -718,7 +718,7 @@ def _causality(segments: list[Segment], states: dict[str, list[tuple[int, str]]]
     Sequence numbers here are relative, so "sent" is the relative number after the highest byte
     (SYN and FIN count one) each side has sent so far. `states` (from `Conversation.states`, None
     without a handshake) gives each side's state before each segment; `known` names the sides whose
-    ISN the capture shows, so that an ACK of theirs sent before they sent anything is impossible.
+    ISN the capture shows, so that an ACK or a timestamp echo of theirs before they sent anything is impossible.
     """
     sent: dict[str, int] = {}  # side -> relative sequence number after the last byte it has sent
     tsvals: dict[str, int] = {}  # side -> the highest TSval it has sent
@@ -733,7 +733,8 @@ def _causality(segments: list[Segment], states: dict[str, list[tuple[int, str]]]
             problem = (f"#{s.number} ({s.direction} {s.flags}) acknowledges {s.ack}, but the {peer} has sent "
                        + (f"only up to {sent[peer]}" if peer in sent else "nothing yet"))
         elif s.timestamps and s.timestamps[1] and not s.has("RST") and (
-                peer not in tsvals or _seq_before(tsvals[peer], s.timestamps[1])):
+                _seq_before(tsvals[peer], s.timestamps[1]) if peer in tsvals else peer in known):
+            # (where the capture began after the peer's first segment, what it echoes may predate the capture)
             problem = (f"#{s.number} ({s.direction} {s.flags}) echoes a timestamp the {peer} has not sent yet")
         elif s.length and not s.has("SYN") and state_before is not None:
             state = state_before(me, s.number)
