@@ -62,7 +62,7 @@ NETLAB_RULES: list[dict[str, Any]] = [
              "unshare(CLONE_NEWUSER|CLONE_NEWNET); any other combination stays refused"),
     _exactly("unshare", 0, CLONE_NEWNET,
              "a network namespace inside the lab: the bottleneck's receiver (core/inlab/receiver.py, notebook 09) and "
-             "the routed path's router and server (core/topology_agent.py, notebook 10), unshare(CLONE_NEWNET); "
+             "the routed topologies' routers and hosts (core/topology_agent.py, notebooks 10 to 13), unshare(CLONE_NEWNET); "
              "it needs CAP_SYS_ADMIN, held only in a user namespace the process made"),
     _exactly("unshare", 0, CLONE_NEWNS,
              "a mount namespace inside the lab for notebook 10's resolver, so that the lab's resolv.conf can "
