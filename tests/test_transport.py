@@ -8,6 +8,7 @@ and misbehaving functions on the live lossy path.
 from __future__ import annotations
 
 import json
+import linecache
 import os
 import re
 from pathlib import Path
@@ -188,10 +189,14 @@ def _solutions() -> dict:
     """The notebook's header cell and solution cells, run: the instructor's functions (the package holds none)."""
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     namespace: dict = {"netlab": netlab}
-    for cell in cells:
+    for number, cell in enumerate(cells):
         source = "".join(cell["source"])
         if source.startswith("Segment = netlab.transport.Segment") or "solution" in cell["metadata"].get("tags", []):
-            exec(compile(source, str(NOTEBOOK), "exec"), namespace)
+            # A name per cell whose lines inspect can find, as IPython gives each cell: a check hands a
+            # function over as its source.
+            filename = f"<{NOTEBOOK.name} cell {number}>"
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            exec(compile(source, filename, "exec"), namespace)
     return namespace
 
 
