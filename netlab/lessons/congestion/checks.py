@@ -142,7 +142,9 @@ def recovery_duration(exp: Any, recovery_ms: Any, round_trips: Any) -> Feedback:
     prr = f"; cwnd {samples[begin - 1].cwnd if begin else samples[begin].cwnd} → {samples[end].cwnd}"
     whose = "your run" if getattr(exp, "live", True) else "the recorded run (live, the values are your own)"
     return Feedback(True, f"Right for {whose} (measured {right_ms:.1f} ms = {right_rt:.2f} × srtt{prr}): recovery "
-                          "ends when the ACK of the retransmission comes back, about one round trip after it left, "
+                          "ends when the cumulative ACK reaches the recovery point, the highest sequence number sent "
+                          "when the loss was detected (RFC 6675 section 5, RFC 6582; `high_seq` in Linux). After a "
+                          "single loss that is the ACK of the retransmission, about one round trip after it left, "
                           "a round trip that includes the queue's wait. Meanwhile PRR brought cwnd down step by step, "
                           "sending in proportion to what the ACKs said was delivered, instead of stopping the sender.")
 
