@@ -41,7 +41,7 @@ def slow_start_prediction(answer: Any) -> Feedback:
     from netlab.lessons.congestion.experiments import slow_start
 
     iw = _OLD_INITIAL_WINDOW
-    model = _doubling(2 * iw)  # every segment of a round is acknowledged, and each ACK adds one
+    model = _doubling(2 * iw)  # Linux adds one segment per segment acknowledged, however many an ACK covers
     try:
         exp = slow_start(initial_window=iw, capture=False)  # the rounds come from the kernel's samples
         measured = [r.cwnd for r in exp.rounds[:4]]
@@ -49,8 +49,8 @@ def slow_start_prediction(answer: Any) -> Feedback:
         measured = None
     if measured is not None and len(measured) < 4:
         return Feedback(False, f"The live run had only {len(measured)} rounds; run the check again.")
-    why = (f"each ACK adds one segment, so every round trip doubles cwnd, and round 1 already ends with "
-           f"twice the initial {iw}.")
+    why = (f"Linux adds one segment to cwnd for every segment acknowledged (however many one ACK covers), so "
+           f"every round trip doubles cwnd, and round 1 already ends with twice the initial {iw}.")
     if measured is not None and _near(answer, measured, 0.2):
         return Feedback(True, f"Within 20 % of every round of a run just now with an initial window of {iw} "
                               f"(measured {', '.join(map(str, measured))}): {why}")
