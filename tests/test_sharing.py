@@ -9,7 +9,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from netlab.core.bottleneck import Bottleneck, send_sampled
 from netlab.core.inlab.delayline import Packet, discipline_class
+from netlab.core.lab import Lab
 from netlab.lessons.sharing.fairness import jain_index, shares
 from netlab.lessons.sharing.queues import CoDel, Red
 
@@ -91,3 +93,21 @@ def test_red_drops_early_between_its_thresholds_but_not_below():
 def test_bad_options_are_one_clear_error(cls, options):
     with pytest.raises((ValueError, TypeError)):
         cls(limit=100, **options)
+
+
+@pytest.mark.lab
+def test_codel_in_the_delay_line_keeps_the_small_connections_round_trip_near_the_paths(nothing_left_behind):
+    """Behind drop-tail a bulk transfer's standing queue adds 100 ms to the probe; behind CoDel it stays near target."""
+    medians = {}
+    with Lab() as lab:
+        for discipline in ("droptail", "netlab.lessons.sharing.queues:CoDel"):
+            with Bottleneck(lab, rate=5e6, queue=200, rtt=0.03, capture=False, discipline=discipline) as path:
+                with path.connect("cubic") as bulk, path.probe(every=0.02) as probe:
+                    send_sampled(bulk, seconds=1.5)
+            rtts = sorted(rtt for _, rtt in probe.samples)
+            medians[discipline] = rtts[len(rtts) // 2]
+            if discipline != "droptail":
+                assert path.report.queue_drops > 0
+                assert any("sojourn above 5 ms" in what for _, what in path.report.queue_log)
+    assert medians["droptail"] > 0.03 + 0.05
+    assert medians["netlab.lessons.sharing.queues:CoDel"] < 0.03 + 0.03
