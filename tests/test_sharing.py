@@ -13,6 +13,7 @@ from netlab.core.bottleneck import Bottleneck, send_sampled
 from netlab.core.inlab.delayline import Packet, discipline_class
 from netlab.core.lab import Lab
 from netlab.lessons.sharing.fairness import jain_index, shares
+from netlab.lessons.sharing.flows import two_flows
 from netlab.lessons.sharing.queues import CoDel, Red
 
 
@@ -111,3 +112,15 @@ def test_codel_in_the_delay_line_keeps_the_small_connections_round_trip_near_the
                 assert any("sojourn above 5 ms" in what for _, what in path.report.queue_log)
     assert medians["droptail"] > 0.03 + 0.05
     assert medians["netlab.lessons.sharing.queues:CoDel"] < 0.03 + 0.03
+
+
+@pytest.mark.lab
+def test_two_cubic_flows_started_apart_share_the_bottleneck(nothing_left_behind):
+    with Lab() as lab:
+        shared = two_flows(lab, ("cubic", "cubic"), rate=5e6, queue=100, rtt=0.03, seconds=2.5, apart=0.5)
+    first, second = shared.throughputs()
+    assert 0.6 * 5e6 < first + second < 1.1 * 5e6  # together they fill the link, and no more
+    assert second > 0.1 * 5e6  # the late flow's slow start takes a share
+    assert 0.5 < shared.jain() <= 1.0
+    with pytest.raises(ValueError, match="apart"):
+        two_flows(lab, apart=3.0, seconds=2.0)
