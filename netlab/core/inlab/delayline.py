@@ -603,4 +603,7 @@ def _drain(sock: socket.socket, frames: list[tuple[bytes, float]]) -> None:
 
 
 if __name__ == "__main__":
+    # Run as `python -m`, this module is `__main__`; a lesson's discipline imports it by its name.
+    # One module under both names, so that the lesson's class subclasses this very `Discipline`.
+    sys.modules.setdefault("netlab.core.inlab.delayline", sys.modules[__name__])
     main()
