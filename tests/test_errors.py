@@ -31,7 +31,8 @@ PROTOCOL = {
     "core/checking.py": {"AssertionError"},  # a check's verdict in pytest
     "core/lab.py": {"EOFError", "SystemExit"},  # the lab's helper: its channel ended, then it exits
     "core/peer.py": {"OSError"},  # the socket error (ECONNRESET, …) the peer's kernel-less client reports
-    "core/inlab/topology_agent.py": {"OSError"},  # in the lab; the agent answers it as text, TopologyError raises it
+    "core/inlab/topology_agent.py": {"OSError"},  # in the lab; the agent sends it back, TopologyError raises it
+    "core/inlab/protocol.py": {"EOFError"},  # the lab's channel ended: the reader (lab.py, the agents) says whose
     "lessons/below/experiments.py": {"SystemExit"},  # the resolver's child process ends
     "lessons/concurrency/experiments.py": {"NotImplementedError", "BlockingIOError"},  # an abstract method; accept()'s EAGAIN
     "lessons/http/commands.py": {"KeyboardInterrupt"},  # SIGTERM ends the server as Ctrl-C does

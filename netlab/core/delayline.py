@@ -76,7 +76,8 @@ class DelayLine:
         self.forward = (forward or Direction()).check("forward")
         self.backward = (backward or Direction()).check("backward")
         self._launch, self.a, self.b, self.capture = launch, a, b, capture
-        self.duration, self.finish_checksums, self.name = (None if duration is None else float(duration)), list(finish_checksums), name
+        self.duration = None if duration is None else float(duration)
+        self.finish_checksums, self.name = list(finish_checksums), name
         self.report = DelayReport()
         self._proc: subprocess.Popen | None = None
         self._dir: str | None = None
