@@ -273,4 +273,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as this module, not as __main__: a `Refused` sent back must unpickle as this module's class.
+    from netlab.core.inlab.topology_agent import main as agent_main
+
+    agent_main()
