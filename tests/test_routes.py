@@ -464,3 +464,13 @@ def test_a_capture_across_a_delayed_link_is_causal():
     for where in ("c0", "s0"):
         conv = Conversation.from_packets([p for p in cap.packets if p.sniffed_on == where])
         assert conv.causality == [], (where, conv.causality)
+
+
+def test_programs_started_in_the_lab_find_netlab_on_their_path_from_any_folder():
+    from pathlib import Path
+
+    from netlab.core.lab import package_parent
+
+    # The topology's agent starts with -S (no site, so no .pth of an installed netlab): it finds
+    # netlab through the PYTHONPATH Lab.popen gives, which must name the folder above the package.
+    assert (Path(package_parent()) / "netlab" / "core" / "inlab" / "topology_agent.py").is_file()
