@@ -14,10 +14,10 @@ import time
 
 import pytest
 
+from netlab.core.delayline import Direction
 from netlab.core.experiment import load_recorded, recorded_meta
 from netlab.core.lab import Lab, lab_available
 from netlab.core.programs import find
-from netlab.core.delayline import Direction
 from netlab.core.topology import PATH, Interface, Link, Plan, Topology, interface
 from netlab.lessons.routes import addressing, checks
 from netlab.lessons.routes import experiments as routes
