@@ -317,7 +317,9 @@ def _reassemble(packets: list[Any], last_pieces: dict[tuple, float]) -> list[Any
     from scapy.layers.inet import IP, defragment
 
     originals = {id(pkt) for pkt in packets}
-    result = list(defragment(packets))
+    # Fragments scapy cannot put back (overlapping: a datagram sent again with the same IP ID) come
+    # back as its own (fragment, offset, length) tuples, not packets: keep the fragment itself.
+    result = [p[0] if isinstance(p, tuple) else p for p in defragment(packets)]
     for number, pkt in enumerate(result):
         if id(pkt) not in originals:
             whole = pkt.__class__(bytes(pkt))
