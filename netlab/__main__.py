@@ -115,13 +115,26 @@ def _student_edition(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from netlab.classroom.grading import grade, isolation, progress_bar, summary, write_csv
+    from netlab.classroom.grading import grade, isolation, merge, progress_bar, shard, summary, write_csv
+    from netlab.classroom.sandbox import problem
 
-    if not isolation():
-        print("netlab: no private namespace for the kernels here: students' code runs on the host (rows say so)",
-              file=sys.stderr)
-    rows = grade(args.submissions, Path(args.source), workers=args.workers, cell_seconds=args.cell_timeout,
-                 notebook_seconds=args.notebook_timeout, progress=progress_bar())
+    if args.merge:
+        rows = merge(Path(p) for p in args.submissions)
+        print(summary(rows))
+        print(f"wrote {write_csv(rows, Path(args.merge))}")
+        return 0
+    folders = shard(args.submissions, args.shard) if args.shard else args.submissions
+    if args.unsandboxed:
+        print("netlab: grading WITHOUT a sandbox: students' code runs as you, and can reach what you can (rows say "
+              "'unsandboxed')", file=sys.stderr)
+        if not isolation():
+            print("netlab: no private namespace for the kernels here either: students' code runs on the host",
+                  file=sys.stderr)
+    elif (why := problem()) is not None:
+        raise NetlabError(f"grading runs each submission in a sandbox, and {why}; install bubblewrap, or pass "
+                          "--unsandboxed to grade without one (every row then says so)")
+    rows = grade(folders, Path(args.source), workers=args.workers, cell_seconds=args.cell_timeout,
+                 notebook_seconds=args.notebook_timeout, unsandboxed=args.unsandboxed, progress=progress_bar())
     print(summary(rows))
     print(f"wrote {write_csv(rows, Path(args.out))}")
     return 0
@@ -134,6 +147,15 @@ class _Parser(argparse.ArgumentParser):
         command = self.prog.removeprefix("python -m netlab").strip()
         self.exit(2, f"netlab: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
 
+
+def _shard(text: str) -> tuple[int, int]:
+    """K/N: the K-th of N parts of the submissions (see netlab.classroom.grading.shard)."""
+    from netlab.classroom.grading import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _error_line(err: BaseException) -> str:
@@ -176,13 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_student_edition)
 
     p = commands.add_parser("grade", help="run students' notebooks and grade their exercises into a CSV")
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION_DIR", help="one folder per student, named for the student")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION_DIR",
+                   help="one folder per student, named for the student (with --merge: the shards' CSVs)")
     p.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
     p.add_argument("--source", default=str(NOTEBOOKS), help="the instructor edition's folder (default: notebooks/)")
     p.add_argument("--workers", type=int, help="notebooks graded at once (default: the number of cores)")
     p.add_argument("--cell-timeout", type=float, default=180.0, metavar="SECONDS", help="time limit per cell (default 180)")
     p.add_argument("--notebook-timeout", type=float, default=900.0, metavar="SECONDS",
                    help="time limit per notebook (default 900)")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="grade only the K-th of N parts of the folders (by name), for N graders; join with --merge")
+    p.add_argument("--merge", metavar="OUT",
+                   help="join the CSVs given in place of the folders (the shards' grades) into OUT, and grade nothing")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade where no sandbox can be made: students' code then runs as you (every row says so)")
     p.set_defaults(func=_grade)
 
     p = commands.add_parser("record", help="(maintainers) re-record the captures shipped in netlab/data")

@@ -16,10 +16,11 @@ collect_ignore = ["data"]
 
 
 # What tests/test_ordinary_user.py runs as uid 65534 with Debian's PATH: the lab, the scripted peer,
-# the bottleneck and its delay line, the routed topologies and the program lookup, whose programs live
-# in /usr/sbin (and the delay line's socket options, which an ordinary user's lab may be refused).
+# the bottleneck and its delay line, the routed topologies, the home network's daemons and the program
+# lookup, whose programs live in /usr/sbin (and the delay line's socket options, which an ordinary
+# user's lab may be refused).
 AS_ORDINARY_USER = ("tests/test_lab.py", "tests/test_peer.py", "tests/test_congestion.py", "tests/test_delayline.py",
-                    "tests/test_below.py", "tests/test_routes.py", "tests/test_programs.py")
+                    "tests/test_below.py", "tests/test_routes.py", "tests/test_names.py", "tests/test_programs.py")
 
 
 @pytest.hookimpl(trylast=True)  # after -m and -k have chosen: only a run that keeps the ordinary user's test

@@ -60,8 +60,8 @@ def _numeric_options() -> dict[str, list[argparse.Action]]:
 
 def test_every_numeric_option_of_a_lesson_or_show_uses_the_one_helper():
     # `grade` keeps int and float: grading.grade itself refuses bad limits, in the same one line.
-    # `show --segments/--time` take a range A:B, not a number.
+    # `show --segments/--time` take a range A:B, and `grade --shard` a part K/N, not a number.
     others = {(name, a.dest) for name, actions in _numeric_options().items() for a in actions
               if a.type.__qualname__ != number_type("x", 0).__qualname__}
     assert others == {("grade", "workers"), ("grade", "cell_timeout"), ("grade", "notebook_timeout"),
-                      ("show", "segments"), ("show", "time")}
+                      ("grade", "shard"), ("show", "segments"), ("show", "time")}

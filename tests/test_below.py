@@ -194,40 +194,67 @@ def test_router_rewrite_check_points_at_the_wrong_field_without_the_answer(monke
     assert repr(checks.router_rewrite(exp, ...)).startswith("✘ Not answered yet")
 
 
-def test_ttl_prediction_check_runs_the_experiment(monkeypatch):
-    monkeypatch.setenv("NETLAB_RECORDED", "1")
+@pytest.mark.lab
+@live
+def test_route_prediction_check_sends_probes_drawn_at_random_and_names_the_case_not_the_answer():
     from netlab import checks
 
-    assert checks.ttl_prediction({"ttl_2_arrives_with": 1, "ttl_1_answered_by": "10.1.0.1"})
-    fb = checks.ttl_prediction({"ttl_2_arrives_with": 2, "ttl_1_answered_by": "10.2.0.2"})
-    assert not fb and "ttl_2_arrives_with" in fb.message and "ttl_1_answered_by" in fb.message
+    def right(destination, ttl):
+        if destination in (below.ROUTER, below.ROUTER_FAR):
+            return destination, "port unreachable"
+        if destination == below.NOWHERE:
+            return below.ROUTER, "network unreachable"
+        return (below.ROUTER, "time exceeded") if ttl == 1 else (destination, "port unreachable")
+
+    def no_route_forgotten(destination, ttl):  # right, but a packet with no route is taken for one that arrives
+        if destination == below.NOWHERE:
+            return (below.ROUTER, "time exceeded") if ttl == 1 else (destination, "port unreachable")
+        return right(destination, ttl)
+
+    assert checks.route_prediction(right)
+    fb = checks.route_prediction(no_route_forgotten)  # every draw holds a probe to NOWHERE, which this gets wrong
+    assert not fb and f"to {below.NOWHERE} with TTL" in fb.message
+    assert "network unreachable" not in fb.message.lower()
+    assert "pair" in checks.route_prediction(lambda destination, ttl: destination).message
+    assert repr(checks.route_prediction(...)).startswith("✘ Not answered yet")
 
 
 @pytest.mark.lab
 @live
-def test_own_traceroute_check_runs_the_students_function_in_the_lab():
+def test_own_traceroute_check_reads_replies_the_library_cannot_make():
+    from scapy.layers.inet import ICMP, IP
+
     from netlab import checks
 
-    def never_stops(new_socket, destination):
-        hops = []
-        for ttl in range(1, 4):
-            with new_socket() as sock:
-                hops.append(below.probe(sock, destination, ttl, timeout=0.5).address)
-        return hops
-
-    def right(new_socket, destination):
+    def right(send_probe, destination):
         hops = []
         for ttl in range(1, 9):
-            with new_socket() as sock:
-                hop = below.probe(sock, destination, ttl)
-            hops.append(hop.address)
-            if hop.reply != "time exceeded":
+            reply = send_probe(destination, ttl)
+            if reply is None:
+                hops.append(None)
+                continue
+            hops.append(IP(reply).src)
+            if IP(reply)[ICMP].type != 11:
                 break
         return hops
 
+    def stops_at_silence(send_probe, destination):
+        hops = []
+        for ttl in range(1, 9):
+            reply = send_probe(destination, ttl)
+            hops.append(None if reply is None else IP(reply).src)
+            if reply is None or IP(reply)[ICMP].type != 11:
+                break
+        return hops
+
+    def borrowed(send_probe, destination):  # the lesson's traceroute, in a lab of its own: no silent router there
+        with below.LabPath() as path:
+            hops = below.traceroute(lambda: path.net.client.socket(socket.AF_INET, socket.SOCK_DGRAM), destination)
+        return [h.address for h in hops]
+
     assert checks.own_traceroute(right)
-    fb = checks.own_traceroute(never_stops)
-    assert not fb and "goes on after the destination answered" in fb.message
+    assert "stops at the silent hop" in checks.own_traceroute(stops_at_silence).message
+    assert "None" in checks.own_traceroute(borrowed).message
 
 
 @pytest.mark.slow

@@ -86,6 +86,17 @@ def test_a_timestamp_echoed_before_it_was_sent_is_named():
     assert broken == ["#5 (S→C PSH-ACK) echoes a timestamp the client has not sent yet"]
 
 
+def test_a_capture_begun_mid_connection_is_not_called_non_causal_for_what_came_before_it():
+    # The first segments echo TSvals and acknowledge bytes sent before the capture began: nothing broken.
+    late = Conversation.from_packets(causal_exchange()[3:], partial=True)
+    assert late.partial and late.causality == []
+    # Once the capture has seen a side's TSvals, an echo of one it has not seen yet is still named.
+    packets = causal_exchange()[3:]
+    packets[-1] = packets[-1].copy()
+    packets[-1][TCP].options = [("Timestamp", (7100, 99999))]
+    assert any("echoes a timestamp" in line for line in Conversation.from_packets(packets, partial=True).causality)
+
+
 @pytest.mark.parametrize(("where", "packet", "state"), [
     (1, c2s("P", 101, 0, b"early"), "SYN-SENT"),  # data before the SYN-ACK, without an ACK
     (8, c2s("PA", 107, 507, b"late"), "TIME-WAIT"),  # new data after the client's FIN

@@ -8,8 +8,10 @@ used one number); the client, which sent the first FIN, is the side left in TIME
 from __future__ import annotations
 
 import re
+import socket
 import struct
 import time
+from dataclasses import fields
 
 import pytest
 from scapy.layers.inet import TCP
@@ -17,7 +19,6 @@ from scapy.layers.inet import TCP
 import netlab
 from netlab import checks
 from netlab.checks import Feedback
-from netlab.lessons.http.experiments import HTTPExperiment
 from netlab.lessons.transfer import checks as transfer_checks
 
 NOT_ANSWERED = "Not answered yet"
@@ -178,11 +179,6 @@ def solved_read_body(sock):
     return rest
 
 
-@pytest.fixture(scope="module")
-def kept():
-    return netlab.load_recorded("http-keepalive", kind=HTTPExperiment)
-
-
 def data_packet(exp):
     return exp.conversation.phase("data")[0].packet
 
@@ -212,7 +208,7 @@ def test_last_segment_ms(exp):
     assert NOT_ANSWERED in checks.last_segment_ms(exp, ...).message
 
 
-# 01: frame_length (predict, then send), internet_checksum (write code), client_isn (personal)
+# 01: frame_length and fragments_prediction (predict, then send), internet_checksum (write code)
 
 
 @pytest.mark.lab
@@ -282,16 +278,22 @@ def test_internet_checksum_bad_functions(exp):
     assert NOT_ANSWERED in checks.internet_checksum(..., packet).message
 
 
-def test_client_isn(exp):
-    isn = exp.conversation.isn["client"]
-    raw = int(data_packet(exp)[TCP].seq)
-    assert_right(checks.client_isn(exp, isn))
-    assert "subtract" in assert_wrong(checks.client_isn(exp, raw), not_saying=str(isn))
-    assert "server" in assert_wrong(checks.client_isn(exp, exp.conversation.isn["server"]), not_saying=str(isn))
-    assert "relative" in assert_wrong(checks.client_isn(exp, 0), not_saying=str(isn))
-    assert_wrong(checks.client_isn(exp, 12345), not_saying=str(isn))
-    assert "int" in assert_wrong(checks.client_isn(exp, str(isn)))
-    assert NOT_ANSWERED in checks.client_isn(exp, ...).message
+def _fragments(size):
+    data, piece = size + 8, (1500 - 20) // 8 * 8
+    return [(offset, min(piece, data - offset)) for offset in range(0, data, piece)]
+
+
+@pytest.mark.lab
+@live
+def test_fragments_prediction_sends_the_datagram_live_and_names_the_mistake():
+    assert_right(checks.fragments_prediction(4000, _fragments(4000)))
+    without_udp = [(o, min(1480, 4000 - o)) for o in range(0, 4000, 1480)]
+    assert "what else did UDP" in assert_wrong(checks.fragments_prediction(4000, without_udp))
+    whole_mtu = [(o, min(1500, 4008 - o)) for o in range(0, 4008, 1500)]
+    assert "8-byte units" in assert_wrong(checks.fragments_prediction(4000, whole_mtu))
+    assert "1500 to 6000" in assert_wrong(checks.fragments_prediction(1000, _fragments(1000)))
+    assert "pairs" in assert_wrong(checks.fragments_prediction(4000, [0, 1480]))
+    assert NOT_ANSWERED in checks.fragments_prediction(4000, ...).message
 
 
 # 02: recv_sizes (predict, then measure), own_recv_message and ask_within (write code, run in the lab)
@@ -462,7 +464,7 @@ def test_reliable_close_delay_recorded(monkeypatch):
     assert "needs the live lab" in fb.message
 
 
-# 04: read_body (write code), keeps_connection_open (predict, then ask), second_response_seq (personal)
+# 04: read_body, keeps_connection_open and pipelined_bodies (functions run in the lab on cases drawn per run)
 
 
 @pytest.mark.lab
@@ -500,32 +502,90 @@ def test_read_body_refuses_netlabs_parsers():
     assert NOT_ANSWERED in checks.read_body(...).message
 
 
-STAYS_OPEN = {"HTTP/1.1": True, "HTTP/1.1, Connection: close": False, "HTTP/1.0": False,
-              "HTTP/1.0, Connection: keep-alive": True}
+def _stays_open(request):
+    request_line, *header_lines = request.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    connection = ""
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "connection":
+            connection = value.strip().lower()
+    if connection in ("close", "keep-alive"):
+        return connection == "keep-alive"
+    return request_line.endswith("HTTP/1.1")
+
+
+def _exact_case(request):  # right for the requests a person would type, wrong once a name or value changes case
+    if b"Connection: close" in request:
+        return False
+    return b"Connection: keep-alive" in request or b"HTTP/1.1" in request
+
+
+def _version_only(request):
+    return b"HTTP/1.1" in request
 
 
 @pytest.mark.slow
-def test_keeps_connection_open():
-    assert_right(checks.keeps_connection_open(STAYS_OPEN))
-    assert "HTTP/1.0's default" in assert_wrong(checks.keeps_connection_open({**STAYS_OPEN, "HTTP/1.0": True}))
-    assert "4 of 4" in assert_wrong(checks.keeps_connection_open({k: not v for k, v in STAYS_OPEN.items()}))
-    assert "four keys" in assert_wrong(checks.keeps_connection_open({"HTTP/1.1": True}))
-    assert "four keys" in assert_wrong(checks.keeps_connection_open({k: "yes" for k in STAYS_OPEN}))
+def test_keeps_connection_open_sends_six_requests_written_at_random():
+    assert_right(checks.keeps_connection_open(_stays_open))
+    # Each run writes "Connection" and its values in a case drawn at random: within a few runs one is not as typed.
+    assert any(not checks.keeps_connection_open(_exact_case) for _ in range(4))
+    fb = assert_wrong(checks.keeps_connection_open(_version_only))
+    assert "On the request `GET / HTTP/1." in fb and "Connection" in fb
+    assert "return True" in assert_wrong(checks.keeps_connection_open(_returns_text))
+    assert "function" in assert_wrong(checks.keeps_connection_open({"HTTP/1.1": True}))
     assert NOT_ANSWERED in checks.keeps_connection_open(...).message
 
 
-def test_second_response_seq(kept):
-    conv = kept.conversations[0]
-    starts = [s for s in conv.segments if s.direction == "S→C" and s.payload.startswith(b"HTTP/")]
-    raw = int(starts[1].packet[TCP].seq)
-    assert raw == (conv.isn["server"] + 1 + starts[0].length) % 2**32
-    assert_right(checks.second_response_seq(kept, raw))
-    assert "relative" in assert_wrong(checks.second_response_seq(kept, starts[1].seq), not_saying=str(raw))
-    assert "first response" in assert_wrong(checks.second_response_seq(kept, int(starts[0].packet[TCP].seq)),
-                                            not_saying=str(raw))
-    assert "Off by one" in assert_wrong(checks.second_response_seq(kept, raw - 1), not_saying=str(raw))
-    assert "int" in assert_wrong(checks.second_response_seq(kept, str(raw)))
-    assert NOT_ANSWERED in checks.second_response_seq(kept, ...).message
+def _returns_text(request):
+    return "yes"
+
+
+def _pipelined(sock, paths, *, wait_each=False, exact_case=False):
+    bodies, data = [], b""
+    requests = [f"GET {path} HTTP/1.1\r\nHost: lab\r\n\r\n".encode() for path in paths]
+    if not wait_each:
+        sock.sendall(b"".join(requests))
+    for request in requests:
+        if wait_each:
+            sock.sendall(request)
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, data = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip() == b"Content-Length" or not exact_case and name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(data) < length:
+            data += sock.recv(65536)
+        bodies.append(data[:length])
+        data = data[length:]
+    return bodies
+
+
+def _pipelined_right(sock, paths):
+    return _pipelined(sock, paths)
+
+
+def _one_at_a_time(sock, paths):
+    return _pipelined(sock, paths, wait_each=True)
+
+
+def _exact_case(sock, paths):
+    return _pipelined(sock, paths, exact_case=True)
+
+
+def test_pipelined_bodies_right():
+    assert_right(checks.pipelined_bodies(_pipelined_right))
+
+
+@pytest.mark.slow
+def test_pipelined_bodies_wants_every_request_first_and_any_case():
+    assert "before reading" in assert_wrong(checks.pipelined_bodies(_one_at_a_time))
+    # The server writes Content-Length in a case drawn per response: within a few runs one is not as typed.
+    assert any(not checks.pipelined_bodies(_exact_case) for _ in range(4))
+    assert "function" in assert_wrong(checks.pipelined_bodies([b""]))
+    assert NOT_ANSWERED in checks.pipelined_bodies(...).message
 
 
 # --- notebooks 05 to 08: exercises on the student's own capture, live predictions, code run in the lab ---
@@ -537,20 +597,39 @@ def recorded_only(monkeypatch):
     monkeypatch.setenv("NETLAB_RECORDED", "1")
 
 
-def test_probe_raw_seq_is_the_clients_isn_plus_the_probes_relative_number():
-    fc = netlab.load_recorded("transfer-window").conversation
-    probe = fc.window_probes()[0]
-    raw = int(probe.packet[TCP].seq)
-    assert raw == (fc.isn["client"] + probe.seq) % 2**32
-    assert_right(checks.probe_raw_seq(fc, raw))
-    assert "relative" in assert_wrong(checks.probe_raw_seq(fc, probe.seq), not_saying=str(raw))
-    assert "segment's number" in assert_wrong(checks.probe_raw_seq(fc, probe.number), not_saying=str(raw))
-    assert "Off by one" in assert_wrong(checks.probe_raw_seq(fc, raw - 1), not_saying=str(raw))
-    assert "data segment" in assert_wrong(checks.probe_raw_seq(fc, raw + 1), not_saying=str(raw))  # the next data
-    assert "peer's numbering" in assert_wrong(checks.probe_raw_seq(fc, fc.isn["server"] + 5), not_saying=str(raw))
-    assert "int" in assert_wrong(checks.probe_raw_seq(fc, str(raw)), not_saying=str(raw))
-    assert NOT_ANSWERED in checks.probe_raw_seq(fc, ...).message
-    assert "no zero-window probe" in assert_wrong(checks.probe_raw_seq(netlab.load_recorded("handshake").conversation, 1))
+def _already_sent(segments):
+    repeats, highest = [], None
+    for index, (seq, length) in enumerate(segments):
+        if highest is not None and 0 < (highest - seq) % 2**32 < 2**31:
+            repeats.append(index)
+        end = (seq + length) % 2**32
+        if highest is None or (end - highest) % 2**32 < 2**31:
+            highest = end
+    return repeats
+
+
+def _below_highest_without_wrapping(segments):
+    repeats, highest = [], -1
+    for index, (seq, length) in enumerate(segments):
+        if seq < highest:
+            repeats.append(index)
+        highest = max(highest, seq + length)
+    return repeats
+
+
+def _none(segments):
+    return []
+
+
+def test_retransmitted_runs_the_function_on_the_captures_numbers_and_on_them_wrapped():
+    fast = netlab.load_recorded("transfer-fast")
+    assert fast.conversation.retransmissions("C→S"), "the recording has a retransmission to find"
+    assert_right(checks.retransmitted(fast, _already_sent))
+    assert "modulo 2**32" in assert_wrong(checks.retransmitted(fast, _below_highest_without_wrapping))
+    assert "own capture" in assert_wrong(checks.retransmitted(fast, _none))
+    assert "no retransmission" in assert_wrong(checks.retransmitted(netlab.load_recorded("handshake"), _already_sent))
+    assert "function" in assert_wrong(checks.retransmitted(fast, [3]))
+    assert NOT_ANSWERED in checks.retransmitted(fast, ...).message
 
 
 def test_own_first_rto_is_three_times_the_captures_first_sample():
@@ -645,19 +724,39 @@ def test_two_syns_timeout_without_the_lab_grades_it_against_the_recorded_syns(re
     assert "0.2 s on each side" in assert_wrong(checks.two_syns_timeout(1.1))
 
 
-def test_reset_raw_seq_counts_the_servers_syn_and_answer():
-    rebooted = netlab.load_recorded("errors-rebooted")
-    conv = rebooted.conversation
-    rst = next(s for s in conv.segments if s.flags == "RST")
-    raw = int(rst.packet[TCP].seq)
-    assert raw == (conv.isn["server"] + 1 + len(b"answer 1")) % 2**32
-    assert_right(checks.reset_raw_seq(rebooted, raw))
-    assert "relative" in assert_wrong(checks.reset_raw_seq(rebooted, rst.seq), not_saying=str(raw))
-    assert "Off by one" in assert_wrong(checks.reset_raw_seq(rebooted, raw - 1), not_saying=str(raw))
-    assert "client's numbering" in assert_wrong(checks.reset_raw_seq(rebooted, conv.isn["client"] + 10),
-                                                not_saying=str(raw))
-    assert "int" in assert_wrong(checks.reset_raw_seq(rebooted, float(raw)))
-    assert NOT_ANSWERED in checks.reset_raw_seq(rebooted, ...).message
+def _send_and_read(sock, request):
+    sock.sendall(request)
+    sock.shutdown(socket.SHUT_WR)
+    answer = b""
+    while data := sock.recv(65536):
+        answer += data
+    return answer
+
+
+def _without_shutdown(sock, request):
+    sock.sendall(request)
+    answer = b""
+    while data := sock.recv(65536):
+        answer += data
+    return answer
+
+
+def _one_recv(sock, request):
+    sock.sendall(request)
+    sock.shutdown(socket.SHUT_WR)
+    return sock.recv(65536)
+
+
+def test_half_close_request_right():
+    assert_right(checks.half_close_request(_send_and_read))
+
+
+@pytest.mark.slow
+def test_half_close_request_names_the_case_and_the_missing_step():
+    assert "end of your request" in assert_wrong(checks.half_close_request(_without_shutdown))
+    assert "until the server closes" in assert_wrong(checks.half_close_request(_one_recv))
+    assert "function" in assert_wrong(checks.half_close_request(b"request"))
+    assert NOT_ANSWERED in checks.half_close_request(...).message
 
 
 def _retrying(catch=ConnectionRefusedError, wait=True, give_up=True):
@@ -703,10 +802,15 @@ def test_retrying_connect_unanswered_or_not_a_function():
 
 
 def _load_point(**kw):
-    from types import SimpleNamespace
+    """A real LoadPoint (what a check cell hands over is netlab's own result, never a look-alike)."""
+    from netlab.lessons.concurrency.experiments import LoadPoint
 
     values = {"requests": 10_000, "seconds": 0.5, "clients": 100, "p50_ms": 4.2, **kw}
-    return SimpleNamespace(requests_per_second=values["requests"] / values["seconds"], **values)
+    latency_us = int(values["p50_ms"] * 1000)
+    return LoadPoint(model="asyncio", clients=values["clients"], messages=100, size=64, generators=2,
+                     requests=values["requests"], wrong=0, seconds=values["seconds"],
+                     latencies_us=[latency_us - 1, latency_us, latency_us + 1], server_threads=0, generator_busy=1.0,
+                     server_busy=1.0, server_cpu=0.5, generator_cpu=0.5, server_switches=10)
 
 
 def test_mean_round_trip_by_littles_law():
@@ -744,45 +848,75 @@ def test_blocking_prediction_wants_two_numbers():
     assert NOT_ANSWERED in checks.blocking_prediction(...).message
 
 
-async def _echo(reader, writer):
+async def _lengths(reader, writer):
+    length = 0
+    while data := await reader.read(65536):
+        *complete, rest = data.split(b"\n")
+        for part in complete:
+            writer.write(b"%d\n" % (length + len(part)))
+            length = 0
+        length += len(rest)
+        await writer.drain()
+    writer.close()
+
+
+async def _readline_lengths(reader, writer):  # readline's default limit is 64 KiB: the 100 kB line raises
+    while (line := await reader.readline()).endswith(b"\n"):
+        writer.write(b"%d\n" % (len(line) - 1))
+    writer.close()
+
+
+async def _per_read(reader, writer):  # forgets a line cut across two reads
+    while data := await reader.read(65536):
+        writer.write(b"".join(b"%d\n" % len(part) for part in data.split(b"\n")[:-1]))
+    writer.close()
+
+
+async def _at_the_end(reader, writer):  # answers only once the client has closed its side
+    data = await reader.read()
+    writer.write(b"".join(b"%d\n" % len(part) for part in data.split(b"\n")[:-1]))
+    writer.close()
+
+
+async def _no_close(reader, writer):
+    length = 0
+    while data := await reader.read(65536):
+        *complete, rest = data.split(b"\n")
+        for part in complete:
+            writer.write(b"%d\n" % (length + len(part)))
+            length = 0
+        length += len(rest)
+
+
+async def _echo(reader, writer):  # the lesson's echo server: it cannot pass for this protocol
     while data := await reader.read(65536):
         writer.write(data)
         await writer.drain()
     writer.close()
 
 
-async def _readline_echo(reader, writer):
-    while data := await reader.readline():
-        writer.write(data)
-    writer.close()
-
-
-async def _no_close(reader, writer):
-    while data := await reader.read(65536):
-        writer.write(data)
-
-
 async def _raises(reader, writer):
     raise RuntimeError("boom")
 
 
-def test_asyncio_echo_right():
-    assert_right(checks.asyncio_echo(_echo))
+def test_asyncio_line_lengths_right():
+    assert_right(checks.asyncio_line_lengths(_lengths))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("handler, words", [(_readline_echo, "no newline"), (_no_close, "did not close"),
-                                            (_raises, "RuntimeError")])
-def test_asyncio_echo_wrong(handler, words):
+@pytest.mark.parametrize("handler, words", [(_readline_lengths, "100 kB"), (_per_read, "not its lines' lengths"),
+                                            (_at_the_end, "as soon as its newline"), (_no_close, "did not close"),
+                                            (_echo, "not its lines' lengths"), (_raises, "RuntimeError")])
+def test_asyncio_line_lengths_wrong(handler, words):
     start = time.monotonic()
-    assert words in assert_wrong(checks.asyncio_echo(handler))
+    assert words in assert_wrong(checks.asyncio_line_lengths(handler))
     assert time.monotonic() - start < 20
 
 
-def test_asyncio_echo_wants_a_coroutine_function():
-    assert "async def" in assert_wrong(checks.asyncio_echo(lambda reader, writer: reader))
-    assert "async def" in assert_wrong(checks.asyncio_echo(b"echo"))
-    assert NOT_ANSWERED in checks.asyncio_echo(...).message
+def test_asyncio_line_lengths_wants_a_coroutine_function():
+    assert "async def" in assert_wrong(checks.asyncio_line_lengths(lambda reader, writer: reader))
+    assert "async def" in assert_wrong(checks.asyncio_line_lengths(b"lengths"))
+    assert NOT_ANSWERED in checks.asyncio_line_lengths(...).message
 
 
 @pytest.fixture(scope="module")
@@ -927,16 +1061,20 @@ def _recovery_run():
     Recovery lasts 120 ms; srtt grows from 60 ms (when it begins) to 80 ms (when it ends) as the queue
     fills, over a path of 40 ms: 1.5 round trips by the rule, 2.0 by srtt at its start, 3.0 by the path.
     """
-    from types import SimpleNamespace
+    from dataclasses import replace
 
+    from netlab.core.sockets import TcpInfo
+    from netlab.lessons.congestion.experiments import CongestionExperiment
+
+    zero = dict.fromkeys(f.name for f in fields(TcpInfo))
     samples = []
     for k in range(150):
         t = k * 0.002
         state = "Open" if t < 0.095 else "Disorder" if t < 0.099 else "Recovery" if t < 0.219 else "Open"
         srtt = 0.06 if t < 0.101 else 0.08
-        samples.append(SimpleNamespace(time=1000.0 + t, ca_state=state, cwnd=90 if t < 0.1 else 63, srtt=srtt,
-                                       min_rtt=0.04))
-    return SimpleNamespace(samples=samples, rtt=0.04, algorithm="cubic")
+        samples.append(replace(TcpInfo(**{**zero, "time": 0.0, "algorithm": "cubic", "ca_state": "Open", "cwnd": 0}),
+                               time=1000.0 + t, ca_state=state, cwnd=90 if t < 0.1 else 63, srtt=srtt, min_rtt=0.04))
+    return CongestionExperiment([], "recorded", "made up for a test", samples=samples, rtt=0.04, algorithm="cubic")
 
 
 def test_recovery_duration_right_with_rounding():

@@ -66,7 +66,7 @@ def two_streams(tmp_path_factory) -> Path:
     for p in second:
         p.time = float(p.time) + shift
     merged = sorted(first + second, key=lambda p: float(p.time))
-    assert [p.sport for p in merged[:2]] == [48372, 46822]  # both SYNs before any answer
+    assert [p.sport for p in merged[:2]] == [first[0].sport, second[0].sport]  # both SYNs before any answer
     return save_pcap(merged, tmp_path_factory.mktemp("two") / "two.pcap")
 
 
@@ -86,20 +86,28 @@ def test_show_prints_the_table_of_a_recording():
     assert result.stdout.count("C→S") + result.stdout.count("S→C") == 10
 
 
+def _client_and_segments(name: str) -> tuple[int, int]:
+    """A recording's client port (its SYN's) and its number of segments, read from the recording itself."""
+    packets = recorded(name)
+    return packets[0].sport, len(Conversation.from_packets(packets).segments)
+
+
 def test_show_prints_every_stream_of_a_file(two_streams):
     result = netlab_cli("show", two_streams)
     assert result.returncode == 0, result.stderr
-    assert "TCP stream 0" in result.stdout and "client 127.0.0.1:48372" in result.stdout
-    assert "TCP stream 1" in result.stdout and "client 127.0.0.1:46822" in result.stdout
-    assert result.stdout.count("C→S") + result.stdout.count("S→C") == 10 + 11
+    (port0, count0), (port1, count1) = _client_and_segments("handshake"), _client_and_segments("handshake-slow-close")
+    assert "TCP stream 0" in result.stdout and f"client 127.0.0.1:{port0}" in result.stdout
+    assert "TCP stream 1" in result.stdout and f"client 127.0.0.1:{port1}" in result.stdout
+    assert result.stdout.count("C→S") + result.stdout.count("S→C") == count0 + count1
 
 
 def test_show_one_stream(two_streams):
     result = netlab_cli("show", two_streams, "--stream", "1")
     assert result.returncode == 0, result.stderr
-    assert "TCP stream 1" in result.stdout and "client 127.0.0.1:46822" in result.stdout
+    port1, count1 = _client_and_segments("handshake-slow-close")
+    assert "TCP stream 1" in result.stdout and f"client 127.0.0.1:{port1}" in result.stdout
     assert "TCP stream 0" not in result.stdout
-    assert result.stdout.count("C→S") + result.stdout.count("S→C") == 11
+    assert result.stdout.count("C→S") + result.stdout.count("S→C") == count1
 
 
 def test_show_draws_the_ladder_to_a_png(tmp_path):
@@ -148,14 +156,15 @@ def test_show_a_capture_without_tcp(tmp_path):
 
 
 def test_show_a_capture_started_mid_connection_lists_it_labelled(tmp_path):
-    path = save_pcap(recorded("handshake")[3:], tmp_path / "late.pcap")  # from the first data segment on
+    packets = recorded("handshake")
+    path = save_pcap(packets[3:], tmp_path / "late.pcap")  # from the first data segment on
     for argv in (["show", path], ["show", path, "--stream", "0"]):
         result = netlab_cli(*argv)
         assert result.returncode == 0, result.stderr
         first = result.stdout.splitlines()[0]
         assert "TCP stream 0" in first and "no handshake captured" in first and "ISN unknown" in first
         assert "window scaling unknown" in first
-        assert result.stdout.count("C→S") + result.stdout.count("S→C") == 7
+        assert result.stdout.count("C→S") + result.stdout.count("S→C") == len(packets) - 3
         # Wireshark's relative numbers: each side's first segment is seq 1.
         assert result.stdout.splitlines()[2].split()[3:7] == ["PSH-ACK", "1", "1", "13"]
 
@@ -255,6 +264,7 @@ BAD_INPUT: dict[str, list[tuple[list[str], dict[str, str]]]] = {
     "cwnd": [(["--loss", "0"], RECORDED), (["--cc", "no-such-algorithm"], RECORDED)],
     "traceroute": [(["--max-hops", "0"], RECORDED), (["--max-hops", "many"], RECORDED)],
     "routes": [(["nowhere"], RECORDED), (["server", "site"], RECORDED)],
+    "names": [(["bad name!"], RECORDED), (["nowhere"], RECORDED)],
     "mark-exercises": [(["{file}/nowhere.ipynb"], {}), (["{notes}"], {})],
     "student-edition": [(["{file}/out"], {})],
     "grade": [(["{file}/nowhere"], {}), (["{file}", "--workers", "many"], {}), (["{file}", "--workers", "-3"], {}),

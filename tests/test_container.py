@@ -441,6 +441,47 @@ print(json.dumps({"user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(),
                      "same": True}
 
 
+def _solution_lines() -> set[bytes]:
+    """The longest line of each solution in the instructor edition (a line no student edition has)."""
+    found = set()
+    for path in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            text = "".join(cell["source"])
+            if "### BEGIN SOLUTION" in text:
+                body = text.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
+                found.add(max((line.strip() for line in body.splitlines()), key=len).encode())
+    return found
+
+
+def test_no_layer_of_the_image_holds_a_solution(image, tmp_path):
+    """Every layer of the student image, not only its final file system: a file deleted by a later layer stays in it."""
+    import io
+    import tarfile
+
+    archive = tmp_path / "image.tar"
+    checked(podman("save", "--format", "docker-archive", "-o", str(archive), image, timeout=BUILD_TIMEOUT))
+    solutions = _solution_lines()
+    assert len(solutions) >= 30
+    layers = held = 0
+    with tarfile.open(archive) as outer:
+        for member in outer.getmembers():
+            if not member.isfile() or not member.name.endswith((".tar", "layer.tar")):
+                continue
+            layers += 1
+            with tarfile.open(fileobj=io.BytesIO(outer.extractfile(member).read())) as layer:
+                for entry in layer.getmembers():
+                    if not entry.isfile():
+                        continue
+                    data = layer.extractfile(entry).read()
+                    if entry.name.endswith(".ipynb"):
+                        held += 1
+                        assert b"BEGIN SOLUTION" not in data, f"{entry.name} in layer {member.name}"
+                    found = [line for line in solutions if line in data]
+                    assert not found, f"{entry.name} in layer {member.name} holds a solution: {found[0][:80]!r}"
+    notebooks = len(list((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")))
+    assert layers >= 3 and held == 2 * notebooks  # the edition, in /opt/netlab/series and in the home folder
+
+
 # The series, as its command line offers it: every subcommand that runs a lesson's experiment, and one
 # recorded experiment of each other lesson, so a new lesson joins these tests without an edit here.
 def lesson_commands() -> list[str]:

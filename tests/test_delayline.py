@@ -205,3 +205,14 @@ def test_the_rtt_probe_sees_the_queue_a_bulk_transfer_fills(nothing_left_behind)
     assert len(rtts) >= 5
     assert min(rtts) >= 0.03 * 0.9  # never below the path's own round trip
     assert max(rtts) > 0.03 + 0.05  # 200 packets at 5 Mbit/s can hold 0.48 s: it waited in the queue
+
+
+def test_a_frame_reaching_an_idle_rate_limited_link_takes_its_whole_transmission_time():
+    """The catch-up for a late program never gives a frame on an idle link a head start (#30)."""
+    frame = udp_frame(b"x" * 1000)
+    spec = Direction(delay=0.01, rate=2e6, queue=10)
+    way = _Way("forward", spec.to_order(), out=None, started=0.0, note=lambda what: None)
+    held = []
+    way.arrive(frame, 1.0, lambda when, f, _way: held.append(when))
+    way.serve(1.0, lambda when, f, _way: held.append(when))
+    assert held == [pytest.approx(1.0 + len(frame) * 8 / 2e6 + 0.01)]

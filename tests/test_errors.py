@@ -29,10 +29,10 @@ PROTOCOL = {
     "classroom/grading.py": {"FileNotFoundError", "NotADirectoryError"},
     "classroom/nbval_plugin.py": {"SystemExit"},  # pytest's way to stop a session
     "core/checking.py": {"AssertionError"},  # a check's verdict in pytest
-    "core/lab.py": {"EOFError", "SystemExit"},  # the lab's helper: its channel ended, then it exits
+    "core/lab.py": {"SystemExit"},  # the lab's helper exits when its channel ends
+    "core/inlab/protocol.py": {"EOFError"},  # the agent protocol's channel ended: the in-lab program then exits
     "core/peer.py": {"OSError"},  # the socket error (ECONNRESET, …) the peer's kernel-less client reports
     "core/inlab/topology_agent.py": {"OSError"},  # in the lab; the agent sends it back, TopologyError raises it
-    "core/inlab/protocol.py": {"EOFError"},  # the lab's channel ended: the reader (lab.py, the agents) says whose
     "lessons/below/experiments.py": {"SystemExit"},  # the resolver's child process ends
     "lessons/concurrency/experiments.py": {"NotImplementedError", "BlockingIOError"},  # an abstract method; accept()'s EAGAIN
     "lessons/http/commands.py": {"KeyboardInterrupt"},  # SIGTERM ends the server as Ctrl-C does

@@ -34,6 +34,27 @@ def test_connect_timeout_retransmits_the_unanswered_syn_then_raises_timeout(noth
     assert conv.segments[-1].time < 2.2
 
 
+def test_syn_give_up_time_follows_the_kernels_documented_sums():
+    # ip-sysctl.rst: tcp_syn_retries 6 "corresponds to 63 seconds till the last retransmission ...
+    # the final timeout ... will happen after 127 seconds"; with tcp_syn_linear_timeouts 4 the
+    # waits are 1, 1, 1, 1, 1, 2, 4, ... (five of 1 s), ten retransmissions in all.
+    assert failures._syn_give_up_seconds(6, 0) == 127
+    assert failures._syn_give_up_seconds(6, 4) == 5 + 2 + 4 + 8 + 16 + 32 + 64
+    assert failures._syn_give_up_seconds(15, 0) == sum(min(2**n, 120) for n in range(16))  # TCP_RTO_MAX caps each
+
+
+@pytest.mark.lab
+@live
+def test_syn_limits_are_the_lab_namespaces_own(nothing_left_behind):
+    limits = failures.syn_limits()
+    with netlab.Lab() as lab:
+        retries = int(lab.run("cat", "/proc/sys/net/ipv4/tcp_syn_retries"))
+    assert limits["tcp_syn_retries"] == retries
+    linear = limits["tcp_syn_linear_timeouts"] or 0
+    assert limits["retransmissions"] == retries + linear
+    assert limits["seconds"] == failures._syn_give_up_seconds(retries, linear)
+
+
 @live
 def test_read_timeout_is_silence_on_the_wire(nothing_left_behind):
     exp = failures.read_timeout(timeout=0.3)

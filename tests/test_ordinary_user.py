@@ -4,9 +4,10 @@ CI runs as root, whose PATH holds /usr/sbin and /sbin. A student's does not: Deb
 ordinary user PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games, so `tc`, `nft` and
 `sysctl` run by bare name were not found, and notebook 09 failed whole for such a user while every
 root run passed (issue 23). Here root runs the test files of the lab, the scripted peer, the
-bottleneck (congestion) and its delay line, the routed topologies (below; routes, with BIRD and ping)
-and the program lookup as uid 65534 (`netlab.classroom.ordinary_user`: setpriv, no new user needed),
-with that PATH and an empty HOME, in a child pytest, and asserts that it passes.
+bottleneck (congestion) and its delay line, the routed topologies (below; routes, with BIRD and ping;
+names, with NSD, Unbound, dnsmasq and conntrack) and the program lookup as uid 65534
+(`netlab.classroom.ordinary_user`: setpriv, no new user needed), with that PATH and an empty HOME, in a
+child pytest, and asserts that it passes.
 
 Where root runs the whole suite, those files run only here, once (tests/conftest.py deselects
 them from root's own run): the rest of the suite uses the lab as root all along.

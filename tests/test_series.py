@@ -129,17 +129,29 @@ def test_reloaded_capture_check_compares_packets_byte_for_byte(recorded_handshak
     assert "not the same bytes" in netlab.checks.reloaded_capture(recorded_handshake, other).message
 
 
-def test_built_datagram_check_names_each_wrong_field():
-    from scapy.layers.inet import IP, TCP, UDP
+def test_built_acknowledgement_check_compares_with_the_servers_own_segment_and_names_the_field(recorded_handshake):
+    from scapy.layers.inet import IP, TCP
 
     import netlab
 
-    assert netlab.checks.built_datagram(IP(dst="127.0.0.1") / UDP(dport=9999) / b"ping")
-    wrong = netlab.checks.built_datagram(IP(dst="127.0.0.2") / UDP(dport=53) / b"pong")
-    assert not wrong
-    assert "127.0.0.2" in wrong.message and "53" in wrong.message and "pong" in wrong.message
-    assert "no UDP layer" in netlab.checks.built_datagram(IP(dst="127.0.0.1") / TCP()).message
-    assert "scapy's layers" in netlab.checks.built_datagram(b"ping").message
+    packet = recorded_handshake.conversation.phase("data")[0].packet
+    tcp = packet[TCP]
+    end = tcp.seq + len(tcp.payload)
+
+    def reply(**fields):
+        layers = {"src": packet[IP].dst, "dst": packet[IP].src, "sport": tcp.dport, "dport": tcp.sport, "flags": "A",
+                  "seq": tcp.ack, "ack": end, **fields}
+        return IP(src=layers["src"], dst=layers["dst"]) / TCP(sport=layers["sport"], dport=layers["dport"],
+                                                               flags=layers["flags"], seq=layers["seq"], ack=layers["ack"])
+
+    assert netlab.checks.built_acknowledgement(recorded_handshake, reply())
+    swapped = netlab.checks.built_acknowledgement(recorded_handshake, reply(seq=tcp.seq, ack=tcp.ack))
+    assert not swapped and "seq:" in swapped.message and "ack:" in swapped.message
+    assert str(end) not in swapped.message and str(tcp.ack) not in swapped.message
+    assert "ports" in netlab.checks.built_acknowledgement(recorded_handshake, reply(sport=tcp.sport)).message
+    assert "flags" in netlab.checks.built_acknowledgement(recorded_handshake, reply(flags="SA")).message
+    assert "payload" in netlab.checks.built_acknowledgement(recorded_handshake, reply() / b"x").message
+    assert "scapy's layers" in netlab.checks.built_acknowledgement(recorded_handshake, b"ack").message
 
 
 # ---------------------------------------------------------------------------

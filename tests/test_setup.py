@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONDA_ONLY = {"libpcap"}
 # What conda needs to build the environment, not what netlab imports.
 CONDA_TOOLING = {"python", "pip"}
-# Not on conda-forge: environment.yml has pip install them, with pyproject's specifier.
-PIP_ONLY = {"pyseccomp"}
+# Installed with pip from environment.yml, with pyproject's specifier (pyseccomp is not on conda-forge).
+PIP_ONLY = {"pyseccomp", "kubernetes-validate"}
 
 
 def pyproject() -> dict:

@@ -16,6 +16,8 @@ One source, several files, so they cannot drift (README, "Running a class on Jup
   architecture, a kernel of 4.8 or later and the default capabilities of Docker and containerd.
 - `../jupyterhub/seccomp-installer.yaml`: a ConfigMap holding both OCI files and a DaemonSet that
   copies the node's one into the kubelet's seccomp folder.
+- `netlab-grader.json` and `netlab-grader.oci-*.json`: the grader's profile (deploy/grading/job.yaml):
+  netlab's rules plus `GRADER_RULES`, what bubblewrap needs to make a sandbox per submission.
 
 Run `python3 deploy/seccomp/generate.py` after changing a rule or updating docker-default.json;
 `--check` exits 1 when a written file differs from what would be written (tests/test_container.py).
@@ -60,7 +62,7 @@ NETLAB_RULES: list[dict[str, Any]] = [
              "unshare(CLONE_NEWUSER|CLONE_NEWNET); any other combination stays refused"),
     _exactly("unshare", 0, CLONE_NEWNET,
              "a network namespace inside the lab: the bottleneck's receiver (core/inlab/receiver.py, notebook 09) and "
-             "the routed path's router and server (core/topology_agent.py, notebook 10), unshare(CLONE_NEWNET); "
+             "the routed topologies' routers and hosts (core/topology_agent.py, notebooks 10 to 13), unshare(CLONE_NEWNET); "
              "it needs CAP_SYS_ADMIN, held only in a user namespace the process made"),
     _exactly("unshare", 0, CLONE_NEWNS,
              "a mount namespace inside the lab for notebook 10's resolver, so that the lab's resolv.conf can "
@@ -80,6 +82,26 @@ NETLAB_RULES: list[dict[str, Any]] = [
              "moves between the router's and the server's (core/topology_agent.py)"),
 ]
 
+# The grader's profile (`netlab-grader.json`, for the Kubernetes Job in deploy/grading/): netlab's
+# rules, and what bubblewrap needs to make each submission's sandbox as an ordinary user. bwrap
+# makes every namespace in one clone() (user, mount, PID, network, IPC, UTS, cgroup), mounts the
+# sandbox's file system (binds, tmpfs, proc), pivots into it and unmounts the old root, and makes a
+# second user namespace for the uid the sandbox runs as. Each needs CAP_SYS_ADMIN over a namespace,
+# which the grader's processes (uid 1000, no capability) hold only inside user namespaces they made.
+GRADER_RULES: list[dict[str, Any]] = [
+    {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+     "comment": "netlab grader: bwrap makes the sandbox's namespaces in one clone() with CLONE_NEW* flags"},
+    {"names": ["unshare"], "action": "SCMP_ACT_ALLOW",
+     "comment": "netlab grader: bwrap's second user namespace (--unshare-user --uid), and the labs inside the sandbox"},
+    {"names": ["mount", "umount2", "pivot_root"], "action": "SCMP_ACT_ALLOW",
+     "comment": "netlab grader: bwrap mounts the sandbox's binds, tmpfs and /proc, and pivots into it"},
+    {"names": ["sethostname"], "action": "SCMP_ACT_ALLOW",
+     "comment": "netlab grader: bwrap names the sandbox's own UTS namespace (--hostname)"},
+    {"names": ["setns"], "action": "SCMP_ACT_ALLOW",
+     "comment": "netlab grader: nsenter joins a lab inside the sandbox (as the notebook profile allows)"},
+]
+GRADER_PROFILE = HERE / "netlab-grader.json"
+
 # Go's name for each machine (moby's goToNative), keyed by `uname -m`, and its seccomp architecture.
 MACHINES = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_ARCH_AARCH64")}
 
@@ -97,6 +119,13 @@ def docker_profile(default: dict[str, Any]) -> dict[str, Any]:
     """Docker's default profile with netlab's rules appended."""
     profile = copy.deepcopy(default)
     profile["syscalls"] = profile["syscalls"] + copy.deepcopy(NETLAB_RULES)
+    return profile
+
+
+def grader_profile(default: dict[str, Any]) -> dict[str, Any]:
+    """Docker's default profile with netlab's rules and the grader's (bubblewrap's) appended."""
+    profile = docker_profile(default)
+    profile["syscalls"] = profile["syscalls"] + copy.deepcopy(GRADER_RULES)
     return profile
 
 
@@ -131,9 +160,9 @@ def oci_profile(profile: dict[str, Any], machine: str, caps: frozenset[str] = DE
     return out
 
 
-def oci_path(machine: str) -> Path:
-    """Where the OCI profile for one machine architecture (`uname -m`) is written."""
-    return HERE / f"netlab.oci-{machine}.json"
+def oci_path(machine: str, name: str = "netlab") -> Path:
+    """Where the OCI profile `name` for one machine architecture (`uname -m`) is written."""
+    return HERE / f"{name}.oci-{machine}.json"
 
 
 def installer(oci: dict[str, dict[str, Any]]) -> str:
@@ -190,6 +219,10 @@ def outputs() -> dict[Path, str]:
     files = {DOCKER_PROFILE: json.dumps(profile, indent="\t") + "\n"}
     files.update({oci_path(machine): json.dumps(body, indent="\t") + "\n" for machine, body in oci.items()})
     files[INSTALLER] = installer(oci)
+    grader = grader_profile(json.loads(DOCKER_DEFAULT.read_text()))
+    files[GRADER_PROFILE] = json.dumps(grader, indent="\t") + "\n"
+    files.update({oci_path(machine, "netlab-grader"): json.dumps(oci_profile(grader, machine), indent="\t") + "\n"
+                  for machine in MACHINES})
     return files
 
 

@@ -139,6 +139,10 @@ class StudentEdition(pytest.Item):
         for index in (*self.exercise.answers, self.exercise.check):
             outputs = _execute(kernel, "".join(cells[index]["source"]), STUB_TIMEOUT)
             errors = [o for o in outputs if o["msg_type"] == "error"]
+            # Run headless, a check fails closed: "not answered yet" is shown, then raised (AssertionError).
+            if index == self.exercise.check and [e["content"]["ename"] for e in errors] == ["AssertionError"] \
+                    and errors[0]["content"]["evalue"].startswith("Not answered yet"):
+                errors = []
             if errors:
                 error = errors[0]["content"]
                 raise StudentEditionError(f"{self.exercise.grade_id}: the student edition's cell {index} raised "

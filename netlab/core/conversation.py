@@ -288,14 +288,14 @@ def _read_all(packets: Iterable[Any]) -> list[_Wire]:
     """Every TCP segment in `packets`, with IPv4 fragments put back together first (as Wireshark does)."""
     packets = list(packets)
     wires = []
-    last_pieces = {}  # (id, src, dst, protocol) -> time of the fragment that completes the packet
+    last_pieces = {}  # (link, id, src, dst, protocol) -> time of the fragment that completes the packet
     for pkt in packets:
         wire = _read(pkt)
         if wire is not None:
             wires.append(wire)
         ip = _fragment(pkt, wire)
         if ip is not None:
-            last_pieces[(ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
+            last_pieces[(getattr(pkt, "sniffed_on", None), ip.id, ip.src, ip.dst, ip.proto)] = float(pkt.time)
     if not last_pieces:
         return wires
     return [w for w in map(_read, _reassemble(packets, last_pieces)) if w is not None]
@@ -311,22 +311,30 @@ def _fragment(pkt: Any, wire: _Wire | None) -> Any:
 
 
 def _reassemble(packets: list[Any], last_pieces: dict[tuple, float]) -> list[Any]:
-    """IPv4 fragments put back together by scapy's `defragment`, each whole packet dissected anew
-    (so a SYN split before its options keeps them) and placed, and timed, where its last piece was
-    captured, as in Wireshark."""
+    """IPv4 fragments put back together by scapy's `defragment`, link by link (a capture on several
+    links holds each fragment once per link), each whole packet dissected anew (so a SYN split before
+    its options keeps them) and placed, and timed, where its last piece was captured, as in Wireshark.
+    The pieces of a packet that never came whole (a fragment lost) make no packet."""
     from scapy.layers.inet import IP, defragment
 
-    originals = {id(pkt) for pkt in packets}
-    # Fragments scapy cannot put back (overlapping: a datagram sent again with the same IP ID) come
-    # back as its own (fragment, offset, length) tuples, not packets: keep the fragment itself.
-    result = [p[0] if isinstance(p, tuple) else p for p in defragment(packets)]
-    for number, pkt in enumerate(result):
-        if id(pkt) not in originals:
-            whole = pkt.__class__(bytes(pkt))
-            ip = whole.getlayer(IP)
-            whole.time = last_pieces.get((ip.id, ip.src, ip.dst, ip.proto), pkt.time)
-            result[number] = whole
-    return result
+    links: dict[Any, list[Any]] = {}
+    for pkt in packets:
+        links.setdefault(getattr(pkt, "sniffed_on", None), []).append(pkt)
+    result = []
+    for link, group in links.items():
+        originals = {id(pkt) for pkt in group}
+        for pkt in defragment(group):
+            if isinstance(pkt, tuple):  # scapy's way of returning the pieces of an incomplete packet
+                continue
+            if id(pkt) not in originals:
+                whole = pkt.__class__(bytes(pkt))
+                ip = whole.getlayer(IP)
+                whole.time = last_pieces.get((link, ip.id, ip.src, ip.dst, ip.proto), pkt.time)
+                if link is not None:
+                    whole.sniffed_on = link
+                pkt = whole
+            result.append(pkt)
+    return sorted(result, key=lambda pkt: float(pkt.time))  # stable: packets stamped alike keep their order
 
 
 def _split(wires: list[_Wire]) -> list[list[_Wire]]:
@@ -710,7 +718,7 @@ def _causality(segments: list[Segment], states: dict[str, list[tuple[int, str]]]
     Sequence numbers here are relative, so "sent" is the relative number after the highest byte
     (SYN and FIN count one) each side has sent so far. `states` (from `Conversation.states`, None
     without a handshake) gives each side's state before each segment; `known` names the sides whose
-    ISN the capture shows, so that an ACK of theirs sent before they sent anything is impossible.
+    ISN the capture shows, so that an ACK or a timestamp echo of theirs before they sent anything is impossible.
     """
     sent: dict[str, int] = {}  # side -> relative sequence number after the last byte it has sent
     tsvals: dict[str, int] = {}  # side -> the highest TSval it has sent
@@ -725,7 +733,8 @@ def _causality(segments: list[Segment], states: dict[str, list[tuple[int, str]]]
             problem = (f"#{s.number} ({s.direction} {s.flags}) acknowledges {s.ack}, but the {peer} has sent "
                        + (f"only up to {sent[peer]}" if peer in sent else "nothing yet"))
         elif s.timestamps and s.timestamps[1] and not s.has("RST") and (
-                peer not in tsvals or _seq_before(tsvals[peer], s.timestamps[1])):
+                _seq_before(tsvals[peer], s.timestamps[1]) if peer in tsvals else peer in known):
+            # (where the capture began after the peer's first segment, what it echoes may predate the capture)
             problem = (f"#{s.number} ({s.direction} {s.flags}) echoes a timestamp the {peer} has not sent yet")
         elif s.length and not s.has("SYN") and state_before is not None:
             state = state_before(me, s.number)

@@ -33,9 +33,10 @@ SYSTEM_DIRS: tuple[str, ...] = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/b
 PACKAGES: dict[str, str] = {
     "ip": "iproute2", "tc": "iproute2", "ss": "iproute2", "nstat": "iproute2",
     "nft": "nftables", "sysctl": "procps",
-    "unshare": "util-linux", "nsenter": "util-linux", "setpriv": "util-linux",
+    "unshare": "util-linux", "nsenter": "util-linux", "setpriv": "util-linux", "prlimit": "util-linux",
     "iperf3": "iperf3", "tracepath": "iputils-tracepath", "ping": "iputils-ping",
-    "bird": "bird2", "birdc": "bird2",
+    "bird": "bird2", "birdc": "bird2", "bwrap": "bubblewrap",
+    "nsd": "nsd", "unbound": "unbound", "dnsmasq": "dnsmasq-base", "conntrack": "conntrack",
 }
 
 

@@ -19,16 +19,22 @@ Rules for this file:
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from netlab.core.errors import LabUnavailable
+from netlab.core.errors import LabError, LabUnavailable
 from netlab.core.experiment import Experiment, live_or_recorded, load_recorded
-from netlab.core.lab import Lab
+from netlab.core.lab import Lab, inner_refusal_sentence
 from netlab.core.topology import Plan, Topology
 
-__all__ = ["RoutedLab", "RoutedExperiment", "run_routed", "frame_line", "ICMP_NAMES", "routed_experiment"]
+__all__ = ["RoutedLab", "RoutedExperiment", "run_routed", "frame_line", "ICMP_NAMES", "routed_experiment", "lab_getaddrinfo"]
 
 # ICMP (type, code) in words (RFC 792), as frame lines and error queues say them.
 ICMP_NAMES = {(11, 0): "time exceeded", (3, 3): "port unreachable", (3, 0): "network unreachable",
@@ -230,3 +236,71 @@ def run_routed(kept: RoutedLab | None, live: Callable[[Topology], RoutedExperime
             return live(net)
 
     return live_or_recorded(fresh, recorded, kind=kind)
+
+
+# The C library's resolver, run in a lab's host with the lab's own resolver files: a program that
+# first makes a mount namespace of its own and binds the files over /etc's, so the host's
+# /etc/resolv.conf is never read. It makes it with the system calls themselves (not util-linux's
+# `unshare` and `mount`, whose calls differ between versions), so the seccomp profile in deploy/
+# names exactly these calls, and a refusal comes back as its errno.
+_GETADDRINFO = """
+import ctypes, json, socket, sys
+CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
+libc = ctypes.CDLL(None, use_errno=True)
+# A mount namespace of its own, private (nothing mounted here reaches the lab's), with the lab's
+# files bound over /etc's. Each step that fails says which and its errno, and nothing more runs.
+steps = [("unshare(CLONE_NEWNS)", lambda: libc.unshare(CLONE_NEWNS)),
+         ("mount(MS_REC|MS_PRIVATE)", lambda: libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None))]
+for name in ("resolv.conf", "hosts", "nsswitch.conf"):
+    source, target = f"{sys.argv[1]}/{name}".encode(), f"/etc/{name}".encode()
+    steps.append(("mount(MS_BIND)", lambda s=source, t=target: libc.mount(s, t, None, MS_BIND, None)))
+for call, step in steps:
+    if step() != 0:
+        print(json.dumps({"failed": [call, ctypes.get_errno()]}))
+        raise SystemExit
+name, port, mode = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+try:
+    if mode == "connect":
+        sock = socket.create_connection((name, port), timeout=3)
+        print(json.dumps({"peer": list(sock.getpeername()[:2])}))
+        sock.close()
+    else:
+        found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        print(json.dumps({"addresses": [info[4][0] for info in found]}))
+except OSError as err:
+    print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
+"""
+
+
+def lab_getaddrinfo(net: Any, host: str, nameserver: str, name: str, port: int, *, connect: bool = False,
+                    single_request: bool = False, timeout: float = 10.0) -> dict[str, Any]:
+    """getaddrinfo(name) as a program on `host` does it, asking `nameserver` (the lab's resolv.conf, not the host's).
+
+    With `connect`, the program also connects to `name` on TCP `port` (socket.create_connection). With
+    `single_request` the library asks for A, waits for its answer, then asks for AAAA (resolv.conf's
+    `options single-request`), instead of both at once: a capture then reads the same every run.
+    Returns what it saw: {"addresses": [...]} (or {"peer": [address, port]}), or {"error": "gaierror: ..."}.
+    A mount namespace the system refuses raises LabUnavailable (the caller's recording takes over).
+    """
+    etc = Path(tempfile.mkdtemp(prefix="netlab-resolver-"))
+    try:
+        options = "timeout:1 attempts:1" + (" single-request" if single_request else "")
+        (etc / "resolv.conf").write_text(f"nameserver {nameserver}\noptions {options}\n")
+        (etc / "hosts").write_text("127.0.0.1 localhost\n")
+        (etc / "nsswitch.conf").write_text("hosts: files dns\n")
+        script = etc / "resolve.py"
+        script.write_text(_GETADDRINFO)
+        out = net.run(host, sys.executable, "-I", str(script), str(etc), name, str(port),
+                      "connect" if connect else "lookup", timeout=timeout)
+    finally:
+        for f in etc.iterdir():
+            f.unlink()
+        etc.rmdir()
+    said = json.loads(out.strip().splitlines()[-1])
+    if "failed" in said:
+        call, code = said["failed"]
+        # unshare refused whatever its errno (as the lab's own); a bind mount refused with these
+        if call.startswith("unshare") or code in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+            raise LabUnavailable(inner_refusal_sentence(call, code, "a mount namespace for the resolver's own files"))
+        raise LabError(f"{call} failed in the resolver's mount namespace: {os.strerror(code)}")
+    return said

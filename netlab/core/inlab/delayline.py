@@ -480,6 +480,9 @@ class _Way:
             packet = queue.dequeue(now)
             if packet is None:
                 break
+            # A frame that reached an idle link starts when it arrived, not CATCH_UP earlier: the
+            # catch-up is for a link that stayed busy while this program was late, never a head start.
+            start = max(start, packet.arrived)
             self.busy_until = start + packet.size * 8 / self.spec.rate
             self.propagate(packet.frame, self.busy_until, hold, self.counts["in"])
         return None

@@ -20,12 +20,9 @@ seccomp profile in deploy/ names exactly these calls, and a refusal comes back a
 
 from __future__ import annotations
 
-import errno
-import os
 import select
 import socket
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -35,11 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
-from netlab.core.errors import LabError, LabUnavailable
 from netlab.core.experiment import load_recorded
-from netlab.core.lab import inner_refusal_sentence
 from netlab.core.programs import ProgramMissing, program
-from netlab.core.routed import ICMP_NAMES, RoutedExperiment, RoutedLab, frame_line, routed_experiment, run_routed
+from netlab.core.routed import ICMP_NAMES, RoutedExperiment, RoutedLab, frame_line, lab_getaddrinfo, routed_experiment, run_routed
 from netlab.core.sockets import SO_TIMESTAMPNS, kernel_time, tcp_info
 from netlab.core.topology import INTERFACES, PATH, Topology
 
@@ -196,7 +191,12 @@ def first_datagram(path: LabPath | None = None, *, ttl: int = 64) -> PathExperim
         neighbours = {h: net.neighbours(h) for h in ("client", "router", "server")}
         return _experiment(cap, {"arrived": arrived, "ttl": ttl, "neighbours": neighbours})
 
-    return _run(path, live, "below-datagram" if ttl == 64 else f"below-datagram-ttl{ttl}")
+    recorded = f"below-datagram-ttl{ttl}" if ttl in (1, 2) else "below-datagram"
+    if path is not None and path.net is None and recorded == "below-datagram" and ttl != 64:
+        # A recording has the TTL it was made with: say so, rather than let a drawn TTL seem honoured.
+        return load_recorded(recorded, why=f"{path.why} (the recording was sent with TTL 64, not {ttl})",
+                             kind=PathExperiment)
+    return _run(path, live, recorded)
 
 
 # ---------------------------------------------------------------------------
@@ -225,9 +225,9 @@ def unreachable(path: LabPath | None = None) -> PathExperiment:
             net.client.run("ip", "route", "add", "default", "via", ROUTER)
         with net.capture("c0") as cap, net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-            # Linux's router reports an unroutable packet at most once a second per sender, and starts
-            # a sender it has not reported to before with that second still to wait: the first
-            # datagram may be dropped in silence, the one after the wait is answered.
+            # Linux's router rate-limits these errors per sender with a token bucket (ip_error: one a
+            # second, bursts of up to five, full for a sender it has not answered yet), so the first
+            # datagram is answered; a second leaves only if no answer came within a second.
             for sent in (1, 2):
                 sock.sendto(b"to an address no route leads to", (NOWHERE, DATAGRAM_PORT))
                 error = icmp_error(sock, 1.1 if sent == 1 else _TIMEOUT)
@@ -491,30 +491,6 @@ class _NameServer:
         self.sock.close()
 
 
-_RESOLVE = """
-import ctypes, json, socket, sys
-CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x20000, 0x1000, 0x4000, 0x40000
-libc = ctypes.CDLL(None, use_errno=True)
-# A mount namespace of its own, private (nothing mounted here reaches the lab's), with the lab's
-# files bound over /etc's. Each step that fails says which and its errno, and nothing more runs.
-steps = [("unshare(CLONE_NEWNS)", lambda: libc.unshare(CLONE_NEWNS)),
-         ("mount(MS_REC|MS_PRIVATE)", lambda: libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None))]
-for name in ("resolv.conf", "hosts", "nsswitch.conf"):
-    source, target = f"{sys.argv[1]}/{name}".encode(), f"/etc/{name}".encode()
-    steps.append(("mount(MS_BIND)", lambda s=source, t=target: libc.mount(s, t, None, MS_BIND, None)))
-for call, step in steps:
-    if step() != 0:
-        print(json.dumps({"failed": [call, ctypes.get_errno()]}))
-        raise SystemExit
-try:
-    sock = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=3)
-    print(json.dumps({"peer": list(sock.getpeername()[:2])}))
-    sock.close()
-except OSError as err:
-    print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
-"""
-
-
 def resolve(path: LabPath | None = None, *, name: str = NAME) -> PathExperiment:
     """A program in the lab connects to `name`: getaddrinfo asks the lab's DNS server, then TCP connects.
 
@@ -528,32 +504,12 @@ def resolve(path: LabPath | None = None, *, name: str = NAME) -> PathExperiment:
 
     def live(net: Topology) -> PathExperiment:
         _forget(net)
-        etc = Path(tempfile.mkdtemp(prefix="netlab-resolver-"))
+        dns = _NameServer(net, {NAME: SERVER})
         try:
-            (etc / "resolv.conf").write_text(f"nameserver {SERVER}\noptions timeout:1 attempts:1\n")
-            (etc / "hosts").write_text("127.0.0.1 localhost\n")
-            (etc / "nsswitch.conf").write_text("hosts: files dns\n")
-            script = etc / "resolve.py"
-            script.write_text(_RESOLVE)
-            dns = _NameServer(net, {NAME: SERVER})
-            try:
-                with _Sink(net, socket.SOCK_STREAM, (SERVER, WEB_PORT)), net.capture("c0") as cap:
-                    out = net.client.run(sys.executable, "-I", str(script), str(etc), name, str(WEB_PORT), timeout=10.0)
-            finally:
-                dns.close()
+            with _Sink(net, socket.SOCK_STREAM, (SERVER, WEB_PORT)), net.capture("c0") as cap:
+                said = lab_getaddrinfo(net, "client", SERVER, name, WEB_PORT, connect=True)
         finally:
-            for f in etc.iterdir():
-                f.unlink()
-            etc.rmdir()
-        import json
-
-        said = json.loads(out.strip().splitlines()[-1])
-        if "failed" in said:
-            call, code = said["failed"]
-            # unshare refused whatever its errno (as the lab's own); a bind mount refused with these
-            if call.startswith("unshare") or code in (errno.EPERM, errno.EACCES, errno.ENOSYS):
-                raise LabUnavailable(inner_refusal_sentence(call, code, "a mount namespace for the resolver's own files"))
-            raise LabError(f"{call} failed in the resolver's mount namespace: {os.strerror(code)}")
+            dns.close()
         return _experiment(cap, {"name": name, **said, "questions": sorted(set(dns.queries))})
 
     return _run(path, live, "below-dns" if name == NAME else "below-dns-unknown")

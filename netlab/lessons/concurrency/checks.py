@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any
 
-from netlab.core.checking import Feedback, borrowed, exercise_check, number, unanswered
+from netlab.core.checking import Feedback, exercise_check, number, unanswered
 
 
 @exercise_check
@@ -69,16 +69,12 @@ def blocking_prediction(predictions: Any) -> Feedback:
                            "has a thread of its own, and ten of them can sleep at the same time.")
 
 
-_ASYNC_HELPERS = {"AsyncioEchoServer", "model_server"}
-
-
-def _echo_client(address: tuple[str, int], lab: Any, pieces: list[bytes], timeout: float) -> tuple[bytes, bool]:
-    """Send `pieces` 20 ms apart and read until the whole echo is back (or `timeout` seconds pass), then shut down
-    writing and wait as long for the server's end: (the echo received, whether the server then closed)."""
+def _client(address: tuple[str, int], lab: Any, pieces: list[bytes], expect: int, timeout: float) -> tuple[bytes, bool]:
+    """Send `pieces` 20 ms apart and read until `expect` bytes of reply are back (or `timeout` seconds pass), then
+    shut down writing and wait as long for the server's end: (the reply received, whether the server then closed)."""
     import socket
     import time
 
-    total = sum(len(p) for p in pieces)
     sock = lab.create_connection(address, timeout=timeout) if lab else socket.create_connection(address, timeout)
     with sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -87,7 +83,7 @@ def _echo_client(address: tuple[str, int], lab: Any, pieces: list[bytes], timeou
             for piece in pieces:
                 sock.sendall(piece)
                 time.sleep(0.02)
-            while len(got) < total and (data := sock.recv(65536)):
+            while len(got) < expect and (data := sock.recv(65536)):
                 got += data
             sock.shutdown(socket.SHUT_WR)
             while data := sock.recv(65536):
@@ -108,38 +104,55 @@ async def _stop_serving(server: Any) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _echo_verdict(words: list[bytes], replies: list[tuple[bytes, bool]], big: bytes, large: tuple[bytes, bool],
-                  errors: list[BaseException]) -> Feedback | None:
-    """What went wrong in asyncio_echo's runs, or None."""
+def _replies(data: bytes) -> bytes:
+    """What the line-length server answers to `data` (the lines' lengths, one a line; no reply to a last piece
+    without a newline). Computed here from the data, for cases drawn at random."""
+    return b"".join(b"%d\n" % len(line) for line in data.split(b"\n")[:-1])
+
+
+def _cut(data: bytes, parts: int, rng: Any) -> list[bytes]:
+    """`data` cut at `parts - 1` random places (a line's newline may fall anywhere in a piece)."""
+    cuts = sorted(rng.sample(range(1, len(data)), parts - 1))
+    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+def _lengths_verdict(sent: list[list[bytes]], replies: list[tuple[bytes, bool]], errors: list[BaseException]) -> Feedback | None:
+    """What went wrong in asyncio_line_lengths' runs, or None."""
     if errors:
-        return Feedback(False, f"Your handler raised {type(errors[0]).__name__}: {errors[0]}")
-    for word, (echo, ended) in zip(words, replies, strict=True):
-        if echo != word:
-            return Feedback(False, "With one idle client connected, a message sent in three pieces (and no newline) "
-                                   f"came back as {echo[:12]!r} within 3 s: echo every piece as it comes, without "
-                                   "waiting for anything the client never sends.")
+        limit = " (one line is 100 kB long: how long a line does your way of reading take?)" \
+            if isinstance(errors[0], ValueError) else ""
+        return Feedback(False, f"Your handler raised {type(errors[0]).__name__}: {str(errors[0])[:150]}{limit}")
+    for index, (pieces, (got, ended)) in enumerate(zip(sent, replies, strict=True)):
+        big = index == len(sent) - 1
+        what = "The client that sent 20,000 lines, and one of 100 kB, at once" if big else "A client"
+        wanted = _replies(b"".join(pieces))
+        if got != wanted:
+            if wanted.startswith(got):
+                return Feedback(False, f"{what} got {len(got.splitlines())} of its {len(wanted.splitlines())} replies "
+                                       "before it closed its side: answer each line as soon as its newline has come, "
+                                       "whatever piece it came in" + (" (how long a line does `readline` take?)"
+                                                                       if big else "") + ".")
+            return Feedback(False, f"{what} got replies that are not its lines' lengths: count the bytes before each "
+                                   "newline, across the pieces a line arrives in, and nothing after the last newline.")
         if not ended:
-            return Feedback(False, "Every echo came back, but when a client closed its side, your handler did not "
+            return Feedback(False, "Every reply came back, but when a client closed its side, your handler did not "
                                    "close the connection: the client waits for the end forever.")
-    if large != (big, True):
-        return Feedback(False, "A 200 kB message did not come back whole: it arrives in many reads, and writing it "
-                               "back needs `await writer.drain()`.")
     return None
 
 
 @exercise_check
-def asyncio_echo(func: Any) -> Feedback:
-    """Exercise: an asyncio echo handler `async def echo(reader, writer)`, run in the lab with an idle client connected,
-    20 clients whose messages arrive in pieces, and one 200 kB message; each client closes and waits for the end."""
+def asyncio_line_lengths(func: Any) -> Feedback:
+    """Exercise: an asyncio handler `async def lengths(reader, writer)` that answers each line with its length, run in
+    the lab with an idle client connected, 20 clients whose lines arrive cut at random places, and one client that
+    sends 20,000 short lines and one of 100 kB at once; each client closes and waits for the end."""
     import asyncio
     import inspect as _inspect
+    import random
 
     if (fb := unanswered(func)) is not None:
         return fb
     if not _inspect.iscoroutinefunction(func):
-        return Feedback(False, "Give a coroutine function: `async def echo(reader, writer): ...`.")
-    if (name := borrowed(func, _ASYNC_HELPERS)) is not None:
-        return Feedback(False, f"Your handler uses netlab's `{name}`: write the loop yourself.")
+        return Feedback(False, "Give a coroutine function: `async def lengths(reader, writer): ...`.")
     import contextlib
     import socket
     from concurrent.futures import ThreadPoolExecutor
@@ -158,8 +171,13 @@ def asyncio_echo(func: Any) -> Feedback:
             errors.append(err)
             writer.close()
 
-    words = [os.urandom(24).hex().encode() for _ in range(20)]  # no newline in any of them
-    big = os.urandom(200_000)
+    rng = random.Random(os.urandom(8))
+
+    def lines(count: int, longest: int) -> bytes:
+        return b"".join(os.urandom(rng.randint(0, longest)).hex().encode()[:longest] + b"\n" for _ in range(count))
+
+    sent = [_cut(lines(rng.randint(2, 5), 60) + b"a tail", rng.randint(3, 5), rng) for _ in range(20)]
+    sent.append([lines(10_000, 8) + b"x" * 100_000 + b"\n" + lines(10_000, 8)])
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -169,11 +187,10 @@ def asyncio_echo(func: Any) -> Feedback:
             server = asyncio.run_coroutine_threadsafe(asyncio.start_server(guarded, sock=listen), loop).result(5)
             address = listen.getsockname()
             idle = lab.create_connection(address, timeout=5) if lab else socket.create_connection(address, 5)
-            with idle, ThreadPoolExecutor(21) as pool:
-                small = [pool.submit(_echo_client, address, lab, [w[:5], w[5:30], w[30:]], 3.0) for w in words]
-                large = pool.submit(_echo_client, address, lab, [big], 5.0)
-                replies = [f.result() for f in small]
-                verdict = _echo_verdict(words, replies, big, large.result(), errors)
+            with idle, ThreadPoolExecutor(len(sent)) as pool:
+                runs = [pool.submit(_client, address, lab, pieces, len(_replies(b"".join(pieces))), 5.0)
+                        for pieces in sent]
+                verdict = _lengths_verdict(sent, [f.result() for f in runs], errors)
         finally:
             responsive = threading.Event()  # a handler that blocks the loop would leave _stop_serving never run
             loop.call_soon_threadsafe(responsive.set)
@@ -186,6 +203,6 @@ def asyncio_echo(func: Any) -> Feedback:
                 loop.close()
     if verdict is not None:
         return verdict
-    return Feedback(True, "Right on all of it: every byte echoed however it was split, 21 clients served at once by "
-                          "one thread while another sat idle, 200 kB echoed with back-pressure, and each connection "
-                          "closed when its client did.")
+    return Feedback(True, "Right on all of it: each line's length as soon as its newline came, however the lines were "
+                          "cut, 21 clients served at once by one thread while another sat idle, a 100 kB line counted "
+                          "too, and each connection closed when its client did.")

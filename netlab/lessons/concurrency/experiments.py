@@ -407,7 +407,7 @@ class AsyncioEchoServer(_EchoServer):
             try:
                 while data := await reader.read(READ_SIZE):
                     writer.write(data)
-                    await writer.drain()  # waits only while over 64 KiB of echo wait to be sent
+                    await writer.drain()  # past 64 KiB unsent, waits till at most 16 KiB are left
             except (OSError, asyncio.CancelledError) as exc:
                 err = exc if isinstance(exc, OSError) and not self._closed else None
             finally:
@@ -737,7 +737,7 @@ class LoadPoint:
 
     @property
     def switches_per_request(self) -> float:
-        """How often the server's threads were switched out per echo (the kernel's count, getrusage)."""
+        """How often the server process's threads (a notebook's own included) were switched out per echo (getrusage)."""
         return self.server_switches / max(1, self.requests)
 
     @property

@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from netlab.core.checking import Feedback, borrowed, exercise_check, number, unanswered, whole
-from netlab.core.conversation import SERVER_TO_CLIENT
+from netlab.core.checking import Feedback, borrowed, exercise_check, number, unanswered
 
 
 @exercise_check
@@ -49,32 +48,81 @@ def two_syns_timeout(timeout: Any) -> Feedback:
                           "yours, decides when a SYN is resent.")
 
 
-@exercise_check
-def reset_raw_seq(exp: Any, answer: Any) -> Feedback:
-    """Exercise: the raw sequence number of the bare RST in the student's own rebooted-host capture, worked out from the ISN."""
-    if (fb := unanswered(answer)) is not None:
-        return fb
-    if not whole(answer):
-        return Feedback(False, f"Give the raw sequence number, an int, not {type(answer).__name__}.")
-    from scapy.layers.inet import TCP
+def _answer_at_eof(conn: Any, greeting: bytes, size: int) -> None:
+    """Serve one connection as a server that answers once it has read the whole request (until the client's FIN):
+    `greeting` at once, then the request's SHA-256 and `size` bytes derived from it, in pieces; then close."""
+    import hashlib
+    import time
 
-    conv = exp.conversation
-    rst = next((s for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.flags == "RST"), None)
-    if rst is None:
-        return Feedback(False, "This capture has no bare RST from the server; run the rebooted-host cell again.")
-    raw = int(rst.packet[TCP].seq)
-    if answer == raw:
-        return Feedback(True, f"{raw} = the server's ISN {conv.isn['server']} + {rst.seq}: the number the client "
-                              "acknowledged last, as a reset for a connection the host no longer knows is built "
-                              "(RFC 9293). " + ("Your capture's own number." if exp.live else "(From the recording.)"))
-    if answer == rst.seq:
-        return Feedback(False, "That is the relative number the outline shows; the exercise asks for the raw one.")
-    if answer in ((raw + 1) % 2**32, (raw - 1) % 2**32):
-        return Feedback(False, "Off by one: count what used up the server's numbers, its SYN included.")
-    if abs(answer - conv.isn["client"]) < 2**20:
-        return Feedback(False, "That is in the client's numbering; the RST comes from the server's side.")
-    return Feedback(False, "Start from the server's ISN (the raw seq of its SYN-ACK), and count what the server "
-                           "had sent before it crashed.")
+    with conn:
+        conn.settimeout(5.0)
+        try:
+            conn.sendall(greeting)
+            request = bytearray()
+            while data := conn.recv(65536):
+                request += data
+            digest = hashlib.sha256(request).hexdigest().encode()
+            body = (digest * (size // len(digest) + 1))[:size]
+            reply = digest + b"\n" + body
+            for start in range(0, len(reply), 40_000):
+                conn.sendall(reply[start:start + 40_000])
+                time.sleep(0.005)
+        except OSError:  # the client's function gave up, or reset: its verdict says so
+            pass
+
+
+@exercise_check
+def half_close_request(func: Any) -> Feedback:
+    """Exercise: a function (sock, request) -> every byte the server sent, for a server that answers only after the
+    request's end (the client's FIN, `shutdown(SHUT_WR)`); run in the lab with requests and answers of drawn sizes."""
+    import hashlib
+    import os
+    import random
+    import socket
+
+    if (fb := unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function send_and_read(sock, request) that returns the bytes the server sent.")
+    from netlab.core.experiment import lab_or_host
+    from netlab.core.sockets import listener
+
+    rng = random.Random()
+    cases = [(b"", os.urandom(rng.randint(10, 200)), rng.randint(100, 1000), "a short request and a short answer"),
+             (b"hello\n", os.urandom(rng.randint(300_000, 500_000)), rng.randint(300_000, 600_000),
+              "a request of several hundred kB, and an answer as long, after a greeting sent at once")]
+    with lab_or_host() as (lab, _where, _why), listener(lab, backlog=4) as listen:
+        for greeting, request, size, what in cases:
+            server = threading.Thread(target=lambda g=greeting, n=size: _answer_at_eof(listen.accept()[0], g, n),
+                                      daemon=True)
+            server.start()
+            sock = lab.create_connection(listen.getsockname(), timeout=3.0) if lab else \
+                socket.create_connection(listen.getsockname(), 3.0)
+            with sock:
+                out = _bounded_call(lambda s=sock, r=request: func(s, r), 8.0)
+            server.join(6.0)
+            digest = hashlib.sha256(request).hexdigest().encode()
+            wanted = greeting + digest + b"\n" + (digest * (size // len(digest) + 1))[:size]
+            if out["hung"]:
+                return Feedback(False, f"With {what}, your function was still busy after 8 s.")
+            if isinstance(out.get("raised"), TimeoutError):
+                return Feedback(False, f"With {what}, your function waited until the socket's 3 s timeout: this "
+                                       "server answers only once it has read the end of your request. How does it "
+                                       "learn where your request ends, while your socket stays open to read?")
+            if "raised" in out:
+                err = out["raised"]
+                return Feedback(False, f"With {what}, your function raised {type(err).__name__}: {err}"[:300])
+            got = out.get("returned")
+            if not isinstance(got, (bytes, bytearray)):
+                return Feedback(False, f"With {what}, your function returned {type(got).__name__}; return bytes.")
+            if bytes(got) != wanted:
+                if wanted.startswith(bytes(got)):
+                    return Feedback(False, f"With {what}, your function returned {len(got)} of the {len(wanted)} bytes "
+                                           "the server sent: read until the server closes (recv returns b'').")
+                return Feedback(False, f"With {what}, your function returned bytes that are not what the server sent: "
+                                       "did the server get your whole request, and did you keep every byte it sent?")
+    return Feedback(True, "Right on both: shutdown(SHUT_WR) told the server where your request ended (a FIN) while "
+                          "your socket kept reading, and you read the answer until the server's own FIN.")
 
 
 _RETRY_HELPERS = {"connect_with_retry", "retry_refused", "RetryError"}

@@ -22,17 +22,18 @@ import contextlib
 import socket
 import struct
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_seconds
-from netlab.core.errors import LabError
+from netlab.core.errors import LabError, LabUnavailable
 from netlab.core.experiment import LIVE, Experiment, all_closed, live_or_recorded, run
 from netlab.core.lab import Lab, SocketState
 from netlab.core.sockets import RetryError, connect_to_unused_port, connect_with_retry, recv_until_closed
 
 __all__ = [
     "Attempts", "blocked_send", "broken_pipe", "connect_timeout", "half_close", "read_timeout", "rebooted_host",
-    "refused", "reset_by_peer", "retry_refused", "RECORDINGS",
+    "refused", "reset_by_peer", "retry_refused", "syn_limits", "RECORDINGS",
 ]
 
 # How long any one wait inside an experiment may take, in seconds: far longer than any step
@@ -117,6 +118,55 @@ def connect_timeout(timeout: float = 2.2) -> Experiment:
             return err
 
     return _run("connect-timeout", client, setup=_fill_accept_queue, capture_timeout=timeout + _STEP)
+
+
+# Linux's SYN timer: the first wait is TCP_TIMEOUT_INIT (1 s); no wait exceeds TCP_RTO_MAX (120 s).
+_SYN_FIRST_WAIT, _RTO_MAX = 1.0, 120.0
+_SYN_SETTINGS = ("tcp_syn_retries", "tcp_syn_linear_timeouts")
+
+
+def syn_limits() -> dict[str, Any]:
+    """How long the lab's kernel keeps resending an unanswered SYN before `connect` fails on its own (ETIMEDOUT).
+
+    Read in a fresh lab: a new network namespace starts with the kernel's own defaults for these,
+    whatever the host set. `tcp_syn_linear_timeouts` is None on kernels without it (older ones),
+    which double every wait. Where the lab is refused, this machine's own values (None where it
+    has no /proc/sys). Also worked out, as net/ipv4/tcp_timer.c does: `retransmissions` (the two
+    settings added; linear timeouts add their count to the SYN's allowance) and `seconds` from
+    the first SYN until `connect` fails (the first linear_timeouts + 1 waits are 1 s, then they
+    double, each at most 120 s).
+    """
+    def read(lab: Lab) -> dict[str, Any]:
+        out = lab.run("sh", "-c", "cd /proc/sys/net/ipv4 && for f in " + " ".join(_SYN_SETTINGS)
+                      + "; do cat $f 2>/dev/null || echo -; done")
+        return dict(zip(_SYN_SETTINGS, out.split()))
+
+    try:
+        with Lab() as lab:
+            raw = read(lab)
+    except LabUnavailable:
+        raw = {}
+        for name in _SYN_SETTINGS:
+            try:
+                raw[name] = Path("/proc/sys/net/ipv4", name).read_text().strip()
+            except OSError:
+                raw[name] = "-"
+    limits: dict[str, Any] = {name: int(raw[name]) if raw.get(name, "-").isdigit() else None
+                              for name in _SYN_SETTINGS}
+    retries, linear = limits["tcp_syn_retries"], limits["tcp_syn_linear_timeouts"] or 0
+    if retries is None:
+        return {**limits, "retransmissions": None, "seconds": None}
+    return {**limits, "retransmissions": retries + linear, "seconds": _syn_give_up_seconds(retries, linear)}
+
+
+def _syn_give_up_seconds(retries: int, linear: int) -> float:
+    """Seconds from the first SYN until the kernel gives up: `retries` + `linear` retransmissions, then one more wait."""
+    waits, wait = [], _SYN_FIRST_WAIT
+    for n in range(retries + linear + 1):  # before each retransmission, then before giving up
+        waits.append(wait)
+        if n >= linear:
+            wait = min(2 * wait, _RTO_MAX)
+    return sum(waits)
 
 
 def read_timeout(timeout: float = 0.3) -> Experiment:

@@ -18,11 +18,16 @@ from netlab.core.conversation import CLIENT_TO_SERVER, SERVER_TO_CLIENT
 
 @exercise_check
 def reloaded_capture(exp: Any, packets: Any) -> Feedback:
-    """Exercise: save `exp` as a pcap and load it back with netlab.load_pcap; pass what was loaded."""
-    if (fb := unanswered(packets)) is not None:
+    """Exercise: a capture of the student's own, carrying a message they chose (live), saved as a pcap and loaded
+    back with netlab.load_pcap; pass the experiment and what was loaded."""
+    if (fb := unanswered(exp)) is not None or (fb := unanswered(packets)) is not None:
         return fb
     if not isinstance(packets, list):
         return Feedback(False, f"Pass the list netlab.load_pcap returned, not {type(packets).__name__}.")
+    sent = b"".join(s.payload for s in exp.conversation.segments if s.direction == CLIENT_TO_SERVER)
+    if getattr(exp, "live", False) and sent in (b"", b"Hello, World!"):
+        return Feedback(False, "This capture carries the lesson's own message (or none): capture one of your own, "
+                               "with a message you choose (`netlab.handshake(message=b\"...\")`).")
     saved = exp.conversation.packets
     if len(packets) != len(saved):
         return Feedback(False, f"The file holds {len(packets)} packets and the experiment {len(saved)}: "
@@ -70,37 +75,115 @@ def last_segment_ms(exp: Any, answer: Any) -> Feedback:
         return Feedback(False, "That is in seconds; the table's `time ms` column counts milliseconds.")
     if abs(answer - len(segments)) < 0.5:
         return Feedback(False, "That is the number of the last row (#), not its time.")
-    return Feedback(False, "Print your capture's table (`print(exp.conversation)`) and read the `time ms` column "
+    return Feedback(False, "Print your capture's table (`print(mine.conversation)`) and read the `time ms` column "
                            "of its last row.")
 
 
 # --- notebook 01: layers and packets ---
 
 
+_LINK_MTU = 1500  # the lab's links (netlab.core.topology): what a fragment, IP header included, may fill
+
+
 @exercise_check
-def built_datagram(pkt: Any) -> Feedback:
-    """Exercise: an IP/UDP packet to 127.0.0.1 port 9999 carrying b'ping', built with scapy."""
-    from scapy.layers.inet import IP, UDP
+def fragments_prediction(size: Any, answer: Any) -> Feedback:
+    """Exercise: predict the fragments, (offset in bytes, data bytes), of one UDP datagram with `size` bytes of payload
+    sent with DF off over a 1500-byte link; the check sends it in a fresh lab and reads them off the link."""
+    import socket
+    import time
+
+    from scapy.layers.inet import IP
+
+    from netlab.core.errors import LabUnavailable
+    from netlab.core.lab import Lab
+    from netlab.core.topology import Topology
+
+    if (fb := unanswered(size)) is not None or (fb := unanswered(answer)) is not None:
+        return fb
+    if not whole(size) or not 1500 <= size <= 6000:
+        return Feedback(False, "Choose `size` yourself: an int from 1500 to 6000 (bytes of UDP payload).")
+    if not isinstance(answer, list) or not all(isinstance(f, tuple) and len(f) == 2 and all(whole(x) for x in f)
+                                               for f in answer):
+        return Feedback(False, "Give a list of pairs of ints, (offset, length), one per fragment, in order.")
+    try:
+        lab = Lab()
+    except LabUnavailable as err:
+        return Feedback(False, f"The check sends your datagram in the lab, and this machine refuses it: {err}")
+    with lab:
+        lab.check_join()
+        with Topology(lab) as net, net.capture("c0") as cap:
+            with net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                # IP_PMTUDISC_DONT: DF off, so the kernel fragments instead of refusing a datagram over the MTU.
+                sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10),
+                                getattr(socket, "IP_PMTUDISC_DONT", 0))
+                sock.sendto(os.urandom(size), ("10.2.0.2", 9))
+                time.sleep(0.3)  # the ARP exchange, then the fragments, on a link in the same machine
+    sent = sorted((int(p[IP].frag) * 8, len(p[IP].payload)) for p in cap.packets
+                  if p.haslayer(IP) and p[IP].src == "10.1.0.2" and p[IP].proto == 17)
+    if not sent:
+        return Feedback(False, "The run captured no fragment: run the check again.")
+    if answer == sent:
+        return Feedback(True, f"{len(sent)} fragments, as the link showed just now: each carries at most "
+                              f"{_LINK_MTU} bytes with its 20-byte IP header, cut at a multiple of 8 (the offset "
+                              "field counts 8-byte units), and the UDP header travels in the first one only.")
+    if sum(n for _, n in answer) == size:
+        return Feedback(False, "Your fragments add up to the payload alone: what else did UDP put in the datagram?")
+    if len(answer) != len(sent):
+        return Feedback(False, f"The link carried another number of fragments: how many data bytes fit in one "
+                               f"{_LINK_MTU}-byte packet beside its IP header?")
+    if any(offset % 8 for offset, _ in answer):
+        return Feedback(False, "An offset that is no multiple of 8 cannot be written in the header: the field counts "
+                               "8-byte units.")
+    return Feedback(False, "As many fragments, but not the same offsets or lengths: each fragment's offset is where "
+                           "the one before it ended.")
+
+
+@exercise_check
+def built_acknowledgement(exp: Any, reply: Any) -> Feedback:
+    """Exercise: with scapy, the IP/TCP packet with which the server acknowledges the client's first data packet of
+    the student's own capture `exp`; compared with the segment the server really sent (raw numbers: a random ISN)."""
+    from scapy.layers.inet import IP, TCP
     from scapy.packet import Packet
 
-    if (fb := unanswered(pkt)) is not None:
+    if (fb := unanswered(reply)) is not None:
         return fb
-    if not isinstance(pkt, Packet) or IP not in pkt:
-        return Feedback(False, "Build the packet with scapy's layers, stacked with `/`: IP(...)/UDP(...)/payload.")
-    if UDP not in pkt:
-        return Feedback(False, "There is no UDP layer on top of the IP layer.")
-    wire = IP(bytes(pkt[IP]))  # what a receiver would read: lengths and checksums filled in
+    if not isinstance(reply, Packet) or IP not in reply or TCP not in reply:
+        return Feedback(False, "Build the packet with scapy's layers, stacked with `/`: IP(...)/TCP(...).")
+    data = exp.conversation.phase("data")
+    sent = next((s for s in data if s.direction == CLIENT_TO_SERVER and s.length), None)
+    if sent is None:
+        return Feedback(False, "Your capture `exp` holds no data from the client: run the capture's cell again.")
+    packet = sent.packet
+    end = (packet[TCP].seq + len(packet[TCP].payload)) % 2**32
+    answer = next((s.packet for s in exp.conversation.segments if s.direction == SERVER_TO_CLIENT
+                   and s.packet.time >= packet.time and s.packet[TCP].flags.A and s.packet[TCP].ack == end), None)
+    if answer is None:
+        return Feedback(False, "In your capture the server never acknowledged the client's data: run the capture's "
+                               "cell again.")
+    wire = IP(bytes(reply[IP]))  # what a receiver would read
+    tcp = wire[TCP]
     problems = []
-    if wire.dst != "127.0.0.1":
-        problems.append(f"it goes to {wire.dst}, not 127.0.0.1")
-    if wire[UDP].dport != 9999:
-        problems.append(f"its destination port is {wire[UDP].dport}, not 9999")
-    if bytes(wire[UDP].payload) != b"ping":
-        problems.append(f"it carries {bytes(wire[UDP].payload)!r}, not b'ping'")
+    if (wire.src, wire.dst) != (answer[IP].src, answer[IP].dst):
+        problems.append("the addresses: who sends this packet, and to whom?")
+    if (tcp.sport, tcp.dport) != (answer[TCP].sport, answer[TCP].dport):
+        problems.append("the ports: the server answers from the port the client's packet went to")
+    if tcp.ack != answer[TCP].ack:
+        problems.append("ack: the next byte the server expects, a raw number: where the client's packet starts, "
+                        "and how many bytes it carries" + (" (ack is the one right after them)"
+                                                           if tcp.ack == packet[TCP].seq else ""))
+    if tcp.seq != answer[TCP].seq:
+        problems.append("seq: the server's next byte, a raw number; the client's packet already says which byte "
+                        "it expects from the server" + (" (that is its ack field, not its seq)"
+                                                        if tcp.seq == packet[TCP].seq else ""))
+    if not tcp.flags.A or tcp.flags & 0x07:  # ACK set; no FIN, SYN or RST
+        problems.append("the flags: an acknowledgement has ACK set, and no SYN, FIN or RST")
+    if len(tcp.payload):
+        problems.append("the payload: an acknowledgement alone carries no data")
     if problems:
-        return Feedback(False, "Almost: " + "; ".join(problems) + ".")
-    return Feedback(True, f"{len(bytes(wire))} bytes: 20 of IP header, 8 of UDP header, 4 of payload; scapy "
-                          f"filled in the lengths and the checksums (UDP checksum {wire[UDP].chksum:#06x}).")
+        return Feedback(False, "Look again at " + "; ".join(problems) + ".")
+    return Feedback(True, "The server's own numbers: seq is the next byte it sends (the client's ack said which), "
+                          "ack the byte after the client's data (its seq plus its length). Your capture's raw "
+                          "numbers, and no one else's.")
 
 
 @exercise_check
@@ -178,32 +261,6 @@ def internet_checksum(func: Any, packet: Any) -> Feedback:
         return Feedback(False, f"For {what} you returned {got:#x}, more than 16 bits: fold the carries back in.")
     return Feedback(False, f"Wrong for {what} ({len(wrong)} of 5 cases wrong): add the data as big-endian 16-bit "
                            "words, fold the carries back in, then complement.")
-
-
-@exercise_check
-def client_isn(exp: Any, answer: Any) -> Feedback:
-    """Exercise: the client's raw initial sequence number in the student's own capture `exp` (it differs on every run)."""
-    if (fb := unanswered(answer)) is not None:
-        return fb
-    if not whole(answer):
-        return Feedback(False, f"Give the raw number, an int, not {type(answer).__name__}.")
-    from scapy.layers.inet import TCP
-
-    conv = exp.conversation
-    isn = conv.isn["client"]
-    data = conv.phase("data")[0]
-    raw = int(data.packet[TCP].seq)
-    if answer == isn:
-        own = "no one else's capture has it" if exp.live else "the recording's"
-        return Feedback(True, f"Your client's ISN was {isn} ({own}): the raw seq {raw} of your data packet minus "
-                              f"its relative seq {data.seq}.")
-    if answer == raw:
-        return Feedback(False, "That is your data packet's raw seq. Relative numbers count from the ISN: subtract.")
-    if answer == conv.isn["server"]:
-        return Feedback(False, "That belongs to the server's numbering: the ack field counts the other side's bytes.")
-    if answer in (0, 1):
-        return Feedback(False, "That is a relative number; the exercise asks for the raw one, as it is on the wire.")
-    return Feedback(False, "Read your data packet's raw seq (scapy's TCP layer) and its relative seq (netlab's).")
 
 
 # --- notebook 03: the handshake and the teardown ---

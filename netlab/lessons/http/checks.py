@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from netlab.core.checking import Feedback, borrowed, exercise_check, unanswered, whole
-from netlab.core.conversation import SERVER_TO_CLIENT
+from netlab.core.checking import Feedback, borrowed, exercise_check, unanswered
 
 _HTTP_HELPERS = {"read_response", "parse_response", "parse_messages", "parse_response_with_stdlib", "HTTPResponse",
                  "getresponse", "http_connection", "urlopen"}
@@ -75,17 +74,30 @@ def read_body(func: Any) -> Feedback:
                           "case), chunk by chunk up to the chunk of size 0, and until the server's close.")
 
 
-_VARIANTS = {"HTTP/1.1": ("1.1", None), "HTTP/1.1, Connection: close": ("1.1", "close"),
-             "HTTP/1.0": ("1.0", None), "HTTP/1.0, Connection: keep-alive": ("1.0", "keep-alive")}
+# Every (version, Connection value) a request may combine; each check sends all six, each written anew with names,
+# values and extra headers in a case and order drawn at random, so only a rule applied to the bytes gets them right.
+_VARIANTS = (("1.1", None), ("1.1", "close"), ("1.1", "keep-alive"), ("1.0", None), ("1.0", "close"),
+             ("1.0", "keep-alive"))
+_EXTRA = ("Accept: */*", "User-Agent: netlab-check", "Accept-Encoding: identity", "X-Exercise: 04-ex2")
 
 
-def _stays_open(site: Any, version: str, connection: str | None) -> bool:
-    """Send one request to `site`; True when the server keeps the connection open after its answer."""
+def _request(version: str, connection: str | None, rng: Any) -> bytes:
+    """A GET request head for `version` with header `connection` (or none), cased and ordered at random."""
+    def cased(text: str) -> str:
+        return rng.choice([text, text.lower(), text.upper(), text.title()])
+
+    headers = ["Host: lab", *rng.sample(_EXTRA, rng.randint(0, len(_EXTRA)))]
+    if connection is not None:
+        headers.insert(rng.randint(0, len(headers)), f"{cased('Connection')}: {cased(connection)}")
+    return f"GET / HTTP/{version}\r\n{''.join(h + chr(13) + chr(10) for h in headers)}\r\n".encode()
+
+
+def _stays_open(site: Any, request: bytes) -> bool:
+    """Send `request` to `site`; True when the server keeps the connection open after its answer."""
     from netlab.lessons.http.experiments import read_response
 
-    headers = "Host: lab\r\n" + (f"Connection: {connection}\r\n" if connection else "")
     with site.connect() as sock:
-        sock.sendall(f"GET / HTTP/{version}\r\n{headers}\r\n".encode())
+        sock.sendall(request)
         read_response(sock)
         sock.settimeout(0.3)
         try:
@@ -95,54 +107,132 @@ def _stays_open(site: Any, version: str, connection: str | None) -> bool:
 
 
 @exercise_check
-def keeps_connection_open(predictions: Any) -> Feedback:
-    """Exercise: predict, for four requests, whether the lab's server keeps the connection open; each is sent live."""
-    if (fb := unanswered(predictions)) is not None:
+def keeps_connection_open(func: Any) -> Feedback:
+    """Exercise: a function (request head, bytes) -> whether the lab's server keeps the connection open after its
+    answer; the check writes six requests with names, values and header order drawn at random and sends each live."""
+    import random
+
+    if (fb := unanswered(func)) is not None:
         return fb
-    if not isinstance(predictions, dict) or set(predictions) != set(_VARIANTS) \
-            or not all(isinstance(v, bool) for v in predictions.values()):
-        return Feedback(False, f"Give a dict with the four keys {', '.join(map(repr, _VARIANTS))}, each True (stays "
-                               "open) or False (closed).")
+    if not callable(func):
+        return Feedback(False, "Give a function stays_open(request) that returns True or False.")
     from netlab.lessons.http.experiments import site
 
+    rng = random.Random()
+    requests = [_request(version, connection, rng) for version, connection in _VARIANTS]
+    rng.shuffle(requests)
     with site() as lab_site:
-        seen = {name: _stays_open(lab_site, version, connection) for name, (version, connection) in _VARIANTS.items()}
-    wrong = [name for name in _VARIANTS if predictions[name] != seen[name]]
-    if not wrong:
-        return Feedback(True, "All four as the server did just now: HTTP/1.1 keeps the connection unless a side "
-                              "says `Connection: close`; HTTP/1.0 closes unless the client asks for keep-alive.")
-    if all(name.startswith("HTTP/1.0") for name in wrong):
-        return Feedback(False, f"{len(wrong)} of 4 wrong: your HTTP/1.1 predictions hold; HTTP/1.0's default is "
-                               "another one (section 4).")
-    return Feedback(False, f"{len(wrong)} of 4 wrong. Which version keeps its connections by default, and what does "
-                           "the Connection header change?")
+        for request in requests:
+            said = func(request)
+            if not isinstance(said, bool):
+                return Feedback(False, f"Your function returned {type(said).__name__}; return True (the connection "
+                                       "stays open) or False (the server closes it).")
+            if said == _stays_open(lab_site, request):
+                continue
+            shown = request.decode().replace("\r\n", "\\r\\n")
+            return Feedback(False, f"On the request `{shown}` the server did otherwise. Which version is it, does it "
+                                   "carry a Connection header (names and values in any case), and what is that "
+                                   "version's default?")
+    return Feedback(True, f"Right on all {len(requests)} requests, written in cases and orders drawn just now and sent "
+                          "to the lab's server: HTTP/1.1 keeps the connection unless a side says `Connection: close`; "
+                          "HTTP/1.0 closes it unless the client asks for keep-alive.")
+
+
+def _serve_pipelined(conn: Any, bodies: dict[str, bytes], count: int, rng: Any) -> None:
+    """Serve one connection as a server that answers only once `count` requests have arrived (so a client that waits
+    for each answer before its next request never gets one), then sends every response at once, in random pieces."""
+    import time
+
+    with conn:
+        conn.settimeout(4.0)
+        data = b""
+        try:
+            while data.count(b"\r\n\r\n") < count:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+        except OSError:
+            return
+        replies = b""
+        for head in data.split(b"\r\n\r\n")[:count]:
+            target = head.split(b"\r\n", 1)[0].split(b" ")[1:2]
+            body = bodies.get(target[0].decode(errors="replace") if target else "")
+            if body is None:
+                replies += b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+            else:
+                name = rng.choice(["Content-Length", "content-length", "CONTENT-LENGTH"])
+                replies += f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{name}: {len(body)}\r\n" \
+                           f"X-Served: pipelined\r\n\r\n".encode() + body
+        try:
+            cuts = sorted(rng.sample(range(1, len(replies)), min(6, len(replies) - 1)))
+            for a, b in zip([0, *cuts], [*cuts, len(replies)], strict=True):
+                conn.sendall(replies[a:b])
+                time.sleep(0.01)
+        except OSError:
+            return
 
 
 @exercise_check
-def second_response_seq(exp: Any, answer: Any) -> Feedback:
-    """Exercise: the raw sequence number at which the server's second response starts, in the student's kept-alive capture."""
-    if (fb := unanswered(answer)) is not None:
-        return fb
-    if not whole(answer):
-        return Feedback(False, f"Give the raw number, an int, not {type(answer).__name__}.")
-    from scapy.layers.inet import TCP
+def pipelined_bodies(func: Any) -> Feedback:
+    """Exercise: a function (sock, paths) -> the bodies, sending every request before reading any response
+    (pipelining, RFC 9112 9.3.2), run in the lab against a server that answers only once all requests arrived,
+    with paths and body sizes drawn at random (an empty body among them)."""
+    import random
+    import socket
+    import threading
 
-    conv = exp.conversations[0]
-    starts = [s for s in conv.segments if s.direction == SERVER_TO_CLIENT and s.payload.startswith(b"HTTP/")]
-    if len(starts) < 2:
-        return Feedback(False, "This capture has fewer than two responses on its first connection; capture `kept` again.")
-    first, second = starts[:2]
-    raw = int(second.packet[TCP].seq)
-    if answer == raw:
-        return Feedback(True, f"The raw seq {raw} = the server's ISN + 1 (its SYN) + the {second.seq - 1} bytes of its first "
-                              "response: the responses follow each other in one byte stream.")
-    if answer == second.seq:
-        return Feedback(False, "That is the relative number; the exercise asks for the raw one.")
-    if answer == int(first.packet[TCP].seq):
-        return Feedback(False, "That is where the first response starts.")
-    if answer in ((raw - 1) % 2**32, (raw + 1) % 2**32):
-        return Feedback(False, "Off by one: what used up the server's first sequence number?")
-    if abs(answer - conv.isn["client"]) < 2**20:
-        return Feedback(False, "That is in the client's numbering; responses are numbered by the server.")
-    return Feedback(False, "Start from the server's ISN, and count every sequence number it used before the second "
-                           "response.")
+    if (fb := unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function pipelined(sock, paths) that returns a list of bodies (bytes).")
+    from netlab.core.experiment import lab_or_host
+    from netlab.core.sockets import listener
+
+    rng = random.Random()
+    sizes = [0, *(rng.randint(1, 40_000) for _ in range(rng.randint(2, 4)))]
+    rng.shuffle(sizes)
+    bodies = {f"/file/{rng.randrange(10**6)}-{n}": os.urandom(size) for n, size in enumerate(sizes)}
+    paths = list(bodies)
+    with lab_or_host() as (lab, _where, _why), listener(lab, backlog=4) as listen:
+        server = threading.Thread(target=lambda: _serve_pipelined(listen.accept()[0], bodies, len(paths), rng),
+                                  daemon=True)
+        server.start()
+        address = listen.getsockname()
+        sock = lab.create_connection(address, timeout=3.0) if lab else socket.create_connection(address, 3.0)
+        with sock:
+            got: dict[str, Any] = {}
+
+            def call() -> None:
+                try:
+                    got["returned"] = func(sock, list(paths))
+                except BaseException as err:  # the student's exception is the result to judge
+                    got["raised"] = err
+
+            worker = threading.Thread(target=call, daemon=True)
+            worker.start()
+            worker.join(8.0)
+        server.join(5.0)
+    if worker.is_alive():
+        return Feedback(False, "Your function was still busy after 8 s.")
+    if isinstance(got.get("raised"), TimeoutError):
+        return Feedback(False, f"Your function waited until the socket's 3 s timeout. This server answers once all "
+                               f"{len(paths)} requests have arrived: did you send every request before reading?")
+    if "raised" in got:
+        err = got["raised"]
+        return Feedback(False, f"Your function raised {type(err).__name__}: {err}"[:300])
+    returned = got.get("returned")
+    wanted = [bodies[p] for p in paths]
+    if not isinstance(returned, list) or not all(isinstance(b, (bytes, bytearray)) for b in returned):
+        return Feedback(False, f"Your function returned {type(returned).__name__}; return a list of bodies (bytes), "
+                               "one per path, in order.")
+    if len(returned) != len(wanted):
+        return Feedback(False, f"{len(paths)} paths, {len(returned)} bodies: one response answers each request, in order.")
+    for n, (mine, body) in enumerate(zip(returned, wanted, strict=True), 1):
+        if bytes(mine) != body:
+            return Feedback(False, f"Body {n} of {len(paths)} ({len(body)} bytes) is not right: the responses follow "
+                                   "each other in one stream, cut anywhere; each ends after its Content-Length "
+                                   "(the name in any case), and the next starts right after.")
+    return Feedback(True, "Every body right, an empty one too: every request went out before the first "
+                          "answer (pipelining), and the responses, one after the other in one byte stream cut at "
+                          "random places, were told apart by their Content-Length.")

@@ -94,14 +94,21 @@ def request_record_seq(exchange: Any, answer: Any) -> Feedback:
 _TLS_PARSERS = {"TLS", "_records_of", "load_layer", "records", "record_table"}
 
 
-def _records_by_hand(stream: bytes) -> list[tuple[int, int]]:
-    out, pos = [], 0
-    while pos + 5 <= len(stream):
-        length = int.from_bytes(stream[pos + 3:pos + 5], "big")
-        if pos + 5 + length > len(stream):
-            break
-        out.append((stream[pos], length))
-        pos += 5 + length
+def _records_by_scapy(stream: bytes) -> list[tuple[int, int]]:
+    """(content type, length) of each complete record of a TLS byte stream, as scapy's TLS dissector reads them.
+
+    The oracle, not a model answer: scapy reads each record's header. Without the session's keys it
+    stops chaining at the first encrypted record (it hands the rest over as Raw), so the rest is
+    dissected again from where that record ends.
+    """
+    from scapy.layers.tls.record import TLS
+
+    out, left = [], bytes(stream)
+    record = TLS(left) if len(left) >= 5 else None
+    while isinstance(record, TLS) and record.len is not None and 5 + record.len <= len(left):
+        out.append((int(record.type), int(record.len)))
+        left = left[5 + record.len:]
+        record = record.payload if isinstance(record.payload, TLS) else TLS(left) if len(left) >= 5 else None
     return out
 
 
@@ -129,7 +136,7 @@ def tls_records(func: Any, exchange: Any) -> Feedback:
               ("a stream cut in the middle of a record", server[:len(server) - 10]),
               ("an empty stream", b"")]
     for what, stream in cases:
-        expected = _records_by_hand(stream)
+        expected = _records_by_scapy(stream)
         try:
             got = func(bytes(stream))
         except Exception as err:

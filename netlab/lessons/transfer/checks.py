@@ -75,34 +75,49 @@ def own_first_rto(exp: Any, answer: Any, granularity: float = 0.001) -> Feedback
 
 
 @exercise_check
-def probe_raw_seq(conv: Conversation, answer: Any) -> Feedback:
-    """Exercise: the raw sequence number of the first zero-window probe in the student's own flow-control capture."""
-    if (fb := unanswered(answer)) is not None:
-        return fb
-    if not whole(answer):
-        return Feedback(False, f"Give the raw sequence number, an int, not {type(answer).__name__}.")
+def retransmitted(exp: Any, func: Any) -> Feedback:
+    """Exercise: a function [(raw seq, length), ...] -> the indexes of the segments that start below the highest
+    sequence number already sent (retransmissions), in 32-bit arithmetic. Run on the client's data segments of the
+    student's own capture, and on the same stream shifted so that its numbers wrap past 2**32 at drawn places; what
+    is right comes from netlab's analysis of the real capture, which a shift does not change."""
+    import random
+
     from scapy.layers.inet import TCP
 
-    probes = conv.window_probes()
-    if not probes:
-        return Feedback(False, "This capture has no zero-window probe; run the flow-control cell again.")
-    probe = probes[0]
-    raw = int(probe.packet[TCP].seq)
-    if answer == raw:
-        return Feedback(True, f"{raw} = the client's ISN {conv.isn['client']} + {probe.seq}: the last byte the peer "
-                              "already acknowledged, sent again with no data. Your capture's own number.")
-    if answer == probe.seq:
-        return Feedback(False, "That is the relative number the table shows; the exercise asks for the raw one.")
-    if answer == probe.number:
-        return Feedback(False, "That is the segment's number in the table; give its sequence number.")
-    if any(answer == int(p.packet[TCP].seq) for p in conv.segments if p.direction == CLIENT_TO_SERVER and p.length):
-        return Feedback(False, "That is the raw number of a data segment; a probe carries no data.")
-    if answer in ((raw + 1) % 2**32, (raw - 1) % 2**32):
-        return Feedback(False, "Off by one: which byte does Linux's probe name, one the peer has or the next one?")
-    if abs(answer - conv.isn["server"]) < 2**20:
-        return Feedback(False, "That is in the peer's numbering; the kernel sends the probes, so count in the client's.")
-    return Feedback(False, "Find the first probe in the table, then add its relative seq to the client's ISN "
-                           "(the raw seq of its SYN).")
+    if (fb := unanswered(func)) is not None:
+        return fb
+    if not callable(func):
+        return Feedback(False, "Give a function already_sent(segments) that returns a list of indexes.")
+    conv = exp.conversation
+    data = [s for s in conv.segments if s.direction == CLIENT_TO_SERVER and s.length]
+    expected = [i for i, s in enumerate(data) if s.retransmission]
+    if not expected:
+        return Feedback(False, "This capture has no retransmission: run the cell of section 6 that makes `fast` again.")
+    raw = [(int(s.packet[TCP].seq), s.length) for s in data]
+    first, span = raw[0][0], sum(length for _, length in raw)
+    rng = random.Random()
+    shifts = [0, *((2**32 - first - rng.randrange(1, span)) % 2**32 for _ in range(3))]
+    for wrapped, shift in enumerate(shifts):  # 0 first: the capture as it is
+        segments = [((seq + shift) % 2**32, length) for seq, length in raw]
+        got = func(list(segments))
+        if not isinstance(got, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in got):
+            return Feedback(False, f"Your function returned {type(got).__name__}; return a list of indexes (ints) "
+                                   "into the list it was given.")
+        if sorted(got) == expected:
+            continue
+        where = "On your own capture's numbers" if not wrapped else \
+            "On the same segments with their numbers shifted so that they pass 2**32 − 1 and start again at 0"
+        missed = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        what = ("some retransmissions are missing" if missed and not extra else
+                "some segments that carried new bytes are counted" if extra and not missed else
+                "some are missing and some new ones are counted")
+        hint = (" Sequence numbers count modulo 2**32: is 5 after 4294967290, or before it?" if wrapped else
+                " A segment is sent again when it starts below the highest sequence number sent so far.")
+        return Feedback(False, f"{where}, {what}.{hint}")
+    return Feedback(True, "Right on your capture's data segments, and on the same "
+                          "stream wrapping past 2**32 at three places drawn just now: sequence numbers are compared "
+                          "modulo 2**32 (RFC 9293, section 3.4), so a stream can run for ever.")
 
 
 _WINDOW_DATA = 30_000  # bytes sent in the window exercise
