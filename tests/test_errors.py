@@ -32,7 +32,7 @@ PROTOCOL = {
     "core/lab.py": {"SystemExit"},  # the lab's helper exits when its channel ends
     "core/inlab/protocol.py": {"EOFError"},  # the agent protocol's channel ended: the in-lab program then exits
     "core/peer.py": {"OSError"},  # the socket error (ECONNRESET, …) the peer's kernel-less client reports
-    "core/topology_agent.py": {"OSError"},  # in the lab; the agent answers it as text, TopologyError raises it
+    "core/inlab/topology_agent.py": {"OSError"},  # in the lab; the agent sends it back, TopologyError raises it
     "lessons/below/experiments.py": {"SystemExit"},  # the resolver's child process ends
     "lessons/concurrency/experiments.py": {"NotImplementedError", "BlockingIOError"},  # an abstract method; accept()'s EAGAIN
     "lessons/http/commands.py": {"KeyboardInterrupt"},  # SIGTERM ends the server as Ctrl-C does

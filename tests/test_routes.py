@@ -14,10 +14,11 @@ import time
 
 import pytest
 
+from netlab.core.delayline import Direction
 from netlab.core.experiment import load_recorded, recorded_meta
 from netlab.core.lab import Lab, lab_available
 from netlab.core.programs import find
-from netlab.core.topology import Interface, Plan, Topology, interface
+from netlab.core.topology import PATH, Interface, Link, Plan, Topology, interface
 from netlab.lessons.routes import addressing, checks
 from netlab.lessons.routes import experiments as routes
 
@@ -57,15 +58,35 @@ def test_a_plan_that_does_not_hold_together_is_refused_in_one_sentence():
         Plan(hosts=("a",), interfaces=(Interface("a-very-long-name0", "a", "10.0.0.1", "", "02:00:0a:00:00:01", None),))
 
 
-def test_a_link_delay_waits_for_the_delay_line():
-    plan = Plan(hosts=routes.PLAN.hosts, interfaces=routes.PLAN.interfaces, routes=routes.PLAN.routes,
-                routers=routes.PLAN.routers, delays={frozenset(("r1-r2", "r2-r1")): 0.01})
-    with pytest.raises(ValueError, match="delay line"):
-        Topology(None, plan, ipv6=False)
+def test_a_bad_link_delay_or_mtu_is_refused_before_anything_starts():
+    def plan(delays: dict) -> Plan:
+        return Plan(hosts=routes.PLAN.hosts, interfaces=routes.PLAN.interfaces, routes=routes.PLAN.routes,
+                    routers=routes.PLAN.routers, delays=delays)
+
+    link = frozenset(("r1-r2", "r2-r1"))
+    with pytest.raises(ValueError, match="r1-r2.*from 0 to 1"):
+        Topology(None, plan({link: 2.0}), ipv6=False)
+    with pytest.raises(ValueError, match="r1-r2.*from 0 to 1"):
+        Topology(None, plan({link: -0.01}), ipv6=False)
+    with pytest.raises(TypeError, match="r1-r2.*Direction"):
+        Topology(None, plan({link: "10 ms"}), ipv6=False)
+    with pytest.raises(ValueError, match="loss must be a probability"):
+        Topology(None, plan({link: Direction(delay=0.01, loss=2)}), ipv6=False)
+    with pytest.raises(ValueError, match="link's two ends"):
+        plan({frozenset(("r1-r2", "c-r1")): 0.01})
     with pytest.raises(ValueError, match="MTU"):
         Topology(None, routes.PLAN, ipv6=False, mtu={"r1-r2": 500})
     with pytest.raises(TypeError, match="Plan"):
         Topology(None, "client—router—server")
+
+
+def test_a_links_delay_is_what_its_delay_line_does_each_way():
+    forward, backward = Direction(delay=0.001), Direction(delay=0.002, loss=0.1, seed=1)
+    assert Link("a", "b").directions() is None
+    assert Link("a", "b", 0.005).directions() == (Direction(delay=0.005), Direction(delay=0.005))
+    assert Link("a", "b", (forward, backward)).directions() == (forward, backward)
+    assert {(k.a, k.b): k.delay for k in routes.PLAN.links if k.delay} == {
+        ("c-r1", "r1-c"): 0.002, ("r1-r2", "r2-r1"): 0.005, ("r2-s", "s-r2"): 0.010}
 
 
 # --- addresses and tables as data ---------------------------------------------------
@@ -394,3 +415,62 @@ def test_a_variant_never_recorded_is_one_sentence_where_the_lab_is_refused(monke
         routes.rip(down="r2-r3")
     with pytest.raises(ValueError, match="destination must be one of"):
         routes.follow(destination="8.8.8.8")
+
+
+@pytest.mark.lab
+@live
+@with_ping
+def test_each_hop_adds_its_links_delays_to_the_round_trip(net):
+    hops = {h["host"]: min(h["rtts_ms"]) for h in routes.hops(net).result["hops"]}
+    # 2, 5 and 10 ms one way on the three links: round trips of at least 4, 14 and 34 ms, and
+    # each hop within a few ms of that (the delay lines' own time, a loaded machine's lateness).
+    for host, least in (("r1", 4), ("r2", 14), ("server", 34)):
+        assert least <= hops[host] < least + 8, hops
+
+
+@pytest.mark.lab
+@live
+def test_a_capture_across_a_delayed_link_is_causal():
+    import socket as sockets
+
+    from netlab.core.conversation import Conversation
+
+    plan = Plan(hosts=PATH.hosts, interfaces=PATH.interfaces, routes=PATH.routes, routers=PATH.routers,
+                delays={frozenset(("c0", "r0")): 0.02,
+                        frozenset(("r1", "s0")): (Direction(delay=0.01), Direction(delay=0.03, duplicate=0.3, seed=4))})
+    with Lab() as lab, Topology(lab, plan, ipv6=False) as net:
+        assert set(net.lines) == {"c0", "r1"}
+        with net.server.socket() as server:
+            server.bind(("0.0.0.0", 0))
+            server.listen()
+            server.settimeout(5)
+            port = server.getsockname()[1]
+            with net.capture("c0", "s0") as cap, net.client.socket() as client:
+                client.settimeout(5)
+                started = time.monotonic()
+                client.connect((net.server.address, port))
+                connected = time.monotonic() - started
+                peer, _ = server.accept()
+                with peer:
+                    for _ in range(20):
+                        client.sendall(b"x" * 3000)
+                    peer.settimeout(5)
+                    got = 0
+                    while got < 60000:
+                        got += len(peer.recv(65536))
+                    peer.shutdown(sockets.SHUT_WR)
+                client.close()
+    assert connected >= 2 * (0.02 + 0.02 + 0.01) - 0.02  # back: 20 ms + 30 ms, out 20 ms + 10 ms (less stamps' slack)
+    for where in ("c0", "s0"):
+        conv = Conversation.from_packets([p for p in cap.packets if p.sniffed_on == where])
+        assert conv.causality == [], (where, conv.causality)
+
+
+def test_programs_started_in_the_lab_find_netlab_on_their_path_from_any_folder():
+    from pathlib import Path
+
+    from netlab.core.lab import package_parent
+
+    # The topology's agent starts with -S (no site, so no .pth of an installed netlab): it finds
+    # netlab through the PYTHONPATH Lab.popen gives, which must name the folder above the package.
+    assert (Path(package_parent()) / "netlab" / "core" / "inlab" / "topology_agent.py").is_file()

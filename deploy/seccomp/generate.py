@@ -62,7 +62,7 @@ NETLAB_RULES: list[dict[str, Any]] = [
              "unshare(CLONE_NEWUSER|CLONE_NEWNET); any other combination stays refused"),
     _exactly("unshare", 0, CLONE_NEWNET,
              "a network namespace inside the lab: the bottleneck's receiver (core/inlab/receiver.py, notebook 09) and "
-             "the routed topologies' routers and hosts (core/topology_agent.py, notebooks 10 to 13), unshare(CLONE_NEWNET); "
+             "the routed topologies' routers and hosts (core/inlab/topology_agent.py, notebooks 10 to 13), unshare(CLONE_NEWNET); "
              "it needs CAP_SYS_ADMIN, held only in a user namespace the process made"),
     _exactly("unshare", 0, CLONE_NEWNS,
              "a mount namespace inside the lab for notebook 10's resolver, so that the lab's resolv.conf can "
@@ -79,7 +79,7 @@ NETLAB_RULES: list[dict[str, Any]] = [
              "(Lab.popen: the scripted peer, iperf3, load generators, the bottleneck's programs, the topology's agent)"),
     _exactly("setns", 1, CLONE_NEWNET,
              "nsenter joins the lab's network namespace (setns(fd, CLONE_NEWNET)), and the topology's agent "
-             "moves between the router's and the server's (core/topology_agent.py)"),
+             "moves between the router's and the server's (core/inlab/topology_agent.py)"),
 ]
 
 # The grader's profile (`netlab-grader.json`, for the Kubernetes Job in deploy/grading/): netlab's

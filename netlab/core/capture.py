@@ -34,7 +34,7 @@ from netlab.core.conversation import Conversation
 from netlab.core.errors import CaptureError, LabError
 from netlab.core.pcapfiles import save_pcap
 
-__all__ = ["Capture", "CaptureError"]
+__all__ = ["Capture", "CaptureError", "packets_from"]
 
 # ---------------------------------------------------------------------------
 # The notebook side.
@@ -68,7 +68,7 @@ class Capture:
             if exc_type is None:
                 raise
             return  # the block's own error (an interrupt, a dead lab) says more than this one
-        self.packets = _rebuild(frames)
+        self.packets = packets_from(frames)
 
     def conversation(self, stream: int | None = None, source: str = "live") -> Conversation:
         """Return the TCP conversation captured (stream N when there are several)."""
@@ -79,7 +79,8 @@ class Capture:
         return save_pcap(self.packets, path)
 
 
-def _rebuild(frames: Iterable[tuple[int, bytes, float]]) -> list:
+def packets_from(frames: Iterable[tuple[int, bytes, float]]) -> list:
+    """Frames from the lab (pcap link type, bytes, kernel time in s) as scapy packets with their `time`."""
     # A lab's links carry Ethernet frames with ARP, IPv4, IPv6, ICMP, TCP and UDP: these three
     # modules dissect them all, in 0.4 s where `scapy.layers.all` takes 1.2 s, which the first
     # capture of every notebook paid. A lesson that needs more (TLS, DNS) loads it itself.

@@ -57,23 +57,27 @@ class DelayLine:
     `capture` ("a", "b" or None) is where both directions are captured, with the kernel's times.
     `finish_checksums` names the hosts' ends of the links that live in the same namespace, whose
     checksums must be finished by their kernel (a veth leaves them to hardware that does not exist).
-    `duration` (s) bounds the program's life; `name` is what its errors call it. After the block,
+    `duration` (s) bounds the program's life; None leaves it to the owner's end (a topology's
+    link lives as long as the topology: the program ends when its stdin closes, at `close()` or
+    when this process ends). `name` is what its errors call it. After the block,
     `report` holds what it did.
     """
 
     def __init__(self, launch: Callable[..., subprocess.Popen], a: str, b: str, *,
                  forward: Direction | None = None, backward: Direction | None = None, capture: str | None = "a",
-                 duration: float = 15.0, finish_checksums: Sequence[str] = (), name: str = "the delay line") -> None:
+                 duration: float | None = 15.0, finish_checksums: Sequence[str] = (), name: str = "the delay line") -> None:
         if capture not in ("a", "b", None):
             raise ValueError(f"capture must be 'a', 'b' or None, not {capture!r}")
         for name, device in (("a", a), ("b", b)):
             if not isinstance(device, str) or not 0 < len(device) < 16:
                 raise ValueError(f"{name} must be an interface's name (1 to 15 characters), not {device!r}")
-        check_seconds("duration", duration, MAX_DURATION)
+        if duration is not None:
+            check_seconds("duration", duration, MAX_DURATION)
         self.forward = (forward or Direction()).check("forward")
         self.backward = (backward or Direction()).check("backward")
         self._launch, self.a, self.b, self.capture = launch, a, b, capture
-        self.duration, self.finish_checksums, self.name = float(duration), list(finish_checksums), name
+        self.duration = None if duration is None else float(duration)
+        self.finish_checksums, self.name = list(finish_checksums), name
         self.report = DelayReport()
         self._proc: subprocess.Popen | None = None
         self._dir: str | None = None

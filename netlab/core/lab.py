@@ -503,7 +503,9 @@ def lab_available() -> tuple[bool, str]:
 
 def package_parent() -> str:
     """The folder that holds the netlab package: what a process started in the lab needs on PYTHONPATH."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # This file is netlab/core/lab.py: the folder above netlab/. (Two levels up named netlab/ itself,
+    # which only an installed package's .pth made harmless: a program started with -S found nothing.)
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def read_line(stream: Any, timeout: float) -> bytes:

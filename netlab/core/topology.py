@@ -14,15 +14,24 @@ the lab agree because they read the same plan. `PATH`, notebook 10's, is one ins
 
  - the **client** is the lab's namespace, so `lab.socket()` and `topology.client.socket()` are
    the same kind of socket; the router and the server are namespaces made by one small program
-   (the *agent*, `python -m netlab.core.topology`) that runs in the lab and keeps them open. It
+   (the *agent*, `netlab.core.inlab.topology_agent`) that runs in the lab and keeps them open. It
    enters each namespace in turn (`setns`) to configure it, to run a command there (`ip neigh`,
-   `nft`, `tracepath`), to create a socket there and hand it back (SCM_RIGHTS), and to capture.
+   `nft`, `tracepath`), to create a socket there and hand it back (SCM_RIGHTS), and to capture;
+   it speaks the lab's one protocol (`netlab.core.inlab.protocol`).
  - every MAC address spells its IP address (c0 is 02:00:0a:01:00:02 for 10.1.0.2), so a capture
    reads the same on every run and a student can tell who sent a frame without a table.
  - **captures** are raw packet sockets, one per interface asked for (any of c0, r0, r1, s0), in
    that interface's namespace: each frame once, stamped by the kernel, merged in time order, and
    labelled with the interface it was seen on (`packet.sniffed_on`). A packet socket is ready as
-   soon as it is bound, so nothing sent after `capture()` returns is missed.
+   soon as it is bound, so nothing sent after `capture()` returns is missed. The frames come back
+   as bytes and are dissected here with the lab's capture (`netlab.core.capture.packets_from`).
+ - **a delayed link** (`Plan.delays`, `Link.delay`: seconds one way, or a `Direction` with the
+   delay line's impairments, or one per direction) is cut in two: each end's veth leads into a
+   namespace of the link's own (the *wire*, no address, no IPv6), where a delay line
+   (`netlab.core.delayline`) joins the halves. The hosts see one link as before; a capture on
+   either end still reads both directions at one point with the kernel's times, so it stays causal.
+   One difference from a plain veth: an end set down does not take the carrier of the other end
+   with it (the wire's veth loses it, not the far host's), so a link failure sets both ends down.
  - the veths compute their own checksums (offload off, as in bottleneck.py): a capture shows the
    TCP checksum the wire carries, not one left for hardware that does not exist.
  - what would make captures differ between runs is off or over before the topology is ready: no
@@ -33,8 +42,6 @@ the lab agree because they read the same plan. `PATH`, notebook 10's, is one ins
 A plan of more routers (notebook 11's) is the same kind of data: any number of hosts, each link a
 veth pair, an interface with no peer for a network that ends in a host (a bridge with no port:
 this kernel has no `dummy` module, and a lab cannot load one), routes as `ip route` says them.
-Per-link delays have their place in the plan (`Plan.delays`, `Link.delay`) for the delay line of
-issue #27; until it lands a Topology refuses any delay but 0.
 A long-running program (a routing daemon) is started on a host with `Topology.start` and ends
 with the topology (the agent's `spawn`/`stop`, and a parent-death signal should the agent die).
 
@@ -48,7 +55,6 @@ Rules for this file:
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import shutil
 import socket
@@ -60,10 +66,13 @@ from pathlib import Path
 from typing import Any
 
 from netlab.core.arguments import check_int, check_seconds
+from netlab.core.capture import packets_from
+from netlab.core.delayline import DelayLine, DelayLineError, Direction
 from netlab.core.errors import HelperError, LabError, LabUnavailable
+from netlab.core.inlab.protocol import recv_msg, send_msg
+from netlab.core.inlab.topology_agent import Refused
 from netlab.core.lab import Lab, inner_refusal_sentence, last_line
 from netlab.core.programs import command, program
-from netlab.core.topology_agent import FRAME
 
 __all__ = ["Topology", "TopologyError", "Host", "Interface", "Link", "Plan", "LinkCapture", "Daemon", "PATH", "HOSTS",
            "INTERFACES", "MIN_MTU", "MAX_MTU", "MIN_MTU4"]
@@ -71,6 +80,7 @@ __all__ = ["Topology", "TopologyError", "Host", "Interface", "Link", "Plan", "Li
 START_TIMEOUT = 15.0  # seconds for the agent to build the topology
 REQUEST_TIMEOUT = 15.0  # seconds for one request (a command's own timeout comes on top)
 MIN_MTU, MAX_MTU = 1280, 9000  # bytes: IPv6 needs 1280 on every link
+_ETHERNET = 1  # the pcap link type of a veth's frames
 MIN_MTU4 = 576  # bytes: every IPv4 host must take a datagram this long (RFC 791); the least for a plan without IPv6
 
 
@@ -97,17 +107,36 @@ class Interface:
         return str(ipaddress.ip_interface(f"{self.ipv4}/{self.prefix}").network)
 
 
+Delay = float | Direction | tuple[Direction, Direction]
+MAX_LINK_DELAY = 1.0  # seconds one way: a plan's delay given as a number
+
+
 @dataclass(frozen=True)
 class Link:
     """A link between two interfaces (a veth pair): `a` and `b` name them.
 
-    `delay` (seconds, one way) is the place for the per-link delay of the delay line (issue #27);
-    until that lands, a Topology refuses a delay other than 0 rather than pretend it has one.
+    `delay` is what the link's delay line does: seconds one way (both directions alike), a
+    `Direction` (a delay and the impairments, both directions alike), or a pair of them (a → b,
+    b → a). 0 is a plain veth, with no delay line.
     """
 
     a: str
     b: str
-    delay: float = 0.0
+    delay: Delay = 0.0
+
+    def directions(self) -> tuple[Direction, Direction] | None:
+        """What the delay line does a → b and b → a (checked), or None for a plain link."""
+        name = f"the link {self.a}–{self.b}"
+        delay = self.delay
+        if isinstance(delay, tuple) and len(delay) == 2 and all(isinstance(d, Direction) for d in delay):
+            return delay[0].check(f"{name}, {self.a} → {self.b},"), delay[1].check(f"{name}, {self.b} → {self.a},")
+        if isinstance(delay, Direction):
+            return delay.check(name), delay.check(name)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+            raise TypeError(f"{name}'s delay must be seconds, a Direction or a pair of them, not {delay!r}")
+        if not 0 <= delay <= MAX_LINK_DELAY:
+            raise ValueError(f"{name}'s delay must be in seconds, from 0 to {MAX_LINK_DELAY:g}, not {delay!r}")
+        return (Direction(delay=float(delay)), Direction(delay=float(delay))) if delay else None
 
 
 def interface(name: str, host: str, ipv4: str, peer: str | None, *, ipv6: str = "") -> Interface:
@@ -129,7 +158,7 @@ class Plan:
     interfaces: tuple[Interface, ...]
     routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     routers: tuple[str, ...] = ()
-    delays: dict[frozenset, float] = field(default_factory=dict)  # #27's per-link delays, by the link's two ends
+    delays: dict[frozenset, Delay] = field(default_factory=dict)  # per-link delays (see Link), by the link's two ends
 
     def __post_init__(self) -> None:
         names = [i.name for i in self.interfaces]
@@ -142,6 +171,10 @@ class Plan:
                 raise ValueError(f"an interface name has 1 to 15 characters (Linux's limit): {i.name!r}")
             if i.peer is not None and self.interface(i.peer).peer != i.name:
                 raise ValueError(f"interface {i.name}'s peer {i.peer} does not name it back")
+        for ends in self.delays:
+            if not (isinstance(ends, frozenset) and len(ends) == 2
+                    and all(e in names and self.interface(e).peer in ends for e in ends)):
+                raise ValueError(f"a plan's delays are keyed by a link's two ends, frozenset((A, B)), not {ends!r}")
 
     def interface(self, name: str) -> Interface:
         for i in self.interfaces:
@@ -194,7 +227,7 @@ PATH = Plan(
 )
 INTERFACES = PATH.by_name
 HOSTS = PATH.hosts
-_AGENT = str(Path(__file__).with_name("topology_agent.py"))
+_AGENT = "netlab.core.inlab.topology_agent"
 
 
 class TopologyError(HelperError):
@@ -243,7 +276,7 @@ class Daemon:
         """Stop the program (SIGTERM, then SIGKILL after 2 s)."""
         if self.topology._chan is not None and self.pid in self.topology._daemons:
             self.topology._daemons.pop(self.pid, None)
-            self.topology._request({"op": "stop", "pid": self.pid})
+            self.topology._request("stop", self.pid)
 
     def __enter__(self) -> Daemon:
         return self
@@ -264,6 +297,8 @@ class Topology:
 
     `mtu` maps an interface name to its MTU in bytes (1500 by default). Forwarding is on in the
     plan's routers; each host gets the plan's routes. Hosts are `net.host(NAME)` (or `net.NAME`).
+    A link with a delay (`Plan.delays`) gets a delay line; `net.lines` maps the link's first end's
+    name to it while the topology is open.
     """
 
     def __init__(self, lab: Lab, plan: Plan = PATH, *, mtu: dict[str, int] | None = None, ipv6: bool = True) -> None:
@@ -276,10 +311,7 @@ class Topology:
                 raise ValueError(f"mtu names an interface this topology does not have: {name!r} "
                                  f"(it has {', '.join(plan.by_name)})")
             check_int(f"the MTU of {name}", value, MIN_MTU if ipv6 else MIN_MTU4, MAX_MTU)
-        for link in plan.links:
-            if link.delay:
-                raise ValueError(f"the link {link.a}–{link.b} asks for a delay of {link.delay:g} s: per-link delays "
-                                 "come with the delay line (issue #27), which this topology does not have yet")
+        self._delayed = {link.a: (link, ways) for link in plan.links if (ways := link.directions()) is not None}
         self.lab, self.plan, self.ipv6 = lab, plan, ipv6
         self.mtu = {n: mtu.get(n, 1500) for n in plan.by_name}
         self.hosts = {n: Host(self, n) for n in plan.hosts}
@@ -288,6 +320,7 @@ class Topology:
         self._dir: str | None = None
         self._capturing = False
         self._daemons: dict[int, Daemon] = {}
+        self.lines: dict[str, DelayLine] = {}
 
     def host(self, name: str) -> Host:
         if name not in self.hosts:
@@ -319,18 +352,42 @@ class Topology:
             raise TopologyError("this lab has a topology already; close it first")
         self._dir = tempfile.mkdtemp(prefix="netlab-topology-")
         os.chmod(self._dir, 0o755)  # a daemon may read its configuration from here
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._chan = ours
         try:
-            # Started by path, not `-m`: without netlab's imports it starts in tens of ms.
-            self._agent = self.lab.popen([sys.executable, "-I", _AGENT, str(theirs.fileno())],
+            # The agent imports only the in-lab side (the protocol and the frames), and no site (-S:
+            # netlab is found on the PYTHONPATH Lab.popen gives): it starts in 40 ms, not 90.
+            self._agent = self.lab.popen([sys.executable, "-S", "-m", _AGENT, str(theirs.fileno())],
                                          pass_fds=[theirs.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         finally:
             theirs.close()
-        reply, _ = self._request({"op": "build", **self._orders()}, timeout=START_TIMEOUT, what="start")
+        orders = self._orders()
+        reply, _ = self._request("build", *orders, timeout=START_TIMEOUT, what="start")
         self.agent_pid = reply["pid"]
+        self._open_lines()
 
-    def _orders(self) -> dict[str, Any]:
+    def _open_lines(self) -> None:
+        """Start a delay line in each delayed link's wire namespace (all at once: each is a Python program)."""
+        if not self._delayed:
+            return
+        nsenter = program("nsenter", "to start the delay lines of the topology's links")
+        for first, (link, (forward, backward)) in self._delayed.items():
+            path, _ = self._request("namespace", _wire(first))
+
+            def launch(argv: list[str], *, _path: str = path, **kwargs: Any) -> subprocess.Popen:
+                return self.lab.popen([nsenter, f"--net={_path}", *argv], **kwargs)
+
+            line = DelayLine(launch, "a", "b", forward=forward, backward=backward, capture=None, duration=None,
+                             name=f"the delay line of the link {link.a}–{link.b}")
+            self.lines[first] = line
+            line.start()
+        for line in self.lines.values():
+            try:
+                line.open()
+            except DelayLineError as err:
+                raise TopologyError(str(err)) from None
+
+    def _orders(self) -> tuple[Any, ...]:
         """The agent's orders from the plan: which namespaces to make, then per host its sysctls and one `ip -batch`."""
         v6, plan = self.ipv6, self.plan
         first = plan.hosts[0]
@@ -351,8 +408,24 @@ class Topology:
         for host in plan.routers:
             steps.append({"host": host, "sysctl": {"ipv4.ip_forward": "1", **({"ipv6.conf.all.forwarding": "1"} if v6 else {})}})
         batches: dict[str, list[str]] = {h: ([] if h == first else ["link set lo up"]) for h in plan.hosts}
+        wires = [_wire(a) for a in self._delayed]
+        for wire in wires:
+            # A delayed link's own namespace: no IPv6 (so nothing of its own on the link), no address.
+            steps.append({"host": wire, "sysctl": {"ipv6.conf.default.disable_ipv6": "1", "ipv6.conf.all.disable_ipv6": "1"},
+                          "sysctl_must": False})
+            batches[wire] = []
         for link in plan.links:
             ia, ib = plan.interface(link.a), plan.interface(link.b)
+            if link.a in self._delayed:
+                # Each end's veth leads into the wire, where the delay line joins "a" and "b"; both
+                # wire ends take the larger MTU, so what one host sends reaches the other's veth,
+                # which accepts it or not as it would on a plain link.
+                wire, mtu = _wire(link.a), max(self.mtu[ia.name], self.mtu[ib.name])
+                for end, side in ((ia, "a"), (ib, "b")):
+                    batches[end.host].append(f"link add {end.name} address {end.mac} mtu {self.mtu[end.name]} type veth "
+                                             f"peer name {side} mtu {mtu} netns ns:{wire}")
+                    batches[wire].append(f"link set dev {side} up")
+                continue
             batches[ia.host].append(f"link add {ia.name} address {ia.mac} mtu {self.mtu[ia.name]} type veth peer name "
                                     f"{ib.name} address {ib.mac} mtu {self.mtu[ib.name]} netns ns:{ib.host}")
         for i in plan.interfaces:
@@ -372,14 +445,22 @@ class Topology:
         for host in plan.hosts:  # in this order: each link is made by the host at its first end
             steps.append({"host": host, "ip": "\n".join(batches[host]) + "\n",
                           "no_offload": [i.name for i in plan.on(host) if i.peer is not None]})
-        # The agent imports nothing of netlab, so it gets `ip`'s path, found where the system keeps it.
-        return {"first": first, "hosts": list(plan.hosts[1:]), "steps": steps, "ip": program("ip"),
-                "interfaces": {i.name: i.host for i in plan.interfaces}, "settle": 2.0 if v6 else 0.0}
+        for wire in wires:  # then the wires' ends, which exist once both hosts made theirs
+            steps.append({"host": wire, "ip": "\n".join(batches[wire]) + "\n"})
+        # The agent knows no program's place: it gets `ip`'s path, found where the system keeps it.
+        return (first, [*plan.hosts[1:], *wires], steps, {i.name: i.host for i in plan.interfaces}, program("ip"),
+                2.0 if v6 else 0.0)
 
     def close(self) -> None:
         """End the agent (the other hosts' namespaces and any daemons go with it) and remove the first host's links."""
         agent, self._agent = self._agent, None
         self._daemons = {}
+        lines, self.lines = self.lines, {}
+        for line in lines.values():
+            try:
+                line.close()
+            except DelayLineError:
+                pass  # it ended on its own; the topology goes anyway
         if self._chan is not None:
             self._chan.close()  # the agent's signal to end (it stops its daemons first)
             self._chan = None
@@ -402,41 +483,36 @@ class Topology:
 
     # -- requests -------------------------------------------------------------
 
-    def _request(self, order: dict[str, Any], *, timeout: float = REQUEST_TIMEOUT, what: str | None = None
-                 ) -> tuple[dict[str, Any], list[int]]:
+    def _request(self, op: str, *args: Any, timeout: float = REQUEST_TIMEOUT, what: str | None = None
+                 ) -> tuple[Any, list[int]]:
+        """Ask the agent to do `op` (see `Agent.REQUESTS`); return its answer and any descriptors."""
         if self._chan is None:
             raise TopologyError("this topology is closed; build a new one with Topology(lab)")
         self._chan.settimeout(timeout)
         try:
-            self._chan.sendall(json.dumps(order).encode())
-            data, fds, _, _ = socket.recv_fds(self._chan, 1 << 16, 1)
+            send_msg(self._chan, (op, args))
+            (status, reply), fds = recv_msg(self._chan)
         except TimeoutError:
             self._fail()
-            raise TopologyError(f"the topology's agent did not answer {what or order['op']!r} within {timeout:g} s; "
+            raise TopologyError(f"the topology's agent did not answer {what or op!r} within {timeout:g} s; "
                                 "it was stopped") from None
-        except OSError as err:
+        except (EOFError, OSError) as err:
             detail = self._fail()
-            raise TopologyError(f"the topology's agent ended during {what or order['op']!r}: {detail or err}") from None
+            raise TopologyError(f"the topology's agent ended during {what or op!r}: {detail or err}") from None
         except BaseException:
             # Interrupted half-way (Jupyter's stop button): the reply may still come and would be
             # read as the answer to the next request. An agent out of step is no use: stop it.
             self._fail()
             raise
-        if not data:
-            detail = self._fail()
-            raise TopologyError(f"the topology's agent ended during {what or order['op']!r}"
-                                + (f": {detail}" if detail else ""))
-        reply = json.loads(data)
-        if not reply.get("ok"):
-            for fd in fds:
-                os.close(fd)
-            if reply.get("refused"):  # the system would not make the router's and server's namespaces
-                call, code = reply["refused"]
-                *some, last = self.plan.hosts[1:]  # "the router and the server", "the r1, r2, r3 and the server"
-                others = f"{', '.join(some)} and the {last}" if some else last
-                raise LabUnavailable(inner_refusal_sentence(call, code, f"network namespaces for the {others}"))
-            raise TopologyError(reply.get("error", "the agent failed"))
-        return reply, fds
+        if status == "ok":
+            return reply, fds
+        for fd in fds:
+            os.close(fd)
+        if isinstance(reply, Refused):  # the system would not make the router's and server's namespaces
+            *some, last = self.plan.hosts[1:]  # "the router and the server", "the r1, r2, r3 and the server"
+            others = f"{', '.join(some)} and the {last}" if some else last
+            raise LabUnavailable(inner_refusal_sentence(reply.call, reply.errno, f"network namespaces for the {others}"))
+        raise TopologyError(reply.strerror if isinstance(reply, OSError) and reply.strerror else str(reply))
 
     def _fail(self) -> str:
         """Stop the agent after a failure; return the last line it wrote to stderr."""
@@ -454,8 +530,7 @@ class Topology:
         """Run a command in `host`'s namespace; `timeout` in seconds. With check, a failure raises TopologyError."""
         self.host(host)
         check_seconds("timeout", timeout, 60.0)
-        reply, _ = self._request({"op": "run", "host": host, "argv": command(argv), "timeout": timeout},
-                                 timeout=timeout + REQUEST_TIMEOUT)
+        reply, _ = self._request("run", host, command(argv), timeout, timeout=timeout + REQUEST_TIMEOUT)
         if check and reply["code"] != 0:
             raise TopologyError(f"{' '.join(argv)} failed on the {host}: {last_line(reply['err']) or reply['code']}")
         return reply["out"] + reply["err"]
@@ -464,7 +539,7 @@ class Topology:
                ) -> socket.socket:
         """A socket created in `host`'s namespace."""
         self.host(host)
-        _, fds = self._request({"op": "socket", "host": host, "family": int(family), "type": int(type), "proto": proto})
+        _, fds = self._request("socket", host, int(family), int(type), int(proto))
         return socket.socket(fileno=fds[0])
 
     def capture(self, *interfaces: str, timeout: float = 5.0) -> LinkCapture:
@@ -484,7 +559,7 @@ class Topology:
         if not argv:
             raise ValueError("name the program to start")
         log = str(Path(self.folder) / f"{host}-{os.path.basename(argv[0])}.log")
-        reply, _ = self._request({"op": "spawn", "host": host, "argv": command(argv), "log": log})
+        reply, _ = self._request("spawn", host, command(argv), log)
         daemon = Daemon(self, host, reply["pid"], list(argv))
         self._daemons[daemon.pid] = daemon
         return daemon
@@ -510,38 +585,33 @@ class LinkCapture:
         self.missed = 0  # frames the kernel dropped before the capture read them
 
     def __enter__(self) -> LinkCapture:
-        self.topology._request({"op": "capture_start", "interfaces": self.interfaces}, timeout=self.timeout)
+        self.topology._request("capture_start", self.interfaces, timeout=self.timeout)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.topology._chan is None:
             return
-        path = Path(self.topology._dir or tempfile.gettempdir()) / "capture.frames"
-        reply, _ = self.topology._request({"op": "capture_stop", "path": str(path)}, timeout=self.timeout)
+        reply, _ = self.topology._request("capture_stop", timeout=self.timeout)
         self.missed = reply["missed"]
-        self.packets = read_frames(path)
-        path.unlink(missing_ok=True)
+        self.packets = read_frames(reply["frames"])
 
 
-def read_frames(path: Path) -> list:
-    """Read the agent's capture file: Ethernet frames as scapy packets with `time` and `sniffed_on`."""
-    # The layers the lessons' frames carry (ARP, IP, ICMP, IPv6, DNS, DHCP, RIP), each bound to its port:
-    # about a second less than scapy.layers.all the first time a kernel reads a capture.
+def read_frames(frames: list[tuple[str, bytes, float]]) -> list:
+    """The agent's frames (interface, bytes, kernel time) as scapy packets with `time` and `sniffed_on`.
+
+    Dissected as the lab's captures are (`packets_from`: Ethernet, ARP, IP, ICMP, TCP, UDP), plus
+    what a routed network carries above UDP: DNS, DHCP and RIP (not all of scapy's layers: 1.2 s).
+    """
     import scapy.layers.dhcp  # noqa: F401
     import scapy.layers.dns  # noqa: F401
-    import scapy.layers.inet6  # noqa: F401
     import scapy.layers.rip  # noqa: F401
-    from scapy.layers.l2 import Ether
 
-    packets, data = [], Path(path).read_bytes()
-    at = 0
-    while at < len(data):
-        name, stamp, size = FRAME.unpack_from(data, at)
-        at += FRAME.size
-        pkt = Ether(data[at:at + size])
-        at += size
-        pkt.time, pkt.sniffed_on = stamp, name.rstrip(b"\0").decode()
-        packets.append(pkt)
+    packets = packets_from((_ETHERNET, data, stamp) for _name, data, stamp in frames)
+    for pkt, (name, _data, _stamp) in zip(packets, frames):
+        pkt.sniffed_on = name
     return packets
 
 
+def _wire(first_end: str) -> str:
+    """The name the agent gives the namespace of a delayed link (no host of a plan has a `~`)."""
+    return f"~{first_end}"

@@ -535,7 +535,9 @@ def main() -> None:
         heapq.heappush(held, (when, ticket, frame, way))
 
     frames: list[tuple[bytes, float]] = []
-    deadline = started + min(float(order["duration"]), MAX_DURATION)
+    # No duration: a topology's link, which lives as long as the topology, whose end (or its
+    # process's) closes stdin.
+    deadline = started + min(float(order["duration"]), MAX_DURATION) if order["duration"] is not None else float("inf")
     stdin = sys.stdin.buffer.fileno()
     readers = [side["a"], side["b"], stdin] + ([capture] if capture else [])
     print("ready", flush=True)
@@ -560,7 +562,7 @@ def main() -> None:
             break
         if held:
             wake = min(wake, held[0][0])
-        ready = select.select(readers, [], [], max(0.0, wake - now))[0]
+        ready = select.select(readers, [], [], max(0.0, wake - now) if wake != float("inf") else None)[0]
         if stdin in ready and not os.read(stdin, 4096):
             break
         for name in ("a", "b"):

@@ -65,6 +65,9 @@ PLAN = Plan(
         "r3": ("10.1.0.0/24 via 10.0.13.1", "10.2.1.0/24 via 10.0.23.2", "10.0.12.0/24 via 10.0.13.1"),
     },
     routers=("r1", "r2", "r3"),
+    # One-way delays (s) on the way to the server, each from a delay line: the hops' round trips tell apart.
+    delays={frozenset(("c-r1", "r1-c")): 0.002, frozenset(("r1-r2", "r2-r1")): 0.005,
+            frozenset(("r2-s", "s-r2")): 0.010},
 )
 ROUTERS = PLAN.routers
 CLIENT, SERVER, SITE = "10.1.0.2", "10.2.1.2", "10.2.0.1"
@@ -389,7 +392,7 @@ def hops(network: Network | None = None) -> RouteExperiment:
     """Ping each hop on the way to the server (r1, r2, the server), 5 echoes each: the round trip grows hop by hop.
 
     `result["hops"]`: one dict per hop: address, host, the links one way, the round trips (ms).
-    Per-link delays come from the delay line (issue #27): `PLAN`'s links say 0 s until then.
+    The links on the way have delays of their own (`PLAN.delays`, each a delay line): 2, 5 and 10 ms one way.
     """
     if (missing := _needs("ping", "to send ICMP echo requests", "routes-hops")):
         return missing
@@ -531,6 +534,7 @@ def rip(network: Network | None = None, *, down: str = "r1-r2") -> RouteExperime
         return missing
     bird, birdc = program("bird"), program("birdc")
     everything = sorted({i.network for i in PLAN.interfaces})
+    peer = PLAN.interface(PLAN.interface(down).peer or "")
 
     def routes(net: Topology, host: str) -> list[list[Any]]:
         out = net.run(host, birdc, "-s", f"{net.folder}/{host}.ctl", "show", "route", check=False)
@@ -563,7 +567,10 @@ def rip(network: Network | None = None, *, down: str = "r1-r2") -> RouteExperime
                 time.sleep(1.2)  # one more round of periodic updates, for the capture
                 tables = {h: routes(net, h) for h in ROUTERS}
                 failed = time.monotonic()
+                # The link fails at both ends, as a cut cable does: a delayed link's delay line
+                # does not pass the loss of carrier on from one end to the other.
                 net.r1.run("ip", "link", "set", down, "down")
+                net.run(peer.host, "ip", "link", "set", peer.name, "down")
                 far = "10.2.1.0/24" if down == "r1-r2" else "10.2.0.0/16"  # what r1 reached through that link
                 lost = PLAN.interface(PLAN.interface(down).peer).ipv4  # the next hop gone with it
                 reconverged = knows(net, "r1", lambda r: any(x[0] == far and x[1] not in (lost, down, None) for x in r),
@@ -574,6 +581,7 @@ def rip(network: Network | None = None, *, down: str = "r1-r2") -> RouteExperime
             for daemon in daemons:
                 daemon.stop()
             net.r1.run("ip", "link", "set", down, "up", check=False)
+            net.run(peer.host, "ip", "link", "set", peer.name, "up", check=False)
             for host in ROUTERS:
                 for route in PLAN.routes.get(host, ()):
                     net.run(host, "ip", "route", "replace", *route.split(), check=False)

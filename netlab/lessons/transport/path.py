@@ -5,7 +5,7 @@
                        ◀── backward: the same for the receiver's ACKs ◀──────────────
 
 The receiver needs a namespace of its own: two addresses of one namespace talk over its
-loopback, never through the delay line. The topology's agent (`netlab.core.topology_agent`, a
+loopback, never through the delay line. The topology's agent (`netlab.core.inlab.topology_agent`, a
 standard-library program that knows no topology) makes that namespace, moves rx0 into it and
 hands back sockets created there; the delay line (`netlab.core.delayline`) joins dl0 and dl1 and
 captures both directions at dl0 with the kernel's times, so the capture shows each segment as
@@ -19,16 +19,16 @@ Rules for this file:
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 from typing import Any
 
-from netlab.core import topology_agent
 from netlab.core.delayline import DelayLine, Direction
 from netlab.core.errors import HelperError, LabUnavailable
+from netlab.core.inlab.protocol import recv_msg, send_msg
+from netlab.core.inlab.topology_agent import Refused
 from netlab.core.lab import Lab, inner_refusal_sentence, last_line
 from netlab.core.programs import program
 from netlab.lessons.transport.protocol import PORT
@@ -95,10 +95,10 @@ class LossyPath:
         # to read in a second or two, and the verdict "floods" comes in seconds, not minutes.
         lab.run("tc", "qdisc", "replace", "dev", "tx0", "root", "tbf", "rate", f"{int(SENDER_RATE)}bit",
                 "burst", str(4 * (MTU + 14)), "limit", str(20 * (MTU + 14)))
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._chan = ours
         try:
-            self._agent = lab.popen([sys.executable, "-I", topology_agent.__file__, str(theirs.fileno())],
+            self._agent = lab.popen([sys.executable, "-S", "-m", "netlab.core.inlab.topology_agent", str(theirs.fileno())],
                                     pass_fds=[theirs.fileno()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         finally:
             theirs.close()
@@ -111,28 +111,23 @@ class LossyPath:
              "ip": f"link set rx0 addrgenmode none\naddr add {RECEIVER[0]}/24 dev rx0\nlink set rx0 up\n"
                    f"neigh replace {SENDER[0]} lladdr {_TX_MAC} dev rx0 nud permanent\n"},
         ]
-        self._request({"op": "build", "first": "sender", "hosts": ["receiver"], "steps": steps,
-                       "interfaces": {}, "ip": program("ip")})
+        self._request("build", "sender", ["receiver"], steps, {}, program("ip"))
 
-    def _request(self, order: dict[str, Any]) -> list[int]:
+    def _request(self, op: str, *args: Any) -> list[int]:
         if self._chan is None:
             raise PathError("this lossy path is closed")
         self._chan.settimeout(REQUEST_TIMEOUT)
         try:
-            self._chan.sendall(json.dumps(order).encode())
-            data, fds, _, _ = socket.recv_fds(self._chan, 1 << 16, 1)
-        except OSError as err:
-            raise PathError(f"the lossy path's agent did not answer {order['op']!r}: {self._said() or err}") from None
-        if not data:
-            raise PathError(f"the lossy path's agent ended during {order['op']!r}: {self._said()}")
-        reply = json.loads(data)
-        if not reply.get("ok"):
+            send_msg(self._chan, (op, args))
+            (status, reply), fds = recv_msg(self._chan)
+        except (EOFError, OSError) as err:
+            raise PathError(f"the lossy path's agent did not answer {op!r}: {self._said() or err}") from None
+        if status != "ok":
             for fd in fds:
                 os.close(fd)
-            if reply.get("refused"):
-                call, code = reply["refused"]
-                raise LabUnavailable(inner_refusal_sentence(call, code, "a network namespace for the receiver"))
-            raise PathError(f"the lossy path could not be built: {reply.get('error', 'the agent failed')}")
+            if isinstance(reply, Refused):
+                raise LabUnavailable(inner_refusal_sentence(reply.call, reply.errno, "a network namespace for the receiver"))
+            raise PathError(f"the lossy path could not be built: {reply}")
         return fds
 
     def _said(self) -> str:
@@ -146,8 +141,7 @@ class LossyPath:
 
     def receiver_socket(self, type: int = socket.SOCK_DGRAM) -> socket.socket:
         """A socket created in the receiver's namespace (not yet bound)."""
-        (fd,) = self._request({"op": "socket", "host": "receiver", "family": int(socket.AF_INET), "type": int(type),
-                               "proto": 0})
+        (fd,) = self._request("socket", "receiver", int(socket.AF_INET), int(type), 0)
         return socket.socket(fileno=fd)
 
     def udp(self) -> tuple[socket.socket, socket.socket]:
