@@ -45,7 +45,10 @@ __all__ = ["LIMITS", "Limits", "SandboxRefused", "command", "confine", "copy_pla
            "release", "set_limits"]
 
 INSIDE = "/submission"  # where the student's folder is, inside the sandbox
-HOME = "/home/student"
+# The sandbox's own empty HOME, at a path no installation lives under: its tmpfs is mounted after the
+# installations are bound, and a grader whose Python is under /home/student (a user named student,
+# running from their own checkout) had it hidden there, so no kernel started.
+HOME = "/sandbox-home"
 
 
 @dataclass(frozen=True)
